@@ -1,0 +1,51 @@
+"""Converting images to the range InceptionV1 expects: RGB in [0, 255] minus 117.
+
+Example:
+    >>> import torch
+    >>> to_model_input(torch.ones(1, 3, 4, 4)).max().item()   # white in [0, 1]
+    138.0
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+__all__ = ["to_model_input", "from_model_input", "MEAN", "INPUT_RANGE"]
+
+MEAN = 117.0
+INPUT_RANGE = (-117.0, 138.0)
+
+
+def to_model_input(images) -> torch.Tensor:
+    """Images -> float32 [N, 3, H, W] in [-117, 138].
+
+    Accepts torch tensors or numpy arrays, NCHW, CHW, NHWC or HWC (3 channels):
+    uint8 in [0, 255], or floats in [0, 1]. Floats outside [0, 1] are refused rather
+    than guessed at.
+    """
+    x = torch.as_tensor(np.asarray(images)) if not isinstance(images, torch.Tensor) else images
+    if x.dim() == 3:
+        x = x.unsqueeze(0)
+    if x.dim() != 4:
+        raise ValueError(f"images must be [N, 3, H, W], [3, H, W], [N, H, W, 3] or [H, W, 3]; got {list(x.shape)}")
+    if x.shape[1] != 3 and x.shape[-1] == 3:
+        x = x.permute(0, 3, 1, 2)
+    if x.shape[1] != 3:
+        raise ValueError(f"images must have 3 (RGB) channels; got shape {list(x.shape)}")
+    if x.dtype == torch.uint8:
+        return x.float() - MEAN
+    if not torch.is_floating_point(x):
+        raise TypeError(f"images must be uint8 [0, 255] or float [0, 1]; got {x.dtype}")
+    lo, hi = float(x.min()), float(x.max())
+    if lo < 0 or hi > 1:
+        raise ValueError(
+            f"float images must lie in [0, 1]; got values in [{lo:.3g}, {hi:.3g}] "
+            "(if they already are model input in [-117, 138], pass them to the model directly)"
+        )
+    return x.float() * 255.0 - MEAN
+
+
+def from_model_input(x: torch.Tensor) -> torch.Tensor:
+    """Model input in [-117, 138] -> images in [0, 1] (clamped)."""
+    return ((x + MEAN) / 255.0).clamp(0, 1)

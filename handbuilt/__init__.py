@@ -1,0 +1,1 @@
+"""The hand-built ("artificial artificial") curve-detector network."""
