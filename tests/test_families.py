@@ -1,0 +1,158 @@
+"""Neuron families: the published lists, aliases, lookups, user families, ablation.
+
+Independent references: ../shared/reference/families.json (the published lists, read
+directly, never through circuits.family_data); the channel counts of circuits.graph;
+the Curve Detectors article's figure order of the 3b curves (written out below).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from circuits import InceptionV1, ablate, families as F, resolve_units
+from circuits.units import Unit
+
+REFERENCE = Path(__file__).resolve().parents[1].parent / "shared" / "reference"
+
+
+@pytest.fixture(scope="module")
+def published():
+    path = REFERENCE / "families.json"
+    if not path.exists():
+        pytest.skip(f"published reference data not found at {path} (../shared/reference/families.json)")
+    return json.loads(path.read_text())
+
+
+@pytest.mark.parametrize("layer", F.COMPLETE_LAYERS)
+def test_complete_layers_are_partitions(layer):
+    """Every channel of conv2d0..mixed3b is in exactly one Early Vision family (counts from graph)."""
+    from circuits import graph
+
+    seen = [u.channel for f in F.families(layer, source="early_vision") for u in f.units]
+    assert sorted(seen) == list(range(graph.node(layer).channels))
+    for c in range(graph.node(layer).channels):
+        owners = [f for f in F.families(layer, source="early_vision") if Unit(layer, c) in f.units]
+        assert len(owners) == 1
+        assert F.family_of(f"{layer}:{c}") is owners[0]
+
+
+def test_registry_matches_published_json(published):
+    """Each published family has the published members (set; order as published except 3b curves)."""
+    for layer, fams in published.items():
+        if layer.startswith("_"):
+            continue
+        ours = {f.name: f for f in F.families(layer, source="early_vision")}
+        assert list(ours) == list(fams)
+        for name, chans in fams.items():
+            assert set(ours[name].channels) == set(chans), (layer, name)
+            if (layer, name) != ("mixed3b", "Curves"):
+                assert ours[name].channels == list(dict.fromkeys(chans)), (layer, name)
+
+
+def test_article_orders(published):
+    """3a early curves in the Curve Detectors tuning order; 3b curves in the article's figure order."""
+    cd = published["_curve_detectors_article"]
+    assert F.family("mixed3a:early_curves").channels == cd["mixed3a_curves_radial"]
+    assert F.family("mixed3b:curves").channels == [379, 406, 385, 343, 342, 388, 324, 340, 330, 349]
+    assert F.family("mixed3b:curves").channels == cd["mixed3b_curves"]
+    assert F.family("conv2d2:lines").channels == published["_curve_circuits_article"]["conv2d2_lines_33_weight_figure"]
+    assert F.family("mixed3a:cc_lines").channels == published["_curve_circuits_article"]["mixed3a_lines"]
+
+
+@pytest.mark.parametrize(
+    "fid, layer, name, n",
+    [
+        ("conv2d0:gabors", "conv2d0", "Gabor Filters", 28),
+        ("conv2d1:complex_gabors", "conv2d1", "Complex Gabor", 9),
+        ("conv2d2:lines", "conv2d2", "Line", 33),
+        ("conv2d2:tiny_curves", "conv2d2", "Tiny Curves", 12),
+        ("mixed3a:curves", "mixed3a", "Curves", 11),
+        ("mixed3a:early_curves", "mixed3a", "Curves", 11),
+        ("mixed3a:lines", "mixed3a", "Lines", 14),
+        ("mixed3b:curves", "mixed3b", "Curves", 10),
+        ("mixed3b:color_center_surround", "mixed3b", "Color Center-Surround", 77),
+        ("mixed3a:eyes_small_circles", "mixed3a", "Eyes / Small Circles", 5),
+    ],
+)
+def test_aliases(fid, layer, name, n):
+    """Aliases and published names (counts from the README of the reference data)."""
+    f = F.family(fid)
+    assert (f.layer, f.name, len(f)) == (layer, name, n)
+    assert F.family(layer, name) is f
+    assert F.family(f"{layer}:{name}") is f
+    assert F.family(layer, name.upper()) is f
+    assert all(isinstance(u, Unit) and u.layer == layer for u in f.units)
+
+
+def test_family_of():
+    assert F.family_of("mixed3b:379").id == "mixed3b:curves"
+    assert F.family_of("mixed3a:147").name == "Curves"
+    assert F.family_of("mixed4a:0") is None or F.family_of("mixed4a:0").layer == "mixed4a"
+    assert F.family_of("mixed5b:0") is None
+    assert {f.id for f in F.families_of("mixed3a:227")} == {"mixed3a:lines", "mixed3a:cc_lines"}
+
+
+def test_unknown_family_lists_close_matches():
+    with pytest.raises(KeyError, match=r"unknown family 'curvs' in mixed3b; did you mean mixed3b:curves"):
+        F.family("mixed3b:curvs")
+    with pytest.raises(KeyError, match="mixed5b has no registered families"):
+        F.family("mixed5b:curves")
+    with pytest.raises(KeyError, match="did you mean mixed3b"):
+        F.family("mixed3x:curves")
+    with pytest.raises(KeyError, match="unknown family"):
+        resolve_units("mixed3b:curvs")
+
+
+def test_user_family_round_trip():
+    f = F.register_family("mixed3a", "Test Pair", [81, "mixed3a:104", 81], aliases=["tp"])
+    try:
+        assert f.channels == [81, 104]
+        assert F.family("mixed3a:tp") is f and F.family("mixed3a:test_pair") is f
+        assert [u.id for u in resolve_units("mixed3a:tp")] == ["mixed3a:81", "mixed3a:104"]
+        assert f in F.families("mixed3a", source="user")
+        with pytest.raises(ValueError, match="already registered"):
+            F.register_family("mixed3a", "Other", [1], aliases=["tp"])
+        g = F.register_family("mixed3a", "Other", [1], aliases=["tp"], replace=True)
+        assert F.family("mixed3a:tp") is g and f not in F.families("mixed3a")
+    finally:
+        for fid in ("mixed3a:tp", "mixed3a:test_pair"):
+            try:
+                F.unregister_family(fid)
+            except KeyError:
+                pass
+    with pytest.raises(KeyError):
+        F.family("mixed3a:tp")
+
+
+def test_user_family_bad_input():
+    with pytest.raises(ValueError, match="not in layer mixed3a"):
+        F.register_family("mixed3a", "x", ["mixed3b:379"])
+    with pytest.raises(IndexError, match="out of range"):
+        F.register_family("mixed3a", "x", [256])
+    with pytest.raises(ValueError, match="at least one unit"):
+        F.register_family("mixed3a", "x", [])
+    with pytest.raises(ValueError, match="published family"):
+        F.register_family("mixed3b", "mine", [1], aliases=["curves"], replace=True)
+    with pytest.raises(ValueError, match="published family"):
+        F.unregister_family("mixed3b:curves")
+    assert len(F.family("mixed3b:curves")) == 10
+
+
+def test_ablating_a_family_changes_exactly_its_channels():
+    """Ablation via a family id zeroes exactly the family's channels of mixed3a (others bit-identical)."""
+    torch.manual_seed(0)
+    model = InceptionV1()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.normal_(0, 0.05)
+    x = torch.randn(1, 3, 40, 40) * 50
+    base = model.run(x, until="mixed3a")
+    with model.hooks(ablate("mixed3a:early_curves", "constant", value=3.0)):
+        abl = model.run(x, until="mixed3a")
+    changed = sorted(c for c in range(256) if not torch.equal(base[0, c], abl[0, c]))
+    assert changed == sorted(F.family("mixed3a:early_curves").channels)
+    assert torch.all(abl[0, changed] == 3.0)
