@@ -1,0 +1,96 @@
+"""Benchmarks of the layer graph (issue 2); ratios against baselines run in the same process.
+
+1. forward truncated at mixed3b vs the full forward to softmax2 (batch 16, 224 x 224);
+2. overhead of the hook graph: the model's full forward with no hooks vs the same ops
+   called directly in a plain function (no hook points, no plan, no checks);
+3. caching 10 hook points vs none.
+
+Run: python experiments/bench_graph.py [--batch 16] [--repeats 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import torch
+import torch.nn.functional as F
+
+from circuits import InceptionV1, graph, ops
+from weights.registry import random_state_dict
+
+
+def plain_forward(model: InceptionV1, x: torch.Tensor) -> torch.Tensor:
+    """The same convolutions, pools and LRNs called directly: the no-framework baseline."""
+    env = {"input": x}
+    for n in graph.NODES[1:]:
+        if n.synthesized:
+            continue
+        a = env[n.inputs[0]]
+        if n.op == "conv":
+            m = getattr(model, n.param)
+            env[n.name] = ops.conv2d_same(a, m.weight, m.bias, n.stride)
+        elif n.op == "relu":
+            env[n.name] = F.relu(a)
+        elif n.op == "maxpool":
+            env[n.name] = ops.max_pool_same(a, n.kernel, n.stride)
+        elif n.op == "lrn":
+            env[n.name] = ops.lrn(a)
+        elif n.op == "concat":
+            env[n.name] = torch.cat([env[i] for i in n.inputs], 1)
+        elif n.op == "avgpool":
+            env[n.name] = ops.avg_pool_valid(a, n.kernel, n.stride)
+        elif n.op == "linear":
+            m = getattr(model, n.param)
+            env[n.name] = F.linear(a.flatten(1), m.weight, m.bias)
+        elif n.op == "softmax":
+            env[n.name] = F.softmax(a, 1)
+    return env["softmax2"]
+
+
+def best_of(fn, repeats: int) -> float:
+    fn()  # warm-up
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return min(times)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--batch", type=int, default=16)
+    ap.add_argument("--repeats", type=int, default=5)
+    args = ap.parse_args()
+    torch.manual_seed(0)
+    model = InceptionV1(random_state_dict(0)).eval()
+    x = torch.rand(args.batch, 3, 224, 224) * 255 - 117
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, batch {args.batch} at 224x224, best of {args.repeats}")
+
+    with torch.inference_mode():
+        full = best_of(lambda: model.run(x), args.repeats)
+        trunc = best_of(lambda: model.run(x, until="mixed3b"), args.repeats)
+        print(f"1. full forward {full * 1e3:8.1f} ms | truncated at mixed3b {trunc * 1e3:8.1f} ms | "
+              f"speed-up {full / trunc:.2f}x")
+
+        # Interleave the two to share whatever else the machine is doing.
+        a, b = [], []
+        for _ in range(args.repeats):
+            a.append(best_of(lambda: plain_forward(model, x), 1))
+            b.append(best_of(lambda: model.run(x), 1))
+        assert torch.allclose(plain_forward(model, x), model.run(x))
+        plain, graphed = min(a), min(b)
+        print(f"2. plain function {plain * 1e3:8.1f} ms | hook graph {graphed * 1e3:8.1f} ms | "
+              f"overhead {100 * (graphed / plain - 1):+.2f}%")
+
+        names = ["conv2d0", "conv2d1", "conv2d2", "maxpool1", "mixed3a", "mixed3a_pre_relu",
+                 "mixed3b_5x5_bottleneck", "mixed3b", "mixed4a", "softmax2"]
+        none = best_of(lambda: model.run(x), args.repeats)
+        cached = best_of(lambda: model.run_with_cache(x, names), args.repeats)
+        print(f"3. no cache {none * 1e3:8.1f} ms | caching 10 hook points {cached * 1e3:8.1f} ms | "
+              f"ratio {cached / none:.3f}")
+
+
+if __name__ == "__main__":
+    main()
