@@ -4,4 +4,31 @@ from __future__ import annotations
 
 from .registry import random_state_dict, register
 
+
+def _lucid() -> dict:
+    from .checkpoint import load_file
+    from .download import fetch
+
+    return load_file(fetch("lucid"))
+
+
+def _lucid_pb() -> dict:
+    from .checkpoint import load_file
+    from .download import fetch
+
+    return load_file(fetch("lucid-pb"))
+
+
 register("random", random_state_dict, "deterministic random weights (seed 0, He-scaled), for baselines")
+register(
+    "lucid",
+    _lucid,
+    "Lucid's trained InceptionV1 (inception5h), ProGamerGov's PyTorch port inception5h.pth; "
+    "downloaded once into $CIRCUITS_CACHE (default ~/.cache/circuits) and checksummed",
+)
+register(
+    "lucid-pb",
+    _lucid_pb,
+    "the same network converted from Lucid's own TensorFlow GraphDef InceptionV1.pb; "
+    "downloaded once into $CIRCUITS_CACHE and checksummed",
+)
