@@ -69,8 +69,10 @@ def lrn(
     out = x / (bias + alpha * sum_{|c'-c| <= r} x[c']^2) ** beta, alpha NOT divided by 2r+1
     (torch.nn.LocalResponseNorm divides it; that is the common porting bug).
     """
-    size = 2 * depth_radius + 1
-    sq = F.pad(x.pow(2).unsqueeze(1), (0, 0, 0, 0, depth_radius, depth_radius))
-    # avg_pool3d over the channel axis is the windowed sum / size.
-    window_sum = F.avg_pool3d(sq, (size, 1, 1), stride=1).squeeze(1) * size
+    # The windowed sum over channels as a 1x1 convolution with a band matrix: several
+    # times faster on CPU than pooling over a channel axis, and exact up to the order
+    # of summation.
+    c = torch.arange(x.shape[1], device=x.device)
+    band = ((c[:, None] - c[None, :]).abs() <= depth_radius).to(x.dtype)[:, :, None, None]
+    window_sum = F.conv2d(x * x, band)
     return x * (bias + alpha * window_sum).pow(-beta)
