@@ -460,8 +460,11 @@ def _autograd(model, src: str, src_channels, route: Route, points, dtype, chunk:
             elif n.op == "maxpool":
                 env[name] = _avg_pool_same(a, n.kernel, n.stride)
             elif n.op == "lrn" and name in points:
-                # The real LRN around the operating point; its gradient at x = 0 is the Jacobian.
-                env[name] = ops.lrn(points[name].view(1, -1, 1, 1) + a)
+                # The real LRN around the operating point, minus its value there, so that
+                # downstream LRNs see their own operating point; the gradient at x = 0
+                # is the Jacobian.
+                v = points[name].view(1, -1, 1, 1)
+                env[name] = ops.lrn(v + a) - ops.lrn(v)
             elif n.op in ("relu", "lrn"):
                 env[name] = a
             elif n.op == "concat":
