@@ -100,6 +100,8 @@ class InceptionV1(nn.Module):
                 self.add_module(n.param, lin)
         self.hook_points = nn.ModuleDict({n.name: HookPoint(n.name) for n in graph.NODES})
         self.warn_on_unit_range = True
+        # Records of applied weight edits, oldest first (managed by circuits.editing).
+        self.applied_edits: list = []
         if state_dict is not None:
             self.load_weights(state_dict)
 
@@ -107,9 +109,49 @@ class InceptionV1(nn.Module):
 
     def load_weights(self, state_dict: Mapping[str, torch.Tensor]) -> "InceptionV1":
         """Copy a checked state dict into the model (keys and shapes must match exactly)."""
+        if self.applied_edits:
+            raise ValueError(
+                f"the model has {len(self.applied_edits)} weight edits applied; undo them first "
+                "(circuits.editing.undo_all(model)) so that they are not silently lost"
+            )
         check_state_dict(state_dict)
         self.load_state_dict(dict(state_dict), strict=True)
         return self
+
+    # --- weight edits (circuits.editing) ------------------------------------
+
+    @property
+    def is_edited(self) -> bool:
+        """Whether any weight edit is applied."""
+        return bool(self.applied_edits)
+
+    @property
+    def edits(self) -> list[str]:
+        """One line per applied weight edit, oldest first."""
+        from .editing import descriptions
+
+        return descriptions(self)
+
+    def apply_edit(self, edit) -> None:
+        """Apply a `circuits.editing.Edit` permanently (until `undo_edit`)."""
+        from .editing import apply_edit
+
+        apply_edit(self, edit)
+
+    def undo_edit(self, edit=None) -> None:
+        """Undo `edit`, or the last edit applied."""
+        from .editing import undo_edit
+
+        undo_edit(self, edit)
+
+    def editing(self, *edits):
+        """Context manager: apply `edits` for the block, undone also on an exception."""
+        from .editing import editing
+
+        return editing(self, *edits)
+
+    def extra_repr(self) -> str:
+        return f"edited: {len(self.applied_edits)} weight edits" if self.applied_edits else ""
 
     # --- hooks -------------------------------------------------------------
 

@@ -1,0 +1,448 @@
+"""Reversible weight edits (circuits.editing) against independent references.
+
+References: the edit ops written out on the saved parameter slice (w * f, max(w, 0),
+...); bit-for-bit equality with the unedited weights after undo; the unedited
+model's own activations (upstream of an edit nothing may change); and, for expanded
+edits, the real network itself: when every bottleneck ReLU is active the 5x5 path is
+linear, so zeroing (scaling) the expanded weights from some sources must equal
+ablating (scaling) those source channels in the real network, as seen by the
+destination units.
+"""
+
+import json
+
+import pytest
+import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from circuits import InceptionV1, graph, ops
+from circuits.editing import (
+    EditError,
+    EditLogMismatch,
+    Reexpress,
+    WeightEdit,
+    ablate_connections,
+    drop_negative,
+    drop_positive,
+    edit_log,
+    editing,
+    keep_only_inputs,
+    load_edited,
+    save_edited,
+    scale_weights,
+    set_weights,
+    undo_all,
+    zero_weights,
+)
+from circuits.edit_paths import aligned_conv, linearized_path
+from circuits.expanded import weights_between
+from circuits.families import family
+from weights.registry import random_state_dict
+
+LAST = "mixed4a"
+NAMES = [n.name for n in graph.NODES[1 : graph.index(LAST) + 1] if not n.synthesized]
+
+
+def fresh_model(bias_shift: dict | None = None) -> InceptionV1:
+    """A random model of our own (tests mutate it), with small random biases."""
+    sd = random_state_dict(seed=0)
+    g = torch.Generator().manual_seed(1)
+    for k in sd:
+        if k.endswith(".bias"):
+            sd[k] = torch.randn(sd[k].shape, generator=g) * 0.1
+    for k, v in (bias_shift or {}).items():
+        sd[k] = sd[k] + v
+    return InceptionV1(sd).eval()
+
+
+@pytest.fixture()
+def model():
+    return fresh_model()
+
+
+@pytest.fixture(scope="module")
+def x():
+    g = torch.Generator().manual_seed(0)
+    return torch.rand(1, 3, 61, 67, generator=g) * 255 - 117
+
+
+def snapshot(m):
+    return {k: v.detach().clone() for k, v in m.state_dict().items()}
+
+
+def bit_equal(a, b):
+    return a.shape == b.shape and torch.equal(a.view(torch.int32), b.view(torch.int32))
+
+
+def assert_params_bit_equal(m, snap):
+    now = m.state_dict()
+    bad = [k for k in snap if not bit_equal(now[k].detach(), snap[k])]
+    assert not bad, f"parameters not restored bit-exactly: {bad[:5]}"
+
+
+def cache(m, x):
+    with torch.no_grad():
+        return m.run_with_cache(x, NAMES)
+
+
+# --- direct edits ------------------------------------------------------------
+
+SRC, DST = ["conv2d1:0", "conv2d1:7", "conv2d1:3"], ["conv2d2:5", "conv2d2:1"]
+OP_FORMULAS = {
+    "scale": (dict(factor=-0.5), lambda w: w * -0.5),
+    "zero": ({}, lambda w: torch.zeros_like(w)),
+    "drop_negative": ({}, lambda w: torch.maximum(w, torch.zeros_like(w))),
+    "drop_positive": ({}, lambda w: torch.minimum(w, torch.zeros_like(w))),
+    "set": (dict(values=torch.arange(54.0).view(2, 3, 3, 3)), lambda w: torch.arange(54.0).view(2, 3, 3, 3)),
+}
+
+
+@pytest.mark.parametrize("op", sorted(OP_FORMULAS))
+def test_direct_edit_changes_exactly_the_parameter_slice(model, op):
+    kwargs, formula = OP_FORMULAS[op]
+    snap = snapshot(model)
+    w0 = snap["conv2d2_pre_relu_conv.weight"]
+    rows, cols = torch.tensor([5, 1])[:, None], torch.tensor([0, 7, 3])[None, :]
+    edit = WeightEdit(SRC, DST, op, **kwargs)
+    assert [p.kind for p in edit.parts] == ["direct"]
+    model.apply_edit(edit)
+    w = model.conv2d2_pre_relu_conv.weight.detach()
+    expected = w0.clone()
+    expected[rows, cols] = formula(w0[rows, cols])
+    assert torch.equal(w, expected)
+    others = [k for k in snap if k != "conv2d2_pre_relu_conv.weight"]
+    assert all(torch.equal(model.state_dict()[k], snap[k]) for k in others)
+    assert model.is_edited and len(model.edits) == 1 and "direct" in model.edits[0]
+    assert "edited: 1 weight edits" in repr(model)
+    edit.undo(model)
+    assert_params_bit_equal(model, snap)
+    assert not model.is_edited and model.edits == [] and "edited" not in repr(model).split("\n")[0]
+
+
+def test_branch_named_sources_and_bottleneck_destinations_are_direct(model):
+    # mixed3a_3x3:17 is mixed3a channel 64 + 17 = 81, read by mixed3b's bottleneck directly.
+    e = zero_weights("mixed3a_3x3:17", "mixed3b_5x5_bottleneck:4")
+    (p,) = e.parts
+    assert p.kind == "direct" and p.src_idx == [81] and p.conv == "mixed3b_5x5_bottleneck_pre_relu"
+    with e.applied(model):
+        assert float(model.mixed3b_5x5_bottleneck_pre_relu_conv.weight[4, 81].detach().abs().sum()) == 0.0
+
+
+def test_keep_only_inputs_zeroes_every_other_source():
+    m = fresh_model()
+    e = keep_only_inputs("mixed3a:early_curves", "mixed3b:1")  # 1x1 branch: direct
+    kept = family("mixed3a:early_curves").channels
+    w0 = m.mixed3b_1x1_pre_relu_conv.weight[1].detach().clone()
+    with e.applied(m):
+        w = m.mixed3b_1x1_pre_relu_conv.weight[1].detach()
+        others = [c for c in range(256) if c not in kept]
+        assert float(w[others].abs().sum()) == 0.0
+        assert torch.equal(w[kept], w0[kept])
+    assert e.summary() == "keep_only mixed3a:early_curves -> mixed3b:1"
+
+
+# --- bad input ---------------------------------------------------------------
+
+
+def test_bad_edits_raise_clear_errors_and_change_nothing(model):
+    snap = snapshot(model)
+    with pytest.raises(EditError, match="expected \\[2, 3, 3, 3\\]"):
+        model.apply_edit(set_weights(SRC, DST, torch.ones(3, 2, 3, 3)))
+    with pytest.raises(EditError, match="did you mean scale"):
+        WeightEdit(SRC, DST, "scael", factor=2)
+    with pytest.raises(EditError, match="needs factor"):
+        WeightEdit(SRC, DST, "scale")
+    with pytest.raises(EditError, match="not upstream"):
+        zero_weights("mixed3b:379", "mixed3a:81")
+    with pytest.raises(EditError, match="no weights to edit"):
+        zero_weights("conv2d2:1", "maxpool1:3")
+    with pytest.raises(EditError, match="more than once"):
+        zero_weights(["conv2d1:0", "conv2d1:0"], "conv2d2:1")
+    with pytest.raises(EditError, match="unknown family"):
+        zero_weights("mixed3a:curvs", "mixed3b:curves")
+    # A two-part edit whose second part cannot be computed leaves the first unapplied.
+    two_parts = zero_weights("mixed4a:3", ["mixed4b:0", "mixed4b:200"])  # 1x1 direct, 3x3 expanded
+    assert [p.kind for p in two_parts.parts] == ["direct", "expanded"]
+    with pytest.raises(EditError, match="outside conv2d0"):
+        model.apply_edit(two_parts)
+    assert_params_bit_equal(model, snap)
+    assert not model.is_edited and not model.active_hooks
+
+
+def test_undo_twice_out_of_order_and_after_outside_changes_raise(model):
+    snap = snapshot(model)
+    a = zero_weights("conv2d1:0", "conv2d2:5")
+    b = scale_weights("conv2d1:3", "conv2d2:5", 2.0)  # same tensor
+    c = drop_negative("conv2d0:1", "conv2d1:2")  # another tensor (expanded: maxpool, LRN)
+    for e in (a, b, c):
+        model.apply_edit(e)
+    with pytest.raises(EditError, match="undo that edit first"):
+        a.undo(model)
+    c.undo(model)  # independent tensors can be undone in any order
+    b.undo(model)
+    a.undo(model)
+    with pytest.raises(EditError, match="not applied to this model"):
+        a.undo(model)
+    assert_params_bit_equal(model, snap)
+    model.apply_edit(a)
+    with torch.no_grad():
+        model.conv2d2_pre_relu_conv.weight[5, 0, 1, 1] += 1.0
+    with pytest.raises(EditError, match="changed since"):
+        a.undo(model)
+    with pytest.raises(ValueError, match="undo them first"):
+        model.load_weights(snap)
+
+
+def test_context_manager_undoes_on_exception(model):
+    snap = snapshot(model)
+    with pytest.raises(RuntimeError, match="boom"):
+        with editing(model, zero_weights("conv2d1:0", "conv2d2:5"), drop_negative("mixed3a:early_curves", "mixed3b:curves")):
+            assert len(model.edits) == 2 and model.active_hooks
+            raise RuntimeError("boom")
+    assert_params_bit_equal(model, snap)
+    assert model.edits == [] and model.active_hooks == []
+
+
+# --- property test: random edit sequences undo bit-exactly ---------------------
+
+PAIRS = [
+    ("conv2d1", "conv2d2"),  # direct
+    ("maxpool1", "mixed3a"),  # direct, several branches
+    ("mixed3a", "mixed3b"),  # direct (1x1, bottlenecks) and expanded (3x3, 5x5 branches)
+    ("conv2d2", "mixed3a"),  # expanded through LRN and a stride-2 max-pool
+]
+PROP_MODEL = fresh_model()
+
+
+@st.composite
+def random_edit(draw):
+    src_layer, dst_layer = draw(st.sampled_from(PAIRS))
+    ns, nd = graph.node(src_layer).channels, graph.node(dst_layer).channels
+    src = draw(st.lists(st.integers(0, ns - 1), min_size=1, max_size=4, unique=True))
+    dst = draw(st.lists(st.integers(0, nd - 1), min_size=1, max_size=3, unique=True))
+    op = draw(st.sampled_from(["scale", "zero", "drop_negative", "drop_positive", "set"]))
+    kw = {}
+    if op == "scale":
+        kw["factor"] = draw(st.floats(-3, 3, allow_nan=False, width=32))
+    if op == "set":
+        kw["values"] = draw(st.floats(-1, 1, allow_nan=False, width=32))
+    return WeightEdit([f"{src_layer}:{c}" for c in src], [f"{dst_layer}:{c}" for c in dst], op, **kw)
+
+
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(random_edit(), min_size=1, max_size=5))
+def test_random_edit_sequences_undo_bit_exactly(edits):
+    m = PROP_MODEL
+    snap = snapshot(m)
+    for e in edits:
+        m.apply_edit(e)
+    assert len(m.edits) == len(edits)
+    for e in reversed(edits):
+        e.undo(m)
+    assert_params_bit_equal(m, snap)
+    assert m.edits == [] and m.active_hooks == []
+
+
+# --- only downstream of an edit changes ------------------------------------
+
+
+@pytest.mark.parametrize(
+    "edit_fn,dst_tensor",
+    [
+        (lambda: scale_weights(["conv2d1:0", "conv2d1:9"], ["conv2d2:5", "conv2d2:77"], 3.0), "conv2d2_pre_relu"),
+        (lambda: drop_positive("mixed3a:early_curves", "mixed3b:curves"), "mixed3b_5x5_pre_relu"),
+        (lambda: zero_weights("maxpool1:3", "mixed3a_3x3_bottleneck:4"), "mixed3a_3x3_bottleneck_pre_relu"),
+    ],
+)
+def test_edited_output_differs_only_downstream(model, x, edit_fn, dst_tensor):
+    before = cache(model, x)
+    with edit_fn().applied(model):
+        after = cache(model, x)
+    downstream = {n for n in NAMES if dst_tensor in graph.ancestors(n)}
+    assert dst_tensor in downstream
+    for n in NAMES:
+        if n in downstream:
+            assert not torch.equal(before[n], after[n]), f"{n} is downstream of the edit but did not change"
+        else:
+            assert bit_equal(before[n], after[n]), f"{n} is upstream of the edit but changed"
+    assert all(bit_equal(before[n], v) for n, v in cache(model, x).items())
+
+
+# --- expanded edits: what is exact ------------------------------------------
+
+
+def test_expanded_edit_with_no_change_is_exact(model, x):
+    before = cache(model, x)
+    no_change = [
+        scale_weights("mixed3a:early_curves", "mixed3b:curves", 1.0),
+        scale_weights("conv2d2:lines", "mixed3a:early_curves", 1.0),  # through LRN and max-pool
+    ]
+    with editing(model, *no_change):
+        assert all(p.kind == "expanded" for r in model.applied_edits for p in r.edit.parts)
+        after = cache(model, x)
+    assert all(bit_equal(before[n], after[n]) for n in NAMES)
+
+
+ALL_ACTIVE = {"mixed3b_5x5_bottleneck_pre_relu_conv.bias": 1000.0}
+
+
+def curves_pre_relu(m, x, hooks=()):
+    idx = [u.branch_channel for u in family("mixed3b:curves").units]
+    with torch.no_grad(), m.hooks(hooks):
+        return m.run(x, until="mixed3b_5x5_pre_relu")[:, idx]
+
+
+def test_reexpression_reproduces_units_where_bottleneck_relus_are_active(x):
+    # Positive bottleneck biases make every bottleneck ReLU active: the path is linear.
+    m = fresh_model(ALL_ACTIVE)
+    with torch.no_grad():
+        assert bool((m.run(x, until="mixed3b_5x5_bottleneck_pre_relu") > 0).all())
+    ref = curves_pre_relu(m, x)
+    with Reexpress("mixed3a", "mixed3b:curves").applied(m):
+        got = curves_pre_relu(m, x)
+    torch.testing.assert_close(got, ref, rtol=1e-5, atol=1e-5 * float(ref.abs().max()))
+    # With inactive ReLUs (the ordinary random model) the re-expression is only an approximation.
+    m2 = fresh_model()
+    ref2 = curves_pre_relu(m2, x)
+    with Reexpress("mixed3a", "mixed3b:curves").applied(m2):
+        assert (curves_pre_relu(m2, x) - ref2).abs().max() > 1e-2 * ref2.abs().max()
+
+
+def scale_channels(layer_channels, factor):
+    def fn(a, hook):
+        a = a.clone()
+        a[:, layer_channels] *= factor
+        return a
+
+    return fn
+
+
+@pytest.mark.parametrize("op,factor", [("zero", 0.0), ("scale", 0.5), ("scale", -2.0)])
+def test_expanded_edit_equals_source_change_when_path_is_linear(x, op, factor):
+    """Reference: the real network with the source channels scaled, read at the curves.
+
+    The curves' pre-ReLU depends on mixed3a only through the 5x5 bottleneck; with its
+    ReLUs all active that path is linear, so scaling the expanded weights from some
+    sources by f is the same as scaling those source channels by f.
+    """
+    m = fresh_model(ALL_ACTIVE)
+    src = family("mixed3a:early_curves").channels
+    ref = curves_pre_relu(m, x, [("mixed3a", scale_channels(src, factor))])
+    kw = {"factor": factor} if op == "scale" else {}
+    with WeightEdit("mixed3a:early_curves", "mixed3b:curves", op, **kw).applied(m):
+        got = curves_pre_relu(m, x)
+    torch.testing.assert_close(got, ref, rtol=1e-5, atol=1e-5 * float(ref.abs().max()))
+
+
+def test_expanded_edits_compose_like_weights(model, x):
+    once = scale_weights("mixed3a:early_curves", "mixed3b:curves", 0.25)
+    with once.applied(model):
+        ref = curves_pre_relu(model, x)
+    half = scale_weights("mixed3a:early_curves", "mixed3b:curves", 0.5)
+    half2 = scale_weights("mixed3a:early_curves", ["mixed3b:379", "mixed3b:385"], 0.5)
+    rest = [u.id for u in family("mixed3b:curves").units if u.id not in ("mixed3b:379", "mixed3b:385")]
+    with editing(model, half, half2, scale_weights("mixed3a:early_curves", rest, 0.5)):
+        got = curves_pre_relu(model, x)
+    torch.testing.assert_close(got, ref, rtol=1e-5, atol=1e-4)
+
+
+@pytest.mark.parametrize("size", [(64, 64), (61, 67)])
+def test_aligned_conv_matches_the_linearized_network_on_a_strided_path(size):
+    """Expanded kernels (composed) laid out by aligned_conv == the linearized forward pass.
+
+    conv2d2 -> mixed3a_5x5_pre_relu crosses an LRN and a stride-2 max-pool; with
+    biases zero the linearized path is linear, and at interior positions (every
+    window inside the map) the two must agree, for even and odd map sizes.
+    """
+    sd = random_state_dict(seed=3)
+    m = InceptionV1(sd).eval()
+    g = torch.Generator().manual_seed(5)
+    src = torch.randn(2, 192, *graph.output_hw("conv2d2", size), generator=g)
+    dst_units = ["mixed3a:200", "mixed3a:220"]  # 5x5 branch: channels 8 and 28
+    w = weights_between(m, [f"conv2d2:{c}" for c in range(192)], dst_units)
+    with torch.no_grad():
+        for mod in m.modules():
+            if isinstance(mod, torch.nn.Conv2d):
+                mod.bias.zero_()
+        lin = linearized_path(m, "conv2d2", "mixed3a_5x5_pre_relu", src)[:, [8, 28]]
+    got = aligned_conv(src, w, "conv2d2", "mixed3a_5x5_pre_relu", size)
+    r = w.shape[-1] // 2 // 2 + 1  # kernel radius in mixed3a positions (stride 2), rounded up
+    inner = (slice(None), slice(None), slice(r, -r), slice(r, -r))
+    torch.testing.assert_close(got[inner], lin[inner], rtol=1e-4, atol=1e-4)
+
+
+def test_aligned_conv_is_conv_same_for_stride_one():
+    g = torch.Generator().manual_seed(0)
+    src, k = torch.randn(1, 4, 9, 10, generator=g), torch.randn(3, 4, 5, 5, generator=g)
+    got = aligned_conv(src, k, "mixed3a", "mixed3b_5x5_pre_relu", (72, 80))
+    torch.testing.assert_close(got, ops.conv2d_same(src, k, None))
+
+
+def test_reexpress_refuses_direct_and_partial_sources():
+    with pytest.raises(EditError, match="directly"):
+        Reexpress("mixed3a", "mixed3b:1")
+    with pytest.raises(EditError, match="goes through"):
+        Reexpress("mixed3a_3x3", "mixed3b:curves")._prepare(fresh_model())
+
+
+# --- save and load ----------------------------------------------------------
+
+
+def test_save_load_round_trip_reapplies_and_undoes(tmp_path, x):
+    m = fresh_model()
+    snap = snapshot(m)
+    edits = [
+        drop_negative("mixed3a:early_curves", "mixed3b:curves"),
+        scale_weights("conv2d1:0", ["conv2d2:3", "conv2d2:4"], 0.3),
+        set_weights(["conv2d1:0", "conv2d1:1"], "conv2d2:3", torch.arange(18.0).view(1, 2, 3, 3)),
+        ablate_connections("mixed3a:81", "mixed3b:1"),
+        Reexpress("mixed3a", "mixed3b:curves"),
+    ]
+    for e in edits:
+        m.apply_edit(e)
+    want = cache(m, x)
+    path = tmp_path / "edited.safetensors"
+    save_edited(m, path, {"note": "test"})
+    back = load_edited(path)
+    assert back.edits == m.edits and edit_log(back) == edit_log(m)
+    got = cache(back, x)
+    assert all(bit_equal(want[n], got[n]) for n in NAMES)
+    undo_all(back)
+    assert_params_bit_equal(back, snap)
+    assert back.active_hooks == []
+
+
+def test_loading_a_log_that_does_not_match_raises(tmp_path):
+    from safetensors.torch import load_file, save_file
+
+    from weights.checkpoint import read_metadata
+
+    m = fresh_model()
+    m.apply_edit(scale_weights("conv2d1:0", "conv2d2:3", 0.3))
+    m.apply_edit(drop_negative("mixed3a:early_curves", "mixed3b:curves"))
+    path = tmp_path / "e.safetensors"
+    save_edited(m, path)
+    tensors, meta = load_file(path), read_metadata(path)
+
+    def write(name, t, md):
+        p = tmp_path / name
+        save_file(t, p, metadata=md)
+        return p
+
+    bad = dict(tensors)
+    bad["conv2d2_pre_relu_conv.weight"] = bad["conv2d2_pre_relu_conv.weight"].clone()
+    bad["conv2d2_pre_relu_conv.weight"][3, 0, 0, 0] += 1
+    with pytest.raises(EditLogMismatch, match="edit #0 .* does not match the weights"):
+        load_edited(write("w.safetensors", bad, meta))
+    log = json.loads(meta["circuits.edits"])
+    log["edits"][1]["dst"] = ["mixed3b:9999"]
+    with pytest.raises(EditLogMismatch, match="edit #1 .*out of range"):
+        load_edited(write("u.safetensors", tensors, {"circuits.edits": json.dumps(log)}))
+    missing = {k: v for k, v in tensors.items() if not k.endswith(".delta")}
+    with pytest.raises(EditLogMismatch, match="delta is missing"):
+        load_edited(write("d.safetensors", missing, meta))
+    with pytest.raises(EditLogMismatch, match="not valid"):
+        load_edited(write("j.safetensors", tensors, {"circuits.edits": "{not json"}))
+    plain = {k: v for k, v in tensors.items() if not k.startswith("circuits_edits.")}
+    assert not load_edited(write("p.safetensors", plain, {})).is_edited
