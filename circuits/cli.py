@@ -16,6 +16,7 @@ import sys
 
 COMMAND_MODULES = (
     "circuits.cli_layers",
+    "circuits.cli_weights",
 )
 
 

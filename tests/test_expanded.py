@@ -294,3 +294,62 @@ def test_expanded_weights_predict_the_real_network_where_relus_are_active(random
     # The flipped kernel does not predict it (the test is sensitive to the layout).
     flipped = (k.flip(-1, -2) * delta[0, src, cy - 2 : cy + 3, cx - 2 : cx + 3]).sum()
     assert float(moved - base) != pytest.approx(float(flipped), rel=1e-3)
+
+
+# --- plots and CLI -----------------------------------------------------------
+
+
+def test_weight_grid_layout():
+    """Tile (d, s) sits at rows d*(k+1).., cols s*(k+1)..; gaps are NaN."""
+    from circuits.plots_weights import weight_grid
+
+    w = torch.arange(2 * 3 * 2 * 2, dtype=D).view(2, 3, 2, 2)
+    g = weight_grid(w)
+    assert g.shape == (2 * 3 - 1, 3 * 3 - 1)
+    for d in range(2):
+        for s in range(3):
+            np.testing.assert_array_equal(g[d * 3 : d * 3 + 2, s * 3 : s * 3 + 2], w[d, s].numpy())
+    assert np.isnan(g[2]).all() and np.isnan(g[:, 2]).all()
+
+
+@pytest.mark.parametrize("sign", [1.0, -1.0])
+def test_plot_colours_follow_the_sign(tmp_path, sign):
+    """All-positive weights draw red tiles and no blue ones; all-negative the reverse."""
+    import matplotlib.image as mpimg
+
+    from circuits.plots_weights import plot_weights
+
+    c = connection("mixed3a:81", ["mixed3b:379", "mixed3b:406"])
+    w = torch.full((2, 1, 5, 5), sign)
+    out = plot_weights(w, c.src_units, c.dst_units, tmp_path / "w.png")
+    img = mpimg.imread(out)[..., :3]
+    red = (img[..., 0] > img[..., 2] + 0.2).sum()
+    blue = (img[..., 2] > img[..., 0] + 0.2).sum()
+    # (the colour bar holds a little of both)
+    assert red > 10 * blue if sign > 0 else blue > 10 * red
+    assert not list(tmp_path.glob(".tmp-*"))
+    with pytest.raises(ValueError, match=r"\.png"):
+        plot_weights(w, c.src_units, c.dst_units, tmp_path / "w.jpg")
+
+
+def test_cli_weights(tmp_path, capsys):
+    from circuits.cli import main
+
+    png = tmp_path / "grid.png"
+    assert main(["weights", "mixed3a:early_curves", "mixed3b:curves", "--weights", "random", "--plot", str(png)]) == 0
+    out = capsys.readouterr().out
+    assert "expanded (relu linearized" in out and "mixed3b_5x5_pre_relu" in out and "kernel 5x5" in out
+    assert out.count("mixed3b:379 ") == 11 and png.stat().st_size > 1000
+    # The printed totals are the summaries of weights_between on the same weights.
+    import weights
+
+    w = weights_between(weights.model("random"), "mixed3a:81", "mixed3b:379")
+    line = next(l for l in out.splitlines() if l.startswith("mixed3b:379") and " mixed3a:81 " in l)
+    assert float(line.split()[2]) == pytest.approx(float(w.sum()), rel=1e-3)
+    assert main(["weights", "conv2d1:3", "conv2d2:7", "--weights", "random", "--json"]) == 0
+    rows = __import__("json").loads(capsys.readouterr().out)
+    assert rows[0]["dst"] == "conv2d2:7" and rows[0]["src"] == "conv2d1:3"
+    assert main(["weights", "mixed3b:curves", "mixed3a:curves", "--weights", "random"]) == 2
+    assert "not upstream" in capsys.readouterr().err
+    assert main(["weights", "mixed3a:curvs", "mixed3b:curves", "--weights", "random"]) == 2
+    assert "did you mean mixed3a:curves" in capsys.readouterr().err

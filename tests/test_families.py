@@ -156,3 +156,19 @@ def test_ablating_a_family_changes_exactly_its_channels():
     changed = sorted(c for c in range(256) if not torch.equal(base[0, c], abl[0, c]))
     assert changed == sorted(F.family("mixed3a:early_curves").channels)
     assert torch.all(abl[0, changed] == 3.0)
+
+
+def test_cli_families(capsys):
+    from circuits.cli import main
+
+    assert main(["families", "mixed3b"]) == 0
+    out = capsys.readouterr().out
+    assert "mixed3b:curves" in out and "379 406 385 343 342 388 324 340 330 349" in out
+    assert "partition all 480 channels" in out
+    assert main(["families", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert {r["id"] for r in rows} >= {"conv2d0:gabors", "conv2d0:color_contrast", "mixed4a:curves", "mixed3a:curves"}
+    assert main(["families", "mixed5b"]) == 2
+    assert "no registered families" in capsys.readouterr().err
+    assert main(["families", "mixed3x"]) == 2
+    assert "did you mean" in capsys.readouterr().err
