@@ -277,12 +277,12 @@ class InceptionV1(nn.Module):
         self._check_input(x, targets)
         env: dict[str, torch.Tensor] = {graph.INPUT: self.hook_points[graph.INPUT](x)}
         for n, free in self._plan(targets)[1:]:
-            env[n.name] = self.hook_points[n.name](self._apply(n, env))
+            env[n.name] = self.hook_points[n.name](self._apply_node(n, env))
             for f in free:
                 del env[f]
         return env
 
-    def _apply(self, n: graph.Node, env: dict[str, torch.Tensor]) -> torch.Tensor:
+    def _apply_node(self, n: graph.Node, env: dict[str, torch.Tensor]) -> torch.Tensor:
         op = n.op
         if op == "conv":
             m = getattr(self, n.param)

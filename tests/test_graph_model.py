@@ -268,3 +268,9 @@ def test_to_model_input():
 
 def test_resolve_units_lists():
     assert [u.id for u in resolve_units(["conv2d0:1", ("mixed3a", 81)])] == ["conv2d0:1", "mixed3a:81"]
+
+
+def test_model_converts_dtype_like_any_module(image):
+    """nn.Module.to/double must keep working (the interpreter must not shadow nn.Module._apply)."""
+    m = InceptionV1().double()
+    assert m.run(image.double(), until="mixed3a").dtype == torch.float64
