@@ -17,6 +17,7 @@ import sys
 COMMAND_MODULES = (
     "circuits.cli_layers",
     "circuits.cli_weights",
+    "circuits.cli_graph",
 )
 
 
