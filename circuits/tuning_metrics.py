@@ -5,7 +5,8 @@ over the full circle, starting at 0 degrees (720 samples = 0.5 degree steps, as 
 published curves). Definitions (they reproduce ../shared/reference/tuning_table.csv
 from the published curves exactly):
 
-* preferred orientation: the angle of the largest sample (argmax; the first on ties).
+* preferred orientation: the angle of the largest sample (argmax; the first on ties;
+  NaN for a constant curve, e.g. a unit that never fires).
 * FWHM: width of the main lobe at half the peak: walk from the peak both ways to the
   first sample below half the peak, interpolate the crossing linearly between that
   sample and the one before it, and add the two half-widths. 360 if the curve never
@@ -68,8 +69,10 @@ def angles_for(n: int) -> np.ndarray:
 
 
 def preferred_orientation(curve) -> float:
-    """Orientation (degrees) of the largest sample."""
+    """Orientation (degrees) of the largest sample; NaN for a constant curve (no preference)."""
     c = _curve(curve)
+    if c.max() == c.min():
+        return math.nan
     return float(angles_for(c.size)[int(np.argmax(c))])
 
 
