@@ -18,6 +18,7 @@ COMMAND_MODULES = (
     "circuits.cli_layers",
     "circuits.cli_weights",
     "circuits.cli_graph",
+    "circuits.cli_tune",
 )
 
 
