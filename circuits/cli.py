@@ -16,6 +16,7 @@ import sys
 
 COMMAND_MODULES = (
     "circuits.cli_layers",
+    "circuits.cli_vis",
     "circuits.cli_weights",
     "circuits.cli_graph",
     "circuits.cli_tune",

@@ -1,0 +1,35 @@
+"""Feature visualization for InceptionV1, laid out like Lucid's `optvis`.
+
+- `param`: image parameterizations (pixel, Fourier with 1/f scaling, colour decorrelation);
+- `transform`: random pad/jitter/scale/rotate, Lucid's standard set;
+- `objectives`: channel, neuron, direction, diversity, family, attribution; composable;
+- `render`: the Adam loop, truncated at the objective's layer, hooks always removed.
+
+Example:
+    >>> import weights
+    >>> from circuits import optvis
+    >>> model = weights.model("random")
+    >>> obj = optvis.objectives.neuron("mixed3a", 81)
+    >>> r = optvis.render(model, obj, optvis.param.image(64), steps=2, progress=False)
+    >>> r.final.shape
+    torch.Size([1, 3, 64, 64])
+"""
+
+from . import objectives, param, transform
+from .objectives import Objective, as_objective
+from .param import image
+from .render import NonFiniteObjectiveError, RenderResult, evaluate, render, save_png
+
+__all__ = [
+    "objectives",
+    "param",
+    "transform",
+    "Objective",
+    "as_objective",
+    "image",
+    "render",
+    "evaluate",
+    "RenderResult",
+    "NonFiniteObjectiveError",
+    "save_png",
+]
