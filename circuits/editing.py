@@ -28,9 +28,12 @@ Two kinds of connection, and what is exact about each:
   linear approximation of "what if these expanded weights were different", exact
   only where the path's ReLUs are active and its pools and LRNs act linearly.
   Nothing in the bottleneck itself changes, so other units fed by it are unaffected.
+  The expanded weights are those of `weights_between` with its defaults (LRN as
+  identity, biases dropped); the delta is zero outside the source map.
 * `Reexpress` replaces destination pre-ReLU units by their linearized path from a
   source layer (expanded weights plus the bias path). It reproduces the real units
-  wherever the path's ReLUs are active (and its pools act linearly); together with
+  wherever the path's ReLUs are active (and its pools act linearly; near the map
+  border, where zero padding enters, only for 1x1 bottleneck paths); together with
   expanded weight edits it gives "the destination recomputed from its expanded
   weights, edited".
 
@@ -431,7 +434,10 @@ class Reexpress(Edit):
     `circuits.expanded`: ReLU -> identity, max-pool -> average pool), replacing what
     the real path computed. Exact wherever the path's ReLUs are active and its pools
     act linearly; expanded `WeightEdit`s on the same units then edit this
-    re-expression. The source must not feed the destination's conv directly.
+    re-expression. The source must not feed the destination's conv directly, and
+    every path to the destination must start at it (a whole layer, not one branch).
+    The expanded weights are taken when the edit is applied; the bias path is
+    computed from the parameters at run time.
 
     >>> Reexpress("mixed3a", "mixed3b:curves").summary()
     'reexpress mixed3b:curves from mixed3a'
