@@ -111,9 +111,9 @@ def _check_range(name: str, t: torch.Tensor, lo=None, hi=None, lo_open=False, hi
     if hi is not None:
         bad |= (t >= hi) if hi_open else (t > hi)
     if bad.any():
-        lb = "(" if lo_open else "["
-        rb = ")" if hi_open else "]"
-        rng = f"{lb}{'-inf' if lo is None else lo:g}, {'inf' if hi is None else hi:g}{rb}"
+        lb = "(" if lo_open or lo is None else "["
+        rb = ")" if hi_open or hi is None else "]"
+        rng = f"{lb}{'-inf' if lo is None else format(lo, 'g')}, {'inf' if hi is None else format(hi, 'g')}{rb}"
         vals = sorted({round(float(v), 6) for v in t[bad][:5]})
         raise ValueError(f"{name} must lie in {rng}{' ' + unit if unit else ''}; got {vals}")
 
