@@ -272,29 +272,12 @@ def _run_readout(
 
 
 def _read_batch(model, x, names, last, reads) -> torch.Tensor:
-    got: dict[str, torch.Tensor] = {}
-    hw = x.shape[-2:]
-    by_name: dict[str, list[int]] = {}
-    for name, ch in reads:
-        by_name.setdefault(name, []).append(ch)
-
-    def reader(name):
-        chans = torch.tensor(by_name[name])
-        cy, cx = graph.centre_position(name, tuple(hw))
-
-        def fn(act, hp):
-            got[name] = act[:, chans, cy, cx].float()
-
-        return fn
-
+    cy, cx = graph.centre_position(names[0], tuple(x.shape[-2:]))
     x = x.contiguous(memory_format=torch.channels_last)
-    with torch.inference_mode(), model.hooks([(name, reader(name)) for name in names]):
-        model.run(x, until=last)
-    cols, pos = [], {name: 0 for name in names}
-    for name, _ in reads:
-        cols.append(got[name][:, pos[name]])
-        pos[name] += 1
-    return torch.stack(cols, dim=1)
+    with torch.inference_mode():
+        # One truncated run to every tensor read (they can sit in different branches).
+        acts = model.run_with_cache(x, names) if len(names) > 1 else {last: model.run(x, until=last)}
+    return torch.stack([acts[name][:, ch, cy, cx].float() for name, ch in reads], dim=1)
 
 
 def _default_batch(names: Sequence[str], size: int, memory_budget: int | None) -> int:
