@@ -359,7 +359,7 @@ def test_visualization_of_a_handbuilt_curve_unit_is_a_superstimulus():
     assert_superstimulus(m, "mixed3b:379")
 
 
-def assert_superstimulus(m, unit_id: str, size: int = 96, steps: int = 160) -> None:
+def assert_superstimulus(m, unit_id: str, size: int = 96, steps: int = 64) -> None:
     from circuits import stimuli
 
     unit = obj.parse_unit(unit_id)

@@ -56,7 +56,8 @@ class RenderResult:
 
     images: step count -> images [B, 3, H, W] in [0, 1] after that many updates.
     values: objective value (on the transformed images) before each update.
-    interrupted_at: the step a KeyboardInterrupt stopped the render at, or None.
+    interrupted_at: the step a KeyboardInterrupt stopped the render at, or None; the
+        images are then also kept after the last completed update.
     """
 
     images: dict[int, torch.Tensor]
@@ -229,9 +230,11 @@ def render(
                     callback(step, v, current)
     except KeyboardInterrupt:
         interrupted = step
-        log.warning("render of %s interrupted at step %d; returning the images so far", objective.description, step)
+        done = len(values)  # updates completed; the images are those after them
+        log.warning("render of %s interrupted at step %d; returning the images after %d updates",
+                    objective.description, step, done)
         with torch.no_grad():
-            images[step] = param().detach().clone()
+            images[done] = param().detach().clone()
     finally:
         bar.close()
     result = RenderResult(images, values, objective.description, interrupted, seed, hooks)
