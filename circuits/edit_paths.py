@@ -199,6 +199,8 @@ def install(model: "InceptionV1", item) -> list:
     """Add the hooks of an expanded edit or re-expression item; returns their handles."""
     from .editing import _ExpandedItem
 
+    if hasattr(item, "install"):  # items that bring their own hooks (implants)
+        return item.install(model)
     part = item.part
     cache: dict[str, torch.Tensor] = {}
 

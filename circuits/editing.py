@@ -884,6 +884,11 @@ def _rebuild(path: str, i: int, entry: dict, extra: dict) -> _Record:
         elif kind == "Reexpress":
             edit = Reexpress(entry["src_layer"], entry["dst"])
             edit.dst_spec = entry.get("dst_spec", edit.dst_spec)
+        elif kind == "Implant":
+            from .implant import Implant
+
+            edit = Implant.from_description(entry)
+            edit.dst_spec = entry.get("dst_spec", edit.dst_spec)
         else:
             raise fail(f"unknown edit type {kind!r}")
     except EditLogMismatch:
@@ -895,6 +900,8 @@ def _rebuild(path: str, i: int, entry: dict, extra: dict) -> _Record:
     saved_parts = entry.get("parts")
     if saved_parts != [p.to_json() for p in edit.parts]:
         raise fail("its parts (which tensors and channels it changes) differ from what the graph gives")
+    if hasattr(edit, "_record"):  # implants: hooks only, nothing saved but the log
+        return edit._record()
     rec = _Record(edit)
     for j, p in enumerate(edit.parts):
         pre = f"{i}.{j}."

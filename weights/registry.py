@@ -70,8 +70,15 @@ def load(source: str | os.PathLike = DEFAULT) -> StateDict:
     if key in _SOURCES:
         sd = _SOURCES[key].fn()
     elif os.path.exists(key):
+        from circuits.editing import is_edited_file
+
         from .checkpoint import load_file
 
+        if is_edited_file(key):
+            raise ValueError(
+                f"{key} is an edited model (it carries an edit log): load it with weights.model({key!r}) "
+                "or circuits.editing.load_edited, which re-apply and check its edits"
+            )
         sd = load_file(key)
     else:
         close = difflib.get_close_matches(key, list(_SOURCES), n=3)
@@ -85,7 +92,16 @@ def load(source: str | os.PathLike = DEFAULT) -> StateDict:
 
 
 def model(source: str | os.PathLike = DEFAULT) -> InceptionV1:
-    """A ready InceptionV1 (eval mode) with the weights of `source`."""
+    """A ready InceptionV1 (eval mode) with the weights of `source`.
+
+    An edited model saved by `circuits.editing.save_edited` comes back with its edits.
+    """
+    key = os.fspath(source)
+    if os.path.exists(key) and key not in _SOURCES:
+        from circuits.editing import is_edited_file, load_edited
+
+        if is_edited_file(key):
+            return load_edited(key)
     m = InceptionV1(load(source)).eval()
     m.source = os.fspath(source)
     return m
