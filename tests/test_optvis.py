@@ -8,7 +8,6 @@ a second implementation (torch.rot90, the full concatenated layer), or an invari
 
 from __future__ import annotations
 
-
 import numpy as np
 import pytest
 import torch
