@@ -15,11 +15,12 @@ import importlib
 import sys
 
 COMMAND_MODULES = (
-    "circuits.cli_layers",
-    "circuits.cli_vis",
-    "circuits.cli_weights",
-    "circuits.cli_graph",
-    "circuits.cli_tune",
+    "circuits.cli_layers",  # layers, unit
+    "circuits.cli_weights",  # families, weights
+    "circuits.cli_graph",  # graph, ablate
+    "circuits.cli_tune",  # stimuli, tune
+    "circuits.cli_compare",  # compare
+    "circuits.cli_vis",  # vis, attribute
 )
 
 

@@ -69,7 +69,7 @@ def load(source: str | os.PathLike = DEFAULT) -> StateDict:
     key = os.fspath(source)
     if key in _SOURCES:
         sd = _SOURCES[key].fn()
-    elif os.path.exists(key):
+    elif os.path.isfile(key):
         from circuits.editing import is_edited_file
 
         from .checkpoint import load_file
@@ -97,7 +97,7 @@ def model(source: str | os.PathLike = DEFAULT) -> InceptionV1:
     An edited model saved by `circuits.editing.save_edited` comes back with its edits.
     """
     key = os.fspath(source)
-    if os.path.exists(key) and key not in _SOURCES:
+    if os.path.isfile(key) and key not in _SOURCES:
         from circuits.editing import is_edited_file, load_edited
 
         if is_edited_file(key):
