@@ -6,7 +6,10 @@ use what the layer graph knows:
 
 * the input is the smallest square that contains the unit's whole receptive field
   (97 px instead of 224 for mixed3b), so the unit sees exactly what it sees at 224 px;
-* the run stops at the last tensor read (`model.run(x, until=...)` semantics);
+* only the receptive-field cone of the centre position is computed (`circuits.cone`:
+  each tensor on the window the read depends on, exact); a model with active hooks
+  runs its own truncated forward instead (`model.run(x, until=...)`), so ablations and
+  other hooks apply;
 * stimuli are rendered lazily, batch by batch, under `torch.inference_mode`, in
   channels-last layout (faster convolutions and pools on CPU);
 * batches are sized to a memory budget, and a batch that still does not fit is split
@@ -35,7 +38,8 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 import torch
 
-from . import graph
+from . import cone, graph
+from .model import InceptionV1
 from .stimuli import Stimuli, curve_sweep
 from .tuning_metrics import TuningMetrics, angles_for, curve_metrics
 from .units import Unit, resolve_units
@@ -272,12 +276,28 @@ def _run_readout(
 
 
 def _read_batch(model, x, names, last, reads) -> torch.Tensor:
-    cy, cx = graph.centre_position(names[0], tuple(x.shape[-2:]))
+    hw = (int(x.shape[-2]), int(x.shape[-1]))
     x = x.contiguous(memory_format=torch.channels_last)
     with torch.inference_mode():
-        # One truncated run to every tensor read (they can sit in different branches).
+        if _cone_ok(model, tuple(names), hw):
+            # Only the receptive-field cone of the centre position: same numbers, ~2x less work.
+            vals = cone.centre_values(model, x, names)
+            return torch.stack([vals[name][:, ch].float() for name, ch in reads], dim=1)
+        # The model's own run (its hooks apply): one truncated run to every tensor read.
+        cy, cx = graph.centre_position(names[0], hw)
         acts = model.run_with_cache(x, names) if len(names) > 1 else {last: model.run(x, until=last)}
     return torch.stack([acts[name][:, ch, cy, cx].float() for name, ch in reads], dim=1)
+
+
+def _cone_ok(model, names: tuple[str, ...], hw: tuple[int, int]) -> bool:
+    """Whether the cone shortcut gives what `model.run` would: a plain InceptionV1, no hooks, RF inside."""
+    if type(model) is not InceptionV1 or model.active_hooks:
+        return False
+    try:
+        cone.cone_windows(names, *hw)
+    except cone.ConeError:
+        return False
+    return True
 
 
 def _default_batch(names: Sequence[str], size: int, memory_budget: int | None) -> int:

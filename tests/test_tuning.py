@@ -180,21 +180,32 @@ def test_model_hooks_stay_active_and_none_are_left(random_model):
 def test_batches_that_run_out_of_memory_are_split(random_model, monkeypatch):
     sweep = S.curve_sweep(np.arange(0, 360, 30), [0.5], arc_length=10)
     whole = tuning.responses(random_model, "conv2d2:3", sweep, batch_size=12)
-    run = random_model.run
+    centre_values = tuning.cone.centre_values
     sizes = []
 
-    def small_memory(x, until="softmax2"):
+    def small_memory(model, x, names):
         sizes.append(x.shape[0])
         if x.shape[0] > 3:
             raise RuntimeError("DefaultCPUAllocator: can't allocate memory: you tried to allocate 1 bytes")
-        return run(x, until)
+        return centre_values(model, x, names)
 
-    monkeypatch.setattr(random_model, "run", small_memory)
+    monkeypatch.setattr(tuning.cone, "centre_values", small_memory)
     split = tuning.responses(random_model, "conv2d2:3", sweep, batch_size=12)
     assert torch.equal(split, whole) and max(sizes) == 12 and sizes[-1] == 3
-    assert random_model.active_hooks == []
-    monkeypatch.setattr(random_model, "run", run)
+    monkeypatch.setattr(tuning.cone, "centre_values", centre_values)
     assert torch.equal(tuning.responses(random_model, "conv2d2:3", sweep, memory_budget=1), whole)
+
+
+def test_cone_shortcut_equals_the_models_own_run(random_model):
+    # A hook (even a no-op) makes tuning use model.run instead of the cone: same numbers.
+    units = ["mixed3a:81", "mixed3a:250", "mixed3a:20"]
+    sweep = S.curve_sweep([10.0, 130.0, 250.0], [0.3, 0.9], arc_length=30)
+    fast = tuning.responses(random_model, units, sweep, pre_relu=True)
+    with random_model.hooks([("conv2d0", lambda a, h: None)]):
+        slow = tuning.responses(random_model, units, sweep, pre_relu=True)
+    assert torch.allclose(fast, slow, rtol=1e-4, atol=1e-3)
+    with pytest.raises(tuning.cone.ConeError, match="not inside"):
+        tuning.cone.cone_windows(("mixed3a_5x5",), 64, 64)
 
 
 def test_response_map_in_std_units(random_model):
