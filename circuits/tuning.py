@@ -70,6 +70,7 @@ WIDTH_PER_RF = 1.0 / 30.0
 
 DEFAULT_MEMORY_BUDGET = 512 * 2**20  # bytes of activations per batch
 MAX_BATCH = 256
+TENSOR_LIMIT = 24 * 2**20  # bytes of the largest activation of a batch
 
 
 # --- which tensor, where ------------------------------------------------------
@@ -212,16 +213,16 @@ def _retain_freed_memory() -> None:
         pass
 
 
-def _bytes_per_image(names: Sequence[str], size: int) -> int:
-    """Upper bound of the activation memory one image needs on the way to `names` (float32)."""
+def _bytes_per_image(names: Sequence[str], size: int) -> tuple[int, int]:
+    """(total, largest) bytes of float32 activations one image needs on the way to `names` (upper bounds)."""
     nodes = set()
     for n in names:
         nodes |= graph.ancestors(n)
-    total = 0
+    sizes = []
     for n in nodes:
         h, w = graph.output_hw(n, size)
-        total += graph.node(n).channels * h * w
-    return 4 * total
+        sizes.append(4 * graph.node(n).channels * h * w)
+    return sum(sizes), max(sizes)
 
 
 def _is_oom(e: BaseException) -> bool:
@@ -304,7 +305,10 @@ def _default_batch(names: Sequence[str], size: int, memory_budget: int | None) -
     budget = DEFAULT_MEMORY_BUDGET if memory_budget is None else int(memory_budget)
     if budget <= 0:
         raise ValueError(f"memory_budget must be a positive number of bytes, got {memory_budget}")
-    return int(max(1, min(MAX_BATCH, budget // max(1, _bytes_per_image(names, size)))))
+    total, largest = _bytes_per_image(names, size)
+    # Keep each activation tensor under glibc's 32 MiB mmap threshold so that its memory
+    # is reused between batches (see _retain_freed_memory); larger batches measured slower.
+    return int(max(1, min(MAX_BATCH, budget // max(1, total), TENSOR_LIMIT // max(1, largest))))
 
 
 def responses(

@@ -1,0 +1,98 @@
+"""Benchmark: a full radial sweep of the mixed3b curve family vs the naive way (issue 4).
+
+Workload: 720 orientations x 8 curvatures = 5760 curve stimuli, the 10 mixed3b curve
+units (379, 406, 385, 343, 342, 388, 324, 340, 330, 349), post-ReLU, averaged over
+curvature: `circuits.tuning.radial_tuning`.
+
+Fast: the library's sweep (97 x 97 input that holds the receptive field, run truncated
+at mixed3b_5x5, batched, inference mode, channels-last).
+Naive: one stimulus at a time, rendered at 224 x 224, full forward to softmax2, the
+units read from mixed3b at the centre position. Running all 5760 that way takes minutes,
+so a subset (--naive, spread over the sweep) is timed and the total extrapolated
+linearly (the cost per stimulus does not depend on the stimulus); the subset's values
+are also checked against the fast sweep's.
+
+Speed does not depend on the weights, so random weights are used. The machine is
+shared: numbers are noisy; the script prints wall and CPU time and the load average.
+
+Run: python experiments/bench_sweep.py [--threads 2] [--naive 48] [--batch N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+
+# The machine is shared with other jobs: OpenMP threads that spin while waiting for a
+# busy core make both sides erratic (measured 5-70 s for the same sweep). Passive
+# waiting (set before torch loads) applies to the fast and the naive side alike.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import numpy as np
+import torch
+
+import weights
+from circuits import stimuli as S
+from circuits import tuning
+from circuits.units import Unit
+
+UNITS = [f"mixed3b:{c}" for c in (379, 406, 385, 343, 342, 388, 324, 340, 330, 349)]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--threads", type=int, default=2, help="torch threads (the goal is stated for 2 cores)")
+    ap.add_argument("--naive", type=int, default=48, help="naive stimuli to time (extrapolated to 5760)")
+    ap.add_argument("--batch", type=int, default=None, help="batch size of the fast sweep (default: automatic)")
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    model = weights.model("random")
+    load0 = f"{os.getloadavg()[0]:.2f}"
+    n_angles, curv = 720, tuning.DEFAULT_CURVATURES
+
+    # warm-up (allocator, oneDNN kernels) on a small sweep
+    tuning.radial_tuning(model, UNITS, n_angles=16, curvatures=curv[:2], progress=False, batch_size=args.batch)
+
+    t, c = time.perf_counter(), time.process_time()
+    rt = tuning.radial_tuning(model, UNITS, n_angles=n_angles, curvatures=curv, progress=False,
+                              batch_size=args.batch)
+    fast, fast_cpu = time.perf_counter() - t, time.process_time() - c
+    n = rt.n_stimuli
+
+    # naive: a spread subset, one stimulus at a time, 224 x 224, full forward
+    params = tuning.default_curve_params("mixed3b")
+    sweep = S.curve_sweep(rt.angles_deg, curv, **params)
+    pick = np.linspace(0, n - 1, args.naive).round().astype(int)
+    centre = Unit("mixed3b", 0).centre_in_input(224)
+    cy, cx = Unit("mixed3b", 0).centre(224)
+    chans = [Unit("mixed3b", int(u.split(":")[1])).channel for u in UNITS]
+    naive_vals = []
+    t, c = time.perf_counter(), time.process_time()
+    with torch.no_grad():
+        for i in pick:
+            x = sweep.render(size=224, centre=centre, start=int(i), stop=int(i) + 1)
+            acts = model.run_with_cache(x, ["mixed3b", "softmax2"])
+            naive_vals.append(acts["mixed3b"][0, chans, cy, cx])
+    naive_each = (time.perf_counter() - t) / len(pick)
+    naive_cpu_each = (time.process_time() - c) / len(pick)
+    naive_total = naive_each * n
+
+    subset = S.Stimuli("curve", {k: np.asarray(v)[pick] for k, v in sweep.batched.items()}, sweep.fixed)
+    fast_vals = tuning.responses(model, UNITS, subset)
+    agree = torch.allclose(torch.stack(naive_vals), fast_vals, rtol=1e-4, atol=1e-3)
+
+    print(f"load average before/after: {load0} / {os.getloadavg()[0]:.2f} (2 cores shared)")
+    print(f"workload: {n} stimuli ({n_angles} orientations x {len(curv)} curvatures), {len(UNITS)} mixed3b units, "
+          f"{torch.get_num_threads()} threads, random weights")
+    print(f"fast sweep  : {fast:7.2f} s wall, {fast_cpu:7.2f} s CPU  ({fast / n * 1000:.2f} ms/stimulus, "
+          f"input {tuning.input_size_for(UNITS)} px)")
+    print(f"naive       : {naive_each * 1000:7.1f} ms/stimulus wall ({naive_cpu_each * 1000:.1f} ms CPU), timed on "
+          f"{len(pick)} stimuli, extrapolated to {n}: {naive_total:7.1f} s")
+    print(f"ratio       : {naive_total / fast:6.1f}x faster (goal >= 30x); sweep {'<' if fast < 20 else '>='} 20 s "
+          f"(goal < 20 s)")
+    print(f"values agree with the naive forward on the timed subset: {agree}")
+
+
+if __name__ == "__main__":
+    main()
