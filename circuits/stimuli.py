@@ -12,7 +12,9 @@ Units and conventions
   pixels per stimulus pixel (for figures); the model sees ``scale=1``.
 * Positions are image pixel coordinates (y, x) with pixel centres at integers, the
   convention of `circuits.graph.ReceptiveField`. ``centre`` is where the shape is
-  anchored (default: the middle of the image, ((H-1)/2, (W-1)/2)). The geometry is
+  anchored: (y, x), or a unit id such as ``"mixed3b:379"`` for the centre of that
+  unit's receptive field at its centre position (`Unit.centre_in_input`), or None for
+  the middle of the image, ((H-1)/2, (W-1)/2). The geometry is
   fixed in stimulus pixels around ``centre``, so an image of another size shows the
   same picture, cropped or extended: pixel values agree exactly where both images
   exist. This is what lets a tuning sweep run on the smallest input that holds a
@@ -168,6 +170,11 @@ def _canvas(size, centre, scale) -> _Canvas:
         raise ValueError(f"scale must be a positive number of image pixels per stimulus pixel, got {scale!r}")
     if centre is None:
         cy, cx = (h - 1) / 2, (w - 1) / 2
+    elif isinstance(centre, str) or type(centre).__name__ == "Unit":
+        # A unit: the centre of its receptive field at its centre position for this image size.
+        from .units import parse_unit
+
+        cy, cx = parse_unit(centre).centre_in_input((h, w))
     else:
         try:
             cy, cx = (float(c) for c in centre)
@@ -303,7 +310,8 @@ def curve(
     fg, bg: stroke and background colours. filled: also fill the region between
         the arc and its chord with fg (the article's "filled" curves).
     size: image side or (H, W) in pixels; centre: (y, x) of the arc's midpoint in
-        image pixels (default the image centre); scale: image pixels per stimulus pixel.
+        image pixels, or a unit id (its receptive-field centre; default the image
+        centre); scale: image pixels per stimulus pixel.
 
     >>> curve(0, 1.0, arc_length=30, size=(48, 40)).shape
     torch.Size([1, 3, 48, 40])

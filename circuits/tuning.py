@@ -321,6 +321,7 @@ def responses(
     batch_size: int | None = None,
     memory_budget: int | None = None,
     progress: bool = False,
+    check_rf: bool = True,
 ) -> torch.Tensor:
     """Responses [N, U] of units (ids, family ids or Units) at their centre positions.
 
@@ -331,6 +332,9 @@ def responses(
     pre_relu: read the convolution's output before its ReLU.
     batch_size: stimuli per forward pass (default: as many as `memory_budget` bytes
         of activations allow, at most 256).
+    check_rf: for a tensor of images, refuse a size whose border the units' receptive
+        fields reach (they would see padding); False reads them anyway (e.g. 224 px
+        photos for layers whose receptive field is larger).
 
     >>> import weights
     >>> from circuits.stimuli import Stimuli
@@ -342,7 +346,8 @@ def responses(
     if isinstance(stimuli, torch.Tensor):
         if stimuli.dim() != 4 or stimuli.shape[1] != 3:
             raise ValueError(f"stimuli must be model input [N, 3, H, W], got shape {list(stimuli.shape)}")
-        check_receptive_field(us, tuple(stimuli.shape[-2:]))
+        if check_rf:
+            check_receptive_field(us, tuple(stimuli.shape[-2:]))
         n = stimuli.shape[0]
         reads = [(read_name(u, pre_relu), u.branch_channel) for u in us]
         bs = batch_size or _default_batch([r[0] for r in reads], int(max(stimuli.shape[-2:])), memory_budget)

@@ -128,8 +128,9 @@ def test_identities_between_kinds():
 def test_same_picture_at_any_image_size():
     # Geometry is fixed in pixels around `centre`: a small image is a crop of a large one.
     kw = dict(curvature=0.8, arc_length=45)
-    big = S.curve(77, size=224, centre=(119, 119), **kw)
+    big = S.curve(77, size=224, centre="mixed3b:379", **kw)  # its RF centre at 224 px: (119, 119)
     small = S.curve(77, size=97, centre=(48, 48), **kw)
+    assert torch.equal(big, S.curve(77, size=224, centre=(119, 119), **kw))
     assert torch.equal(big[..., 71:168, 71:168], small)
     # scale draws the same geometry at more pixels per stimulus pixel: the radius doubles.
     r1 = fit_circle(coverage(S.curve(0, 0.8, arc_length=40, size=65))[0].numpy())[2]

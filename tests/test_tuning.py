@@ -230,6 +230,7 @@ def test_bad_requests_are_clear_errors(random_model):
         tuning.responses(random_model, "maxpool1:3", sweep, pre_relu=True)
     with pytest.raises(ValueError, match="smaller than the receptive field"):
         tuning.responses(random_model, "mixed3b:379", torch.zeros(1, 3, 64, 64))
+    assert tuning.responses(random_model, "mixed3b:379", torch.zeros(1, 3, 64, 64), check_rf=False).shape == (1, 1)
     with pytest.raises(ValueError, match="at least 97 px"):
         tuning.responses(random_model, "mixed3b:379", sweep, size=96)
     with pytest.raises(KeyError, match="unknown layer"):
