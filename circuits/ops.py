@@ -74,5 +74,6 @@ def lrn(
     # of summation.
     c = torch.arange(x.shape[1], device=x.device)
     band = ((c[:, None] - c[None, :]).abs() <= depth_radius).to(x.dtype)[:, :, None, None]
-    window_sum = F.conv2d(x * x, band)
-    return x * (bias + alpha * window_sum).pow(-beta)
+    # bias + alpha * window sum, in the one convolution.
+    denom = F.conv2d(x * x, band * alpha, torch.full((x.shape[1],), float(bias), dtype=x.dtype, device=x.device))
+    return x * (denom.rsqrt() if beta == 0.5 else denom.pow(-beta))
