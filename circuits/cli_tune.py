@@ -305,12 +305,24 @@ def _overlay_sheet(rt, published, path, source) -> None:
     save_figure(fig, path)
 
 
+def _json_safe(v):
+    """NaN (an undefined metric, e.g. the width of a curve that never fires) -> null."""
+    if isinstance(v, float) and not math.isfinite(v):
+        return None
+    if isinstance(v, dict):
+        return {k: _json_safe(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_json_safe(x) for x in v]
+    return v
+
+
 def _write_json(data, path) -> None:
+    data = _json_safe(data)
     p = Path(path)
     fd, tmp = tempfile.mkstemp(suffix=".json", prefix=f".{p.stem}.", dir=p.parent)
     try:
         with os.fdopen(fd, "w") as f:
-            json.dump(data, f, indent=1, allow_nan=True)
+            json.dump(data, f, indent=1, allow_nan=False)
         os.replace(tmp, p)
     except BaseException:
         if os.path.exists(tmp):

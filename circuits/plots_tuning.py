@@ -168,7 +168,7 @@ def plot_response_map(rmap, path, *, ncols: int = 4, cmap: str | None = None) ->
         if diverging:
             lim = float(np.abs(v).max()) or 1.0
             kw = {"vmin": -lim, "vmax": lim}
-        extent = [rmap.cols[0], rmap.cols[-1], rmap.rows[-1], rmap.rows[0]]
+        extent = [*_edges(rmap.cols), *_edges(rmap.rows)[::-1]]
         im = ax.imshow(v, aspect="auto", cmap=cmap, extent=extent, interpolation="nearest", **kw)
         ax.set_title(uid, fontsize=9)
         ax.set_xlabel(rmap.col_name)
@@ -179,6 +179,13 @@ def plot_response_map(rmap, path, *, ncols: int = 4, cmap: str | None = None) ->
     fig.suptitle(f"{rmap.kind} stimuli", fontsize=10)
     fig.tight_layout()
     return save_figure(fig, path)
+
+
+def _edges(values) -> list[float]:
+    """Outer edges of cells centred on `values` (so that ticks sit on cell centres)."""
+    v = np.asarray(values, dtype=float)
+    half = (v[1] - v[0]) / 2 if v.size > 1 else 0.5
+    return [float(v[0] - half), float(v[-1] + half)]
 
 
 def plot_stimuli(images: torch.Tensor, path, *, titles: Sequence[str] | None = None, ncols: int = 8) -> Path:
