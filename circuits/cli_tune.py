@@ -189,7 +189,7 @@ def cmd_tune(args) -> int:
 
     from . import reference
     from .tuning import DEFAULT_CURVATURES, radial_tuning
-    from .tuning_metrics import compare_curves, curve_metrics
+    from .tuning_metrics import curve_metrics
     from .units import resolve_units
 
     spec = args.units.split(",") if "," in args.units else args.units
@@ -216,19 +216,15 @@ def cmd_tune(args) -> int:
         batch_size=args.batch_size,
         progress=not args.no_progress,
     )
-    published = {}
+    published, versus = {}, {}
     if reference.available():
-        for u in rt.units:
-            c = reference.published_curve(u)
-            if c is not None:
-                published[u] = c
+        versus = reference.compare_to_published(rt)
+        published = {u: reference.published_curve(u) for u in versus}
     rows = []
     for u, c in zip(rt.units, rt.curves):
-        m = curve_metrics(c)
-        row = {"unit": u, **m.as_dict()}
-        if u in published:
-            cmp = compare_curves(c, published[u])
-            row.update({"published_pref_deg": curve_metrics(published[u]).pref_deg, **cmp})
+        row = {"unit": u, **curve_metrics(c).as_dict()}
+        if u in versus:
+            row.update({k: versus[u][k] for k in ("published_pref_deg", "angle_error", "correlation")})
         rows.append(row)
     _print_table(rows, bool(published), source, rt)
     if args.plot:

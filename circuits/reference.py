@@ -33,6 +33,7 @@ __all__ = [
     "published_curve",
     "published_units",
     "tuning_table",
+    "compare_to_published",
 ]
 
 CURVES_FILE = "radial_tuning_curves.npz"
@@ -125,3 +126,30 @@ def _load_table(path: str) -> dict[str, dict[str, float]]:
 def tuning_table() -> dict[str, dict[str, float]]:
     """{unit id: {"pref_deg", "peak", "fwhm_deg", "echo"}} as published (tuning_table.csv)."""
     return {k: dict(v) for k, v in _load_table(str(_file(TABLE_FILE))).items()}
+
+
+def compare_to_published(curves) -> dict[str, dict[str, float]]:
+    """Each measured curve against the published one of the same unit, where there is one.
+
+    curves: a `circuits.tuning.RadialTuning` or {unit id: curve over the full circle}.
+    Returns {unit id: {"pref_deg", "published_pref_deg", "angle_error", "correlation"}}
+    (see `circuits.tuning_metrics`); units without a published curve are left out.
+
+    >>> compare_to_published({"mixed3b:379": published_curve("mixed3b:379")})["mixed3b:379"]["correlation"]  # doctest: +SKIP
+    1.0
+    """
+    from .tuning_metrics import compare_curves, preferred_orientation
+
+    if hasattr(curves, "units") and hasattr(curves, "curves"):
+        curves = dict(zip(curves.units, curves.curves))
+    out: dict[str, dict[str, float]] = {}
+    for unit, c in curves.items():
+        ref = published_curve(unit)
+        if ref is None:
+            continue
+        out[parse_unit(unit).id] = {
+            "pref_deg": preferred_orientation(c),
+            "published_pref_deg": preferred_orientation(ref),
+            **compare_curves(c, ref),
+        }
+    return out

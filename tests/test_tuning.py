@@ -93,6 +93,12 @@ def test_metrics_reproduce_the_published_table(reference_dir):
         assert m.peak == pytest.approx(t["peak"], abs=0.06), uid
     assert reference.published_curve("mixed3b:379").shape == (720,)
     assert reference.published_curve("mixed3b:0") is None
+    # a published curve against itself, and a rotated copy (10 degrees = 20 samples)
+    c = curves["mixed3b:379"]
+    v = reference.compare_to_published({"mixed3b:379": np.roll(c, 20), "mixed3b:0": c})
+    assert list(v) == ["mixed3b:379"] and v["mixed3b:379"]["angle_error"] == 10.0
+    assert v["mixed3b:379"]["correlation"] < 1.0
+    assert reference.compare_to_published({"mixed3b:379": c})["mixed3b:379"]["correlation"] == pytest.approx(1.0)
 
 
 def test_reference_absent_is_a_clear_error(tmp_path, monkeypatch):
