@@ -8,11 +8,18 @@ Example:
     ...     out = model.run(x, until="mixed4a")
 """
 
-from . import graph
-from .ablation import ablate
-from .inputs import from_model_input, to_model_input
-from .model import InceptionV1, StateDictError, check_state_dict
-from .units import Unit, parse_unit, resolve_units
+import os
+
+# With 2 cores shared with other work, OpenMP threads that spin while waiting make
+# every convolution 5-20x slower and erratic; passive waiting costs nothing when the
+# cores are free. Only effective if torch is not imported yet; a user's setting wins.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+from . import graph  # noqa: E402
+from .ablation import ablate  # noqa: E402
+from .inputs import from_model_input, to_model_input  # noqa: E402
+from .model import InceptionV1, StateDictError, check_state_dict  # noqa: E402
+from .units import Unit, parse_unit, resolve_units  # noqa: E402
 
 __all__ = [
     "graph",
