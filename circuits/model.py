@@ -42,7 +42,8 @@ def check_state_dict(state_dict: Mapping[str, torch.Tensor]) -> None:
 
     >>> check_state_dict({})  # doctest: +ELLIPSIS
     Traceback (most recent call last):
-    StateDictError: checkpoint does not match InceptionV1: 116 missing (conv2d0_pre_relu_conv.weight, ...
+    ...
+    circuits.model.StateDictError: checkpoint does not match InceptionV1: 116 missing (conv2d0_pre_relu_conv.weight, ...
     """
     expected = graph.parameter_shapes()
     missing = [k for k in expected if k not in state_dict]
@@ -167,7 +168,7 @@ class InceptionV1(nn.Module):
         >>> m = InceptionV1()
         >>> with m.hooks([("conv2d0", lambda x, h: x + 1)]):
         ...     out = m.run(torch.zeros(1, 3, 32, 32), until="conv2d0")
-        >>> float(out.min()), m.permanent_hooks
+        >>> float(out.detach().min()), m.permanent_hooks
         (1.0, [])
         """
         with temporary_hooks(self.hook_points, hooks) as handles:

@@ -61,7 +61,7 @@ def sources() -> dict[str, str]:
 def load(source: str | os.PathLike = DEFAULT) -> StateDict:
     """A checked state dict from a registered name or a file path.
 
-    >>> sd = load("random")          # doctest: +SKIP
+    >>> sd = load("random")
     >>> len(sd)
     116
     """
