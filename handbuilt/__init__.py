@@ -1,1 +1,47 @@
-"""The hand-built ("artificial artificial") curve-detector network."""
+"""The hand-built ("artificial artificial") curve-detector network, inside InceptionV1's graph.
+
+`handbuilt.spec.SPEC` declares the families and connection rules; `state_dict()` compiles
+them into weights for `circuits.model.InceptionV1` (registered as the weight source
+``"handbuilt"``).
+
+Example:
+    >>> import handbuilt
+    >>> model = handbuilt.build()
+    >>> model.run(torch.zeros(1, 3, 97, 97), until="mixed3b").abs().max().item()   # doctest: +SKIP
+    0.0
+"""
+
+from __future__ import annotations
+
+import torch
+
+from circuits.model import InceptionV1
+
+from .compile import SpecError, check_spec, compile_spec
+from .rules import Spec
+
+__all__ = ["state_dict", "build", "SpecError", "check_spec", "compile_spec", "DESCRIPTION"]
+
+DESCRIPTION = (
+    "hand-built curve detectors (Curve Circuits): Gabor -> complex Gabor -> lines -> early curves "
+    "-> curves, compiled from handbuilt/spec.py; everything else zero"
+)
+
+
+def state_dict(spec: Spec | None = None) -> dict[str, torch.Tensor]:
+    """The compiled weights of `spec` (default: `handbuilt.spec.SPEC`), a fresh dict each call.
+
+    >>> sd = state_dict()
+    >>> len(sd)
+    116
+    """
+    if spec is None:
+        from .spec import SPEC as spec
+    return compile_spec(spec)
+
+
+def build(spec: Spec | None = None) -> InceptionV1:
+    """A ready InceptionV1 (eval mode) with the hand-built weights."""
+    m = InceptionV1(state_dict(spec)).eval()
+    m.source = "handbuilt"
+    return m

@@ -19,6 +19,12 @@ def _lucid_pb() -> dict:
     return load_file(fetch("lucid-pb"))
 
 
+def _handbuilt() -> dict:
+    import handbuilt
+
+    return handbuilt.state_dict()
+
+
 register("random", random_state_dict, "deterministic random weights (seed 0, He-scaled), for baselines")
 register(
     "lucid",
@@ -31,4 +37,10 @@ register(
     _lucid_pb,
     "the same network converted from Lucid's own TensorFlow GraphDef InceptionV1.pb; "
     "downloaded once into $CIRCUITS_CACHE and checksummed",
+)
+register(
+    "handbuilt",
+    _handbuilt,
+    "hand-built curve detectors (Curve Circuits' artificial network), compiled from handbuilt/spec.py on load: "
+    "Gabor -> complex Gabor -> lines -> early curves (mixed3a) -> curves (mixed3b); every other unit zero",
 )

@@ -1,0 +1,249 @@
+"""The vocabulary the hand-built network is declared in: banks of units and connection rules.
+
+A `Bank` says which channels of which tensor carry a family and the orientation (and
+Gabor phase) of each. A rule says how one bank is computed from the one before it;
+`handbuilt.compile` turns the rules into convolution weights. Every rule describes ONE
+template in a canonical frame (orientation 0); each unit's kernel is that template
+rotated to the unit's orientation and sampled on the grid of its source, so the
+network is rotation-equivariant by construction.
+
+Angles are degrees in image coordinates (x right, y down), clockwise on screen from +x,
+as in the Curve Detectors article. A "line" unit's orientation is the direction of the
+line (period 180); a "curve" unit's orientation is the direction its curve bulges,
+from the centre of curvature to the middle of the arc (period 360): 0 is ``)``, 90 is
+``U``.
+
+Example:
+    >>> uniform(4, 180)
+    (0.0, 45.0, 90.0, 135.0)
+    >>> Tuning(width=20.0, opposite=0.5)(np.array([0.0, 90.0]), period=180).round(3).tolist()
+    [0.994, -0.5]
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Union
+
+import numpy as np
+
+__all__ = [
+    "Bank",
+    "Tuning",
+    "Gabor",
+    "PoolPhases",
+    "Relay",
+    "PoolEnergy",
+    "Normalize",
+    "Segment",
+    "Arc",
+    "Tile",
+    "Rule",
+    "Spec",
+    "uniform",
+    "KINDS",
+]
+
+# The period of a unit's orientation, by kind ("contrast" units have no orientation).
+KINDS = {"line": 180.0, "curve": 360.0, "contrast": 0.0}
+
+
+def uniform(n: int, period: float, start: float = 0.0) -> tuple[float, ...]:
+    """`n` orientations evenly spaced over `period` degrees, from `start`."""
+    return tuple(float((start + i * period / n) % period) for i in range(n))
+
+
+@dataclass(frozen=True)
+class Bank:
+    """Units of one family: channel `channels[i]` of `layer` has `orientations[i]`.
+
+    `branch` is the tensor computing the channels (the layer itself outside a
+    concatenation); a channel of `layer` that another branch computes is a spec error.
+    `phases` (Gabor banks only) gives each channel's carrier phase in degrees.
+    A "contrast" bank has no orientations (None).
+    """
+
+    name: str
+    layer: str
+    branch: str
+    channels: tuple[int, ...]
+    orientations: tuple[float, ...] | None
+    kind: str = "curve"
+    phases: tuple[float, ...] | None = None
+    note: str = ""
+
+    @property
+    def period(self) -> float:
+        return KINDS[self.kind]
+
+
+@dataclass(frozen=True)
+class Tuning:
+    """Weight as a function of orientation difference Delta (source minus what the template expects).
+
+    h(Delta) = exp(-Delta^2 / 2 width^2) - opposite * exp(-(|Delta| - P/2)^2 / 2 opposite_width^2) - floor,
+    with Delta wrapped into [-P/2, P/2] for the source's period P (180 for lines, 360 for
+    curves): excitation from aligned sources, inhibition from the opposite orientation
+    (perpendicular lines, curves bulging the other way), and `floor` inhibition from all.
+    """
+
+    width: float
+    opposite: float = 0.0
+    opposite_width: float = 30.0
+    floor: float = 0.0
+
+    def __call__(self, delta: np.ndarray, period: float) -> np.ndarray:
+        d = np.abs((np.asarray(delta, dtype=np.float64) + period / 2) % period - period / 2)
+        exc = np.exp(-0.5 * (d / self.width) ** 2)
+        opp = self.opposite * np.exp(-0.5 * ((d - period / 2) / self.opposite_width) ** 2)
+        return exc - opp - self.floor
+
+
+@dataclass(frozen=True)
+class Gabor:
+    """Oriented Gabor filters on the image's luminance, one per (orientation, phase) unit of `dst`.
+
+    kernel(t, n) = exp(-t^2/2 sigma_along^2 - n^2/2 sigma_across^2) * cos(2 pi n / wavelength + phase),
+    t along the unit's line orientation, n across it; the DC part is removed (a uniform
+    image gives exactly 0), the kernel is scaled to unit L1 norm, then by `gain`.
+    """
+
+    dst: str
+    wavelength: float
+    sigma_across: float
+    sigma_along: float
+    luma: tuple[float, float, float]
+    gain: float
+    bias: float = 0.0
+
+
+@dataclass(frozen=True)
+class PoolPhases:
+    """1x1: each `dst` unit sums the `src` units of every phase, weighted by `tuning` of orientation difference."""
+
+    src: str
+    dst: str
+    tuning: Tuning
+    gain: float
+    bias: float = 0.0
+
+
+@dataclass(frozen=True)
+class Relay:
+    """1x1: each `dst` unit copies the `src` unit with the same orientation (times `gain`, plus `bias`).
+
+    With a `tuning`, each `dst` unit reads every source unit at the same place with
+    weight `gain * tuning(source orientation - its own)` instead: e.g. minus the unit of
+    the opposite orientation, so that after the ReLU only the evidence for one of the
+    two survives (an opponent relay), or minus all other orientations (sharpening).
+    """
+
+    src: str
+    dst: str
+    gain: float
+    bias: float = 0.0
+    tuning: Tuning | None = None
+
+
+@dataclass(frozen=True)
+class PoolEnergy:
+    """Each `dst` unit sums every `src` unit, all orientations alike, over a Gaussian neighbourhood.
+
+    The result does not depend on orientation: a measure of local contrast energy
+    (used as the divisor of a `Normalize`). Weights exp(-|p|^2 / 2 spread^2), scaled to sum to `gain`.
+    """
+
+    src: str
+    dst: str
+    spread: float
+    gain: float
+    bias: float = 0.0
+
+
+@dataclass(frozen=True)
+class Normalize:
+    """Divisive normalization of `bank` by `by`, done by the LRN that follows their layer.
+
+    TensorFlow's LRN divides channel c by sqrt(2 + 1e-4 * sum of squares of channels
+    c-5..c+5). When each unit of `bank` has exactly one unit of `by` in its window (and
+    no other unit of `bank`), and `by` is much larger than `bank`, the LRN output is
+    about 100 * bank / by: contrast (and colour, and line-vs-edge) invariance. This rule
+    writes no weight; the compiler checks that the channels are laid out so.
+    """
+
+    bank: str
+    by: str
+
+    @property
+    def dst(self) -> tuple[str, ...]:
+        return ()
+
+
+@dataclass(frozen=True)
+class Segment:
+    """A straight template path of `length` pixels through the unit's centre, along its orientation."""
+
+    length: float
+
+    def sample(self, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        s = np.linspace(-self.length / 2, self.length / 2, n)
+        return s, np.zeros_like(s), np.zeros_like(s)
+
+
+@dataclass(frozen=True)
+class Arc:
+    """A circular template path of `radius`, `length` pixels long, its midpoint at the unit's centre.
+
+    Canonical frame: bulging towards +x (a ``)``), centre of curvature at (-radius, 0).
+    """
+
+    radius: float
+    length: float
+
+    def sample(self, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        s = np.linspace(-self.length / 2, self.length / 2, n)
+        phi = s / self.radius
+        x = self.radius * (np.cos(phi) - 1.0)
+        y = self.radius * np.sin(phi)
+        return x, y, np.degrees(phi) + 90.0  # tangent direction; the local bulge is tangent - 90
+
+
+@dataclass(frozen=True)
+class Tile:
+    """Tile `src` units along the path of each `dst` unit, aligned with the path's tangent.
+
+    weight(src unit k, grid offset p) = sum over path samples q of
+        exp(-|p - q|^2 / 2 spread^2) * tuning(orientation_k - expected orientation at q),
+    where the expected orientation is the path's tangent (line sources) or local bulge
+    (curve sources). The kernel is scaled so its positive weights sum to `gain`.
+    """
+
+    src: str
+    dst: tuple[str, ...]
+    path: Union[Segment, Arc]
+    tuning: Tuning
+    spread: float
+    gain: float
+    bias: float = 0.0
+    samples: int = 97
+
+
+Rule = Union[Gabor, PoolPhases, Relay, Tile, PoolEnergy, Normalize]
+
+
+@dataclass(frozen=True)
+class Spec:
+    """A whole hand-built network: its banks and one rule per computed bank."""
+
+    banks: tuple[Bank, ...]
+    rules: tuple[Rule, ...] = field(default=())
+
+    def bank(self, name: str) -> Bank:
+        for b in self.banks:
+            if b.name == name:
+                return b
+        import difflib
+
+        close = difflib.get_close_matches(name, [b.name for b in self.banks], n=3)
+        hint = f"; did you mean {', '.join(close)}?" if close else ""
+        raise KeyError(f"no bank named {name!r} in the spec (banks: {', '.join(b.name for b in self.banks)}){hint}")

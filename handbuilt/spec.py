@@ -1,0 +1,139 @@
+"""The hand-built curve circuit of "Curve Circuits", declared.
+
+Gabor filters (conv2d0) -> complex Gabors (conv2d1) -> lines (conv2d2) -> early curves
+(mixed3a, 3x3 branch, read through its bottleneck) -> curves (mixed3b, 5x5 branch, read
+through its 32-channel bottleneck). Each family sits on the channels where the
+original network keeps it ("An Overview of Early Vision"); the mixed3a and mixed3b
+curve units keep their ids and are tuned to their original preferred orientations
+(Curve Detectors' tuning table). Where a rule needs an evenly spaced bank of
+orientations the family is completed on free channels, named below.
+
+Rules follow the article: each family is built from the one before by tiling it along
+its tangent (`Tile`), weighted by orientation difference (`Tuning`), with inhibition
+from the opposite orientation -- perpendicular lines for lines and early curves,
+curves bulging the other way for curves, which removes the echo early curves have.
+Polarity invariance comes from pooling the four phases of each Gabor orientation
+(+/- even, +/- odd: an energy detector) in the complex Gabors.
+
+Activation scale: conv2d0 .. conv2d2 stay near 10 for a black line on white so that the
+two LRNs (x / sqrt(2 + 1e-4 * sum x^2)) work in their linear range (< 1% compression)
+and every unit of a bank is treated alike; the last rule scales curves to the
+original's range (peaks of a few hundred).
+
+Example:
+    >>> [b.name for b in SPEC.banks][:3]
+    ['gabors', 'complex_gabors', 'lines']
+"""
+
+from __future__ import annotations
+
+from circuits import families
+
+from .rules import Arc, Bank, Gabor, Normalize, PoolEnergy, PoolPhases, Relay, Segment, Spec, Tile, Tuning, uniform
+
+# --- published channels and orientations ----------------------------------------
+
+# Curve Detectors' preferred orientations (argmax of the published radial tuning
+# curves, ../shared/reference/tuning_table.csv), in the published family order.
+MIXED3B_CURVES = {379: 243.0, 406: 268.5, 385: 290.0, 343: 358.0, 342: 22.5,
+                  388: 66.5, 324: 91.5, 340: 110.0, 330: 145.0, 349: 181.0}
+MIXED3A_CURVES = {81: 326.5, 104: 350.5, 92: 11.0, 145: 41.0, 95: 78.5, 163: 87.0,
+                  171: 174.0, 71: 137.0, 147: 222.5, 189: 267.5, 137: 273.5}
+
+
+def _channels(family_id: str) -> list[int]:
+    return [u.channel for u in families.family(family_id).units]
+
+
+# --- bank sizes --------------------------------------------------------------------
+
+N_GABOR = 8  # Gabor orientations, 22.5 deg apart over 180: closed under 90-degree rotation
+PHASES = (0.0, 90.0, 180.0, 270.0)  # +even, +odd, -even, -odd: rectified and summed = |even| + |odd|
+N_LINE = 16  # line orientations, 11.25 deg apart: fine enough to follow a curve's turning tangent
+N_EARLY = 32  # early-curve bank orientations, 11.25 deg apart: fills the 32-channel 3b bottleneck
+
+# conv2d0: 28 published Gabor channels + 4 of the layer's "Other Units" make 8 x 4.
+GABOR_CHANNELS = tuple(_channels("conv2d0:gabors") + [19, 26, 31, 35])
+# conv2d1: the first 8 of the 9 published complex Gabors (conv2d1:55 stays zero).
+COMPLEX_GABOR_CHANNELS = tuple(_channels("conv2d1:complex_gabors")[:N_GABOR])
+# conv2d2: 16 of the 33 published line units, chosen so that LRN1 can normalize them:
+# each one's LRN window (channel +/- 5) holds exactly one contrast unit and no other line.
+LINE_CHANNELS = (3, 9, 15, 27, 33, 44, 55, 65, 97, 103, 125, 133, 141, 150, 157, 166)
+# conv2d2: copies of one orientation-blind contrast-energy unit, on free channels
+# between the lines (they displace colour-contrast/texture units, which are not built).
+CONTRAST_CHANNELS = (0, 10, 28, 39, 60, 98, 128, 146, 161)
+# mixed3a 3x3 branch: the 11 published early curves sit at uneven orientations, so an
+# even 16-orientation bank for the 3b curves is added on channels without a named role
+# ("Other Units", 11) and the first 5 3x3-branch "Line Misc." units.
+EARLY_BANK_CHANNELS = (67, 109, 122, 128, 142, 143, 155, 170, 179, 184, 190,  # "Other Units"
+                       191, 121, 116, 159, 152, 165, 83, 173, 87, 90, 82,  # "Line Misc."
+                       188, 94, 164, 107, 77, 157, 149, 100,  # "Angles"
+                       133, 96)  # "Line Ends"
+
+_gabor_orients = tuple(o for o in uniform(N_GABOR, 180.0) for _ in PHASES)
+
+BANKS = (
+    Bank("gabors", "conv2d0", "conv2d0", GABOR_CHANNELS, _gabor_orients, "line",
+         phases=PHASES * N_GABOR),
+    Bank("complex_gabors", "conv2d1", "conv2d1", COMPLEX_GABOR_CHANNELS, uniform(N_GABOR, 180.0), "line"),
+    Bank("lines", "conv2d2", "conv2d2", LINE_CHANNELS, uniform(N_LINE, 180.0), "line"),
+    Bank("contrast", "conv2d2", "conv2d2", CONTRAST_CHANNELS, None, "contrast",
+         note="local contrast energy, the divisor of the lines in LRN1"),
+    Bank("line_relay", "mixed3a_3x3_bottleneck", "mixed3a_3x3_bottleneck", tuple(range(N_LINE)),
+         uniform(N_LINE, 180.0), "line", note="lines handed to the early curves (1x1 bottleneck)"),
+    Bank("early_curves", "mixed3a", "mixed3a_3x3", tuple(MIXED3A_CURVES), tuple(MIXED3A_CURVES.values()), "curve"),
+    Bank("early_curve_bank", "mixed3a", "mixed3a_3x3", EARLY_BANK_CHANNELS, uniform(N_EARLY, 360.0), "curve",
+         note="evenly spaced early curves on free channels, read by the 3b curves"),
+    Bank("curve_relay", "mixed3b_5x5_bottleneck", "mixed3b_5x5_bottleneck", tuple(range(N_EARLY)),
+         uniform(N_EARLY, 360.0), "curve", note="early curves handed to the curves (1x1 bottleneck)"),
+    Bank("curves", "mixed3b", "mixed3b_5x5", tuple(MIXED3B_CURVES), tuple(MIXED3B_CURVES.values()), "curve"),
+)
+
+RULES = (
+    # Gabor filters: a dark line 3 px wide fills one lobe of the 6 px wavelength; the
+    # envelope is longer than wide so each filter prefers one orientation.
+    Gabor("gabors", wavelength=6.0, sigma_across=1.6, sigma_along=2.2,
+          luma=(0.299, 0.587, 0.114),  # Rec. 601 luminance: colour acts only through brightness
+          gain=0.01,  # a black line on white gives ~1.3, where LRN0 is linear to < 0.05%
+          bias=-0.01),  # swallows float rounding, so that a uniform image gives exactly 0
+    # Complex Gabors: the four phases of one orientation summed = polarity-blind energy.
+    PoolPhases("gabors", "complex_gabors",
+               tuning=Tuning(width=5.0),  # the same orientation only (neighbours are 22.5 deg away)
+               gain=10.0,  # a black line on white gives ~7
+               bias=0.0),
+    # Lines: complex Gabors of the line's orientation tiled along it.
+    Tile("complex_gabors", ("lines",), Segment(length=12.0),  # px: 3 tiles of the 4 px grid
+         tuning=Tuning(width=12.0,  # deg: tolerance to orientation mismatch of the tiles
+                       opposite=0.5, opposite_width=25.0),  # perpendicular edges veto a line
+         spread=3.0,  # px: how far off the path a tile still counts
+         gain=1.0, bias=0.0),  # black line on white: ~4.5
+    # Contrast: all complex Gabors pooled over a neighbourhood: ~2000 for black on white,
+    # so that it dominates each line's LRN1 window, which then gives ~100 * line / contrast
+    # down to contrasts of ~10% (below, 1e-4 * contrast^2 < 2 and LRN1 is about linear).
+    PoolEnergy("complex_gabors", "contrast", spread=4.0, gain=1000.0, bias=0.0),
+    Normalize("lines", by="contrast"),
+    # Line relay: the 3a bottleneck passes the normalized lines (~0.2) on at a scale of ~4.
+    Relay("lines", "line_relay", gain=20.0, bias=0.0),
+    # Early curves: lines tiled along a small arc, each tile at the arc's local tangent.
+    Tile("line_relay", ("early_curves", "early_curve_bank"),
+         Arc(radius=12.0, length=24.0),  # px: the curvature early curves like best; 3 tiles of the 8 px grid
+         tuning=Tuning(width=15.0,  # deg: tolerance of each tile to the line's orientation
+                       opposite=1.0, opposite_width=25.0),  # a line across the arc vetoes it
+         spread=4.0,  # px: position tolerance of a tile
+         gain=1.0, bias=0.0),  # preferred curve: ~2
+    # Curve relay: the 3b bottleneck hands the evenly spaced early curves on as opponents:
+    # each minus 1.3 x the early curve bulging the opposite way, so after the ReLU a
+    # straight edge (which drives both alike) and the early curves' echo give nothing.
+    Relay("early_curve_bank", "curve_relay", gain=1.0, bias=0.0,
+          tuning=Tuning(width=5.0, opposite=1.3, opposite_width=5.0)),  # widths < spacing: one unit each
+    # Curves: opponent early curves tiled along a wider arc, each at the arc's local bulge.
+    Tile("curve_relay", ("curves",),
+         Arc(radius=30.0, length=40.0),  # px: 5 tiles of the 8 px grid along a gentle arc
+         tuning=Tuning(width=10.0,  # deg: early curves within ~10 deg of the local bulge excite
+                       opposite=0.3, opposite_width=40.0),  # early curves facing away inhibit
+         spread=5.0,  # px: position tolerance of a tile
+         gain=40.0,  # scale of the response (preferred curve: ~45 before the threshold)
+         bias=-6.0),  # threshold: cuts the weak responses to straight lines and sharp angles
+)
+
+SPEC = Spec(BANKS, RULES)
