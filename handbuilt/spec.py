@@ -10,15 +10,22 @@ orientations the family is completed on free channels, named below.
 
 Rules follow the article: each family is built from the one before by tiling it along
 its tangent (`Tile`), weighted by orientation difference (`Tuning`), with inhibition
-from the opposite orientation -- perpendicular lines for lines and early curves,
-curves bulging the other way for curves, which removes the echo early curves have.
-Polarity invariance comes from pooling the four phases of each Gabor orientation
-(+/- even, +/- odd: an energy detector) in the complex Gabors.
+from the opposite orientation: perpendicular lines veto lines and early curves, and
+each early curve reaches the curves minus the early curve bulging the other way (the
+opponent relay in the 3b bottleneck), which removes the echo early curves have and
+silences straight edges. Every unit of a bank is one template rotated to its
+orientation, so the network is rotation-equivariant by construction.
 
-Activation scale: conv2d0 .. conv2d2 stay near 10 for a black line on white so that the
-two LRNs (x / sqrt(2 + 1e-4 * sum x^2)) work in their linear range (< 1% compression)
-and every unit of a bank is treated alike; the last rule scales curves to the
-original's range (peaks of a few hundred).
+Cosmetic invariance: the complex Gabors sum the four phases of each Gabor orientation
+(+/- even, +/- odd), an energy detector blind to contrast polarity; and LRN1 divides
+each line by the local contrast energy (a `Normalize` rule: the lines sit on channels
+whose LRN windows hold one contrast unit each), so colour pairs, low contrast and
+edges (filled curves) give the same normalized lines as a black line on white.
+
+Activation scale: conv2d0 and conv2d1 stay at a few units for a black line on white, so
+LRN0 (x / sqrt(2 + 1e-4 * sum x^2)) is linear and treats every Gabor alike; the contrast
+units are ~2000 so that LRN1 divides by them; the early curves and curves are scaled to
+the original's range (radial tuning peaks of ~300-450 and ~550-830).
 
 Example:
     >>> [b.name for b in SPEC.banks][:3]
@@ -63,12 +70,16 @@ LINE_CHANNELS = (3, 9, 15, 27, 33, 44, 55, 65, 97, 103, 125, 133, 141, 150, 157,
 # between the lines (they displace colour-contrast/texture units, which are not built).
 CONTRAST_CHANNELS = (0, 10, 28, 39, 60, 98, 128, 146, 161)
 # mixed3a 3x3 branch: the 11 published early curves sit at uneven orientations, so an
-# even 16-orientation bank for the 3b curves is added on channels without a named role
-# ("Other Units", 11) and the first 5 3x3-branch "Line Misc." units.
+# even 32-orientation bank for the 3b curves is added on channels of families that are
+# not built here (all in the 3x3 branch): "Other Units", "Line Misc.", "Angles", "Line Ends".
 EARLY_BANK_CHANNELS = (67, 109, 122, 128, 142, 143, 155, 170, 179, 184, 190,  # "Other Units"
                        191, 121, 116, 159, 152, 165, 83, 173, 87, 90, 82,  # "Line Misc."
                        188, 94, 164, 107, 77, 157, 149, 100,  # "Angles"
                        133, 96)  # "Line Ends"
+
+# Early curves are written at the original's activation scale (nothing after them
+# normalizes); the relay to the 3b curves divides it out again.
+EARLY_CURVE_SCALE = 180.0
 
 _gabor_orients = tuple(o for o in uniform(N_GABOR, 180.0) for _ in PHASES)
 
@@ -120,20 +131,22 @@ RULES = (
          tuning=Tuning(width=15.0,  # deg: tolerance of each tile to the line's orientation
                        opposite=1.0, opposite_width=25.0),  # a line across the arc vetoes it
          spread=4.0,  # px: position tolerance of a tile
-         gain=1.0, bias=0.0),  # preferred curve: ~2
+         gain=EARLY_CURVE_SCALE,  # the original's scale: radial tuning peaks of ~300-450
+         bias=0.0),
     # Curve relay: the 3b bottleneck hands the evenly spaced early curves on as opponents:
     # each minus 1.3 x the early curve bulging the opposite way, so after the ReLU a
     # straight edge (which drives both alike) and the early curves' echo give nothing.
-    Relay("early_curve_bank", "curve_relay", gain=1.0, bias=0.0,
+    Relay("early_curve_bank", "curve_relay", gain=1.0 / EARLY_CURVE_SCALE, bias=0.0,  # back to ~2
           tuning=Tuning(width=5.0, opposite=1.3, opposite_width=5.0)),  # widths < spacing: one unit each
     # Curves: opponent early curves tiled along a wider arc, each at the arc's local bulge.
     Tile("curve_relay", ("curves",),
-         Arc(radius=30.0, length=40.0),  # px: 5 tiles of the 8 px grid along a gentle arc
-         tuning=Tuning(width=10.0,  # deg: early curves within ~10 deg of the local bulge excite
-                       opposite=0.3, opposite_width=40.0),  # early curves facing away inhibit
+         Arc(radius=45.0, length=40.0),  # px: 5 tiles of the 8 px grid along a gentle arc
+         tuning=Tuning(width=6.0,  # deg: only early curves at about the local bulge excite
+                       floor=0.065),  # every early curve inhibits a little: sharpens, and a filled
+                                      # curve's chord (which drives many) does not add
          spread=5.0,  # px: position tolerance of a tile
-         gain=40.0,  # scale of the response (preferred curve: ~45 before the threshold)
-         bias=-6.0),  # threshold: cuts the weak responses to straight lines and sharp angles
+         gain=560.0,  # the original's scale: radial tuning peaks of ~550-830
+         bias=0.0),
 )
 
 SPEC = Spec(BANKS, RULES)

@@ -1,0 +1,286 @@
+"""The hand-built curve network (issue 5): structure, equivariance, selectivity, targets, spec errors.
+
+Independent references used: the published channel ids and preferred angles
+(../shared/reference, and the numbers quoted in issue 5), the published tuning curves
+(via circuits.compare), the geometry of a 90-degree rotation (torch.rot90 of an image is
+the same picture rotated; checked against the stimulus renderer), and the definition of
+a blank image (no contrast anywhere).
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+
+import handbuilt
+import weights
+from circuits import graph, stimuli
+from circuits.tuning import default_curve_params
+from handbuilt import SpecError
+from handbuilt import spec as S
+from handbuilt.rules import Tuning
+
+SIZE = 97  # odd map sizes down to mixed3b (97 -> 49 -> 25 -> 13): every centre unit is centred
+
+
+@pytest.fixture(scope="module")
+def model():
+    torch.set_num_threads(2)
+    return handbuilt.build()
+
+
+def _centre(model, x: torch.Tensor, tensor: str) -> torch.Tensor:
+    """[N, C] values of `tensor` at the middle of its map."""
+    with torch.inference_mode():
+        a = model.run(x, until=tensor)
+    return a[:, :, a.shape[-2] // 2, a.shape[-1] // 2]
+
+
+def _bank_index(bank) -> list[int]:
+    return [graph.branch_of(bank.layer, c)[1] for c in bank.channels]
+
+
+def _replace_bank(spec, name, **changes):
+    banks = tuple(dataclasses.replace(b, **changes) if b.name == name else b for b in spec.banks)
+    return dataclasses.replace(spec, banks=banks)
+
+
+def _replace_rule(spec, dst, **changes):
+    def is_it(r):
+        d = getattr(r, "dst", ())
+        return d == dst or (isinstance(d, tuple) and d[:1] == (dst,))
+
+    rules = tuple(dataclasses.replace(r, **changes) if is_it(r) else r for r in spec.rules)
+    return dataclasses.replace(spec, rules=rules)
+
+
+# --- what is built where -------------------------------------------------------------
+
+
+def test_building_is_deterministic_and_matches_the_registered_source():
+    """Two builds are bit-identical, and weights.load('handbuilt') is that same state dict."""
+    a, b, c = handbuilt.state_dict(), handbuilt.state_dict(), weights.load("handbuilt")
+    assert a.keys() == b.keys() == c.keys() == graph.parameter_shapes().keys()
+    for k in a:
+        assert torch.equal(a[k], b[k]) and torch.equal(a[k], c[k]), k
+    assert a["mixed3b_5x5_pre_relu_conv.weight"] is not b["mixed3b_5x5_pre_relu_conv.weight"]  # fresh tensors
+
+
+def test_saved_as_safetensors_and_loaded_back_unchanged(tmp_path):
+    from weights.checkpoint import save_safetensors
+
+    sd = handbuilt.state_dict()
+    save_safetensors(sd, tmp_path / "handbuilt.safetensors")
+    back = weights.load(tmp_path / "handbuilt.safetensors")
+    assert all(torch.equal(sd[k], back[k]) for k in sd)
+
+
+def test_only_declared_units_have_weights():
+    """Units that carry no family are zero: the nonzero output channels of every conv are the banks' channels."""
+    sd = handbuilt.state_dict()
+    declared: dict[str, set[int]] = {}
+    for b in S.SPEC.banks:
+        declared.setdefault(f"{b.branch}_pre_relu", set()).update(_bank_index(b))
+    for n in graph.NODES:
+        if n.op not in ("conv", "linear"):
+            continue
+        w, bias = sd[f"{n.param}.weight"], sd[f"{n.param}.bias"]
+        live = {int(i) for i in torch.nonzero(w.flatten(1).abs().sum(1) + bias.abs()).flatten()}
+        assert live == declared.get(n.name, set()), n.name
+
+
+def test_published_units_keep_their_ids_and_preferred_orientations(reference_dir):
+    """The ten 3b curves and eleven 3a early curves sit on their published channels at the published angles."""
+    with open(reference_dir / "tuning_table.csv") as f:
+        table = {(r["layer"], int(r["neuron"])): float(r["pref_deg"]) for r in csv.DictReader(f)}
+    for name, layer in (("curves", "mixed3b"), ("early_curves", "mixed3a")):
+        bank = S.SPEC.bank(name)
+        assert bank.layer == layer
+        assert sorted(bank.channels) == sorted(c for (lay, c) in table if lay == layer)
+        for c, o in zip(bank.channels, bank.orientations):
+            assert o == table[(layer, c)], (layer, c)
+    # the issue's own list, in the published order
+    assert S.SPEC.bank("curves").channels == (379, 406, 385, 343, 342, 388, 324, 340, 330, 349)
+
+
+# --- responses -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("colour", [(0, 0, 0), (255, 255, 255), (117, 117, 117), (200, 30, 90)])
+def test_blank_images_give_exactly_zero(model, colour):
+    """A uniform image has no contrast: every built unit (centre of each map) is exactly 0."""
+    x = torch.tensor(colour, dtype=torch.float32)[None, :, None, None].expand(1, 3, SIZE, SIZE) - 117.0
+    for tensor in ("conv2d0", "conv2d1", "conv2d2", "mixed3a_3x3_bottleneck", "mixed3a_3x3",
+                   "mixed3b_5x5_bottleneck", "mixed3b_5x5"):
+        assert torch.count_nonzero(_centre(model, x, tensor)) == 0, tensor
+
+
+def test_gabors_respond_to_their_line_or_edge_and_prefer_their_orientation(model):
+    """Each Gabor unit fires for a line (either polarity) or an edge (either side) at its orientation,
+    at least 3x more than for the same stimuli turned 90 degrees."""
+    bank = S.SPEC.bank("gabors")
+    idx = _bank_index(bank)
+    for o in sorted(set(bank.orientations)):
+        units = [i for i, b in zip(idx, bank.orientations) if b == o]
+
+        def best(theta):
+            x = torch.cat([stimuli.line(theta, width=3, fg=fg, bg=bg, size=SIZE) for fg, bg in
+                           (("black", "white"), ("white", "black"))] +
+                          [stimuli.edge(theta + 90 + s, size=SIZE) for s in (0, 180)])
+            return _centre(model, x, "conv2d0")[:, units].max(0).values
+
+        pref, ortho = best(o), best(o + 90)
+        assert torch.all(pref > 0) and torch.all(pref > 3 * ortho), o
+
+
+@pytest.mark.parametrize("name,tensor", [("complex_gabors", "conv2d1"), ("lines", "conv2d2")])
+def test_complex_gabors_and_lines_prefer_their_orientation(model, name, tensor):
+    bank = S.SPEC.bank(name)
+    o = np.asarray(bank.orientations)
+    x = torch.cat([stimuli.line(o, width=3, size=SIZE), stimuli.line(o + 90, width=3, size=SIZE)])
+    r = _centre(model, x, tensor)[:, _bank_index(bank)]
+    n = len(o)
+    pref, ortho = r[:n].diagonal(), r[n:].diagonal()
+    assert torch.all(pref > 0) and torch.all(pref > 3 * ortho)
+
+
+@pytest.mark.parametrize("name", ["early_curves", "early_curve_bank", "curves"])
+def test_curve_units_respond_to_their_curve_and_not_to_the_opposite_one(model, name):
+    """Each early curve / curve fires for a curve bulging its way, much less turned 90 or 180 degrees."""
+    bank = S.SPEC.bank(name)
+    o = np.asarray(bank.orientations)
+    p = default_curve_params(bank.layer)
+    x = torch.cat([stimuli.curve(o + d, 0.75, arc_length=p["arc_length"], width=p["width"], size=SIZE)
+                   for d in (0, 90, 180)])
+    r = _centre(model, x, bank.branch)[:, _bank_index(bank)]
+    n = len(o)
+    pref, quarter, opposite = (r[i * n:(i + 1) * n].diagonal() for i in range(3))
+    assert torch.all(pref > 0)
+    assert torch.all(pref > 3 * quarter) and torch.all(pref > 2 * opposite)
+    if name == "curves":  # no echo in 3b: the opponent relay removes it
+        assert torch.all(opposite <= 0.02 * pref)
+
+
+def test_contrast_polarity_does_not_matter(model):
+    """Energy (|even| + |odd|) of DC-free luminance filters: white on black = black on white, exactly."""
+    bank = S.SPEC.bank("curves")
+    p = default_curve_params("mixed3b")
+    o = np.asarray(bank.orientations)
+    bw = stimuli.curve(o, 0.5, arc_length=p["arc_length"], size=SIZE)
+    wb = stimuli.curve(o, 0.5, arc_length=p["arc_length"], fg="white", bg="black", size=SIZE)
+    a = _centre(model, bw, "mixed3b_5x5")[:, _bank_index(bank)].diagonal()
+    b = _centre(model, wb, "mixed3b_5x5")[:, _bank_index(bank)].diagonal()
+    torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-3)
+
+
+# --- equivariance -------------------------------------------------------------------------
+
+
+def test_rot90_of_a_stimulus_is_the_stimulus_turned_minus_90_degrees():
+    """The geometry the equivariance tests rely on: torch.rot90(k=1) maps orientation theta to theta - 90."""
+    x = stimuli.curve([30.0], 0.75, arc_length=45.5, size=SIZE)
+    y = stimuli.curve([-60.0], 0.75, arc_length=45.5, size=SIZE)
+    assert (torch.rot90(x, 1, (-2, -1)) - y).abs().max() < 0.01
+
+
+def test_rotating_the_stimulus_by_90_degrees_moves_the_response_to_the_unit_90_degrees_away(model):
+    """Curves built at theta0 + k*90 (a pair built for this test) and the 32 opponent relays:
+    response of unit k to S = response of unit k-1 (relay k-8) to rot90(S)."""
+    theta0 = 37.0  # between the bank's 11.25-degree steps, so templates are sampled off-grid
+    ring = tuple(theta0 + 90 * k for k in range(4))
+    spec = _replace_bank(S.SPEC, "curves", orientations=ring + S.SPEC.bank("curves").orientations[4:])
+    m = handbuilt.build(spec)
+    idx = _bank_index(spec.bank("curves"))[:4]
+    phis = theta0 + np.array([-35.0, -12.0, 0.0, 9.0, 30.0, 180.0])
+    s = stimuli.curve(phis, 0.6, arc_length=45.5, size=SIZE)
+    rs = torch.rot90(s, 1, (-2, -1))
+    a = _centre(m, s, "mixed3b_5x5")[:, idx]
+    b = _centre(m, rs, "mixed3b_5x5")[:, idx]
+    torch.testing.assert_close(a, torch.roll(b, 1, 1), rtol=0, atol=1e-3 * float(a.max()))
+    assert float(a.max()) > 100  # the comparison is about a real response
+    ra = _centre(m, s, "mixed3b_5x5_bottleneck")
+    rb = _centre(m, rs, "mixed3b_5x5_bottleneck")
+    torch.testing.assert_close(ra, torch.roll(rb, 8, 1), rtol=0, atol=1e-4 * float(ra.max()))
+
+
+def test_published_units_89_5_degrees_apart_swap_under_rotation(model):
+    """3b:406 (268.5) and 3b:343 (358) are 89.5 degrees apart: rot90 swaps them to within 5% of the peak."""
+    b406, b343 = (graph.branch_of("mixed3b", c)[1] for c in (406, 343))
+    s = stimuli.curve(np.array([250.0, 260, 268.5, 275, 290]), 0.75, arc_length=45.5, size=SIZE)
+    a = _centre(model, s, "mixed3b_5x5")[:, b406]
+    b = _centre(model, torch.rot90(s, -1, (-2, -1)), "mixed3b_5x5")[:, b343]
+    assert float((a - b).abs().max()) <= 0.05 * float(a.max())
+
+
+# --- against the published curves -------------------------------------------------------
+
+
+def test_compare_targets_hold_against_the_published_curves(model, reference_dir):
+    """Issue 5's targets, measured as circuits.compare does but at 180 orientations (2-degree steps)
+    instead of 720 to stay fast (the full sweep is in experiments/tune_handbuilt.py and the README):
+    3b curves within 5 deg, correlation >= 0.9, echo <= 0.05; 3a early curves within 10 deg."""
+    from circuits.compare import compare_tuning
+
+    for family in ("mixed3b:curves", "mixed3a:curves"):
+        cmp = compare_tuning({"hand-built": model}, family, n_angles=180, progress=False)
+        assert cmp.failures("hand-built") == [], cmp.table()
+        assert len(cmp.rows_of("hand-built")) == len(S.SPEC.bank("curves" if "3b" in family else "early_curves").channels)
+
+
+# --- spec errors -----------------------------------------------------------------------------
+
+
+def _error(spec) -> str:
+    with pytest.raises(SpecError) as e:
+        handbuilt.compile_spec(spec)
+    return str(e.value)
+
+
+def test_a_channel_named_twice_is_an_error():
+    ch = (379, 379) + S.SPEC.bank("curves").channels[2:]
+    msg = _error(_replace_bank(S.SPEC, "curves", channels=ch))
+    assert "'curves'" in msg and "379" in msg and "twice" in msg
+    msg = _error(_replace_bank(S.SPEC, "early_curve_bank", channels=(81,) + S.EARLY_BANK_CHANNELS[1:]))
+    assert "81" in msg and "early_curves" in msg and "early_curve_bank" in msg
+
+
+def test_a_channel_outside_its_branch_is_an_error():
+    ch = (100,) + S.SPEC.bank("curves").channels[1:]  # mixed3b:100 is computed by the 1x1 branch
+    msg = _error(_replace_bank(S.SPEC, "curves", channels=ch))
+    assert "'curves'" in msg and "100" in msg and "mixed3b_1x1" in msg and "mixed3b_5x5" in msg
+
+
+def test_an_orientation_list_that_does_not_match_the_channels_is_an_error():
+    msg = _error(_replace_bank(S.SPEC, "curves", orientations=S.SPEC.bank("curves").orientations[:-1]))
+    assert "'curves'" in msg and "9 orientations for 10 channels" in msg
+
+
+def test_a_rule_that_makes_a_unit_dead_is_an_error():
+    msg = _error(_replace_rule(S.SPEC, "curves", bias=-1e7))
+    assert "Tile(curve_relay -> curves)" in msg and "dead" in msg and "mixed3b:379" in msg
+    msg = _error(_replace_rule(S.SPEC, "curve_relay", tuning=Tuning(width=5.0, floor=1.5)))
+    assert "Relay(early_curve_bank -> curve_relay)" in msg and "dead" in msg
+
+
+def test_lines_the_lrn_cannot_normalize_are_an_error():
+    """Normalize needs exactly one contrast unit (and no other line) in each line's LRN window."""
+    ch = (5,) + S.LINE_CHANNELS[1:]  # conv2d2:5's window 0..10 holds contrast units 0 and 10
+    msg = _error(_replace_bank(S.SPEC, "lines", channels=ch))
+    assert "Normalize(lines by contrast)" in msg and "conv2d2:5" in msg
+
+
+def test_a_relay_without_a_matching_source_orientation_is_an_error():
+    shifted = tuple(o + 1.0 for o in S.SPEC.bank("curve_relay").orientations)
+    msg = _error(_replace_bank(S.SPEC, "curve_relay", orientations=shifted))
+    assert "Relay(early_curve_bank -> curve_relay)" in msg and "orientation 1" in msg
+
+
+def test_unknown_banks_and_banks_without_rules_are_errors():
+    msg = _error(_replace_rule(S.SPEC, "curve_relay", src="early_curve_bnak"))
+    assert "early_curve_bnak" in msg and "did you mean early_curve_bank" in msg
+    no_rule = dataclasses.replace(S.SPEC, rules=tuple(r for r in S.SPEC.rules if getattr(r, "dst", None) != ("curves",)))
+    assert "'curves' has no rule" in _error(no_rule)
