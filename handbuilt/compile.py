@@ -159,6 +159,8 @@ def check_spec(spec: Spec) -> None:
             raise SpecError(f"rule {_rule_name(r)}: PoolEnergy computes orientation-blind units: {r.dst!r} must be kind 'contrast'")
         if isinstance(r, Relay):
             sb = spec.bank(r.src)
+            if sb.kind != spec.bank(r.dst).kind:
+                raise SpecError(f"rule {_rule_name(r)}: relays {sb.kind} units into {spec.bank(r.dst).kind} units")
             P = sb.period
             for o in spec.bank(r.dst).orientations:
                 if not any(abs((o - so + P / 2) % P - P / 2) < 1e-6 for so in sb.orientations):
@@ -204,26 +206,20 @@ def _source_index(src: Bank, channel: int, dst_conv: str) -> int:
     """
     branch, ch = graph.branch_of(src.layer, channel)
     tensor = graph.node(dst_conv).inputs[0]
-    seen = []
-    while True:
-        seen.append(tensor)
+    seen = [tensor]
+    while tensor != branch:
         n = graph.node(tensor)
-        if tensor == branch:
-            return ch
         if n.op == "concat":
             for b, off, _ in graph.branches(tensor):
                 if b == branch:
                     return off + ch
-            break
-        if n.op in _PASS_THROUGH:
-            tensor = n.inputs[0]
-            continue
-        if n.op == "conv" and tensor == f"{branch}_pre_relu":
-            break
-        break
-    raise SpecError(
-        f"bank {src.name!r} ({branch}) does not feed {dst_conv}, which reads {' <- '.join(seen)}"
-    )
+        if n.op not in _PASS_THROUGH:
+            raise SpecError(
+                f"bank {src.name!r} ({branch}) does not feed {dst_conv}, which reads {' <- '.join(seen)}"
+            )
+        tensor = n.inputs[0]
+        seen.append(tensor)
+    return ch
 
 
 # --- writing weights ---------------------------------------------------------

