@@ -90,7 +90,11 @@ def check_spec(spec: Spec) -> None:
         if b.kind == "contrast":
             if b.orientations is not None:
                 raise SpecError(f"bank {b.name!r}: a contrast bank has no orientations (give None)")
-        elif b.orientations is None or len(b.orientations) != len(b.channels):
+        elif b.orientations is None or len(b.orientations) != len(b.channels) or not all(
+            np.isfinite(b.orientations)
+        ):
+            if b.orientations is not None and len(b.orientations) == len(b.channels):
+                raise SpecError(f"bank {b.name!r}: orientations must be finite degrees, got {list(b.orientations)}")
             n_or = "no" if b.orientations is None else len(b.orientations)
             raise SpecError(
                 f"bank {b.name!r}: {n_or} orientations for {len(b.channels)} channels "
