@@ -20,7 +20,7 @@ from circuits.model import InceptionV1
 from .compile import SpecError, check_spec, compile_spec
 from .rules import Spec
 
-__all__ = ["state_dict", "build", "SpecError", "check_spec", "compile_spec"]
+__all__ = ["state_dict", "build", "implant", "SpecError", "check_spec", "compile_spec"]
 
 
 def state_dict(spec: Spec | None = None) -> dict[str, torch.Tensor]:
@@ -40,3 +40,26 @@ def build(spec: Spec | None = None) -> InceptionV1:
     m = InceptionV1(state_dict(spec)).eval()
     m.source = "handbuilt"
     return m
+
+
+def implant(model: InceptionV1, units="mixed3b:curves"):
+    """Put the hand-built `units` into `model` at the same channels; returns the applied edit.
+
+    Every run of `model` then also runs the hand-built network (up to those units) on
+    the same input and replaces the units' pre-activations by the hand-built ones
+    ("Curve Circuits" did this with the 3b curves). It is an ordinary edit: listed in
+    `model.edits`, undone with `edit.undo(model)`, saved by `save_edited`.
+
+    >>> import weights
+    >>> trained = weights.model("random")            # a user would load "lucid"
+    >>> edit = implant(trained)
+    >>> trained.edits[0].split(" (")[0]
+    'implant mixed3b:curves from handbuilt'
+    >>> edit.undo(trained); trained.is_edited
+    False
+    """
+    from circuits.implant import Implant
+
+    edit = Implant(units, donor="handbuilt")
+    edit.apply(model)
+    return edit

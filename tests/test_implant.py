@@ -81,3 +81,25 @@ def test_weights_model_loads_edited_files_with_their_edits(pair, tmp_path):
     assert weights.model(str(tmp_path / "e.safetensors")).is_edited
     with pytest.raises(ValueError, match="edited model"):
         weights.load(str(tmp_path / "e.safetensors"))
+
+
+def test_handbuilt_implant_gives_a_model_the_handbuilt_curves(pair):
+    """handbuilt.implant: the target's 3b curves respond like the hand-built network's own."""
+    import handbuilt
+    from circuits.stimuli import curve
+
+    target, _ = pair
+    hb = weights.model("handbuilt")
+    from circuits import parse_unit
+
+    u = parse_unit("mixed3b:379")
+    x = curve([243.0, 63.0], 0.6, arc_length=45.5, size=97, centre=u.centre_in_input(97))
+    cy, cx = u.centre(97)
+    want = hb.run_with_cache(x, ["mixed3b"])["mixed3b"][:, 379]
+    edit = handbuilt.implant(target)
+    try:
+        got = target.run_with_cache(x, ["mixed3b"])["mixed3b"][:, 379]
+    finally:
+        edit.undo(target)
+    assert torch.equal(got, want) and want[0, cy, cx] > 10 * want[1, cy, cx]  # preferred vs opposite
+    assert target.active_hooks == []
