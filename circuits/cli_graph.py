@@ -77,40 +77,10 @@ def load_model(source: str | None):
 
 
 def load_image(path: str | os.PathLike, size: int = IMAGE_SIZE) -> torch.Tensor:
-    """An image file as model input [1, 3, size, size]: shorter side resized to `size`, centre crop.
+    """An image file as model input [1, 3, size, size] (see `circuits.inputs.load_image`)."""
+    from .inputs import load_image as _load
 
-    Read with matplotlib (PNG natively, JPEG and others through Pillow). Grey images
-    are repeated to RGB; an alpha channel is dropped.
-    """
-    import numpy as np
-    import torch.nn.functional as F
-    from matplotlib import image as mpimg
-
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"no such image file: {path}")
-    try:
-        arr = np.asarray(mpimg.imread(path))
-    except Exception as e:  # matplotlib/Pillow raise many types for unreadable files
-        raise ValueError(f"cannot read {path} as an image (PNG or JPEG): {e}") from None
-    if arr.dtype == np.uint8:
-        arr = arr.astype(np.float32)
-    else:  # PNGs are read as floats in [0, 1]
-        arr = arr.astype(np.float32) * 255.0
-    if arr.ndim == 2:
-        arr = np.repeat(arr[..., None], 3, axis=-1)
-    if arr.ndim != 3 or arr.shape[-1] not in (3, 4):
-        raise ValueError(f"{path}: expected an RGB, RGBA or grey image, got an array of shape {arr.shape}")
-    img = torch.from_numpy(np.ascontiguousarray(arr[..., :3])).permute(2, 0, 1)
-    h, w = img.shape[-2:]
-    scale = size / min(h, w)
-    nh, nw = max(size, round(h * scale)), max(size, round(w * scale))
-    x = F.interpolate(img[None], size=(nh, nw), mode="bilinear", antialias=True, align_corners=False)
-    top, left = (nh - size) // 2, (nw - size) // 2
-    x = x[..., top : top + size, left : left + size].clamp(0, 255)
-    from .inputs import MEAN
-
-    return x - MEAN
+    return _load(path, size)
 
 
 # --- graph ---------------------------------------------------------------------

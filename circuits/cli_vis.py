@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from . import graph
@@ -106,18 +105,9 @@ def cmd_vis(args: argparse.Namespace) -> int:
 
 
 def _read_image(path: str, size: int | None) -> torch.Tensor:
-    from PIL import Image
+    from .inputs import read_image
 
-    p = Path(path)
-    if not p.is_file():
-        raise FileNotFoundError(f"no such image file: {path}")
-    try:
-        img = Image.open(p).convert("RGB")
-    except OSError as e:
-        raise ValueError(f"cannot read {path} as an image: {e}") from None
-    if size is not None:
-        img = img.resize((size, size), Image.BILINEAR)
-    return torch.from_numpy(np.asarray(img).copy()).permute(2, 0, 1)  # uint8 [3, H, W]
+    return read_image(path, size)  # uint8 [3, H, W]
 
 
 def cmd_attribute(args: argparse.Namespace) -> int:

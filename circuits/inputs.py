@@ -8,10 +8,13 @@ Example:
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import numpy as np
 import torch
 
-__all__ = ["to_model_input", "from_model_input", "MEAN", "INPUT_RANGE"]
+__all__ = ["to_model_input", "from_model_input", "read_image", "load_image", "MEAN", "INPUT_RANGE"]
 
 MEAN = 117.0
 INPUT_RANGE = (-117.0, 138.0)
@@ -49,3 +52,41 @@ def to_model_input(images) -> torch.Tensor:
 def from_model_input(x: torch.Tensor) -> torch.Tensor:
     """Model input in [-117, 138] -> images in [0, 1] (clamped)."""
     return ((x + MEAN) / 255.0).clamp(0, 1)
+
+
+def read_image(path: str | os.PathLike, size: int | tuple[int, int] | None = None) -> torch.Tensor:
+    """An image file (PNG, JPEG, ...) as uint8 RGB [3, H, W]; grey is repeated, alpha dropped.
+
+    size: resize to (size, size) or (H, W) first (antialiased bilinear), if given.
+    """
+    # Pillow decodes (torchvision's own decoders are deprecated since 0.29);
+    # torchvision resizes.
+    from PIL import Image, UnidentifiedImageError
+    from torchvision.transforms.v2 import functional as TF
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no such image file: {path}")
+    try:
+        with Image.open(path) as im:
+            arr = np.asarray(im.convert("RGB")).copy()
+    except (UnidentifiedImageError, OSError) as e:
+        raise ValueError(f"cannot read {path} as an image (PNG or JPEG): {e}") from None
+    img = torch.from_numpy(arr).permute(2, 0, 1).contiguous()
+    if size is not None:
+        hw = [size, size] if isinstance(size, int) else list(size)
+        img = TF.resize(img, hw, antialias=True)
+    return img
+
+
+def load_image(path: str | os.PathLike, size: int = 224) -> torch.Tensor:
+    """An image file as model input [1, 3, size, size]: shorter side resized to `size`, centre crop.
+
+    >>> load_image("photo.jpg").shape          # doctest: +SKIP
+    torch.Size([1, 3, 224, 224])
+    """
+    from torchvision.transforms.v2 import functional as TF
+
+    img = read_image(path)
+    img = TF.center_crop(TF.resize(img, size, antialias=True), [size, size])
+    return to_model_input(img)

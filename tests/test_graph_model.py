@@ -274,3 +274,24 @@ def test_model_converts_dtype_like_any_module(image):
     """nn.Module.to/double must keep working (the interpreter must not shadow nn.Module._apply)."""
     m = InceptionV1().double()
     assert m.run(image.double(), until="mixed3a").dtype == torch.float64
+
+
+def test_load_image_grey_and_alpha_become_rgb_model_input(tmp_path):
+    """A grey+alpha PNG written by matplotlib reads back as RGB; resize+crop keeps a uniform value."""
+    import matplotlib.image as mpimg
+
+    from circuits.inputs import load_image, read_image
+
+    grey = np.full((30, 50, 4), 0.5, np.float32)
+    grey[..., 3] = 0.25  # alpha is dropped, not blended
+    mpimg.imsave(tmp_path / "g.png", grey)
+    img = read_image(tmp_path / "g.png")
+    assert img.shape == (3, 30, 50) and img.dtype == torch.uint8
+    x = load_image(tmp_path / "g.png", size=20)
+    assert x.shape == (1, 3, 20, 20)
+    assert torch.allclose(x, torch.full_like(x, float(img[0, 0, 0]) - 117.0), atol=1.0)
+    with pytest.raises(ValueError, match="cannot read"):
+        (tmp_path / "bad.png").write_bytes(b"not a png")
+        read_image(tmp_path / "bad.png")
+    with pytest.raises(FileNotFoundError):
+        read_image(tmp_path / "missing.png")

@@ -29,6 +29,7 @@ import functools
 import os
 from pathlib import Path
 
+import einops
 import numpy as np
 import torch
 
@@ -66,7 +67,7 @@ def const_names() -> dict[str, str]:
 def _to_torch_layout(a: np.ndarray) -> np.ndarray:
     """HWIO conv kernel -> OIHW, (in, out) matrix -> (out, in); biases unchanged."""
     if a.ndim == 4:
-        return a.transpose(3, 2, 0, 1)
+        return einops.rearrange(a, "h w i o -> o i h w")
     if a.ndim == 2:
         return a.T
     return a
