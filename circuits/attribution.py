@@ -38,7 +38,6 @@ from __future__ import annotations
 
 import math
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -46,6 +45,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .files import atomic_path
 from . import graph
 from .inputs import from_model_input, to_model_input
 from .model import InceptionV1
@@ -313,15 +313,9 @@ def plot(attribution: Attribution, image, path: str | os.PathLike, k: int = 10, 
         axes[i].axis("off")
     fig.tight_layout()
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(suffix=path.suffix or ".png", dir=path.parent)
-    os.close(fd)
     try:
-        fig.savefig(tmp, dpi=110)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, dpi=110, format=(path.suffix or ".png")[1:])
     finally:
         plt.close(fig)
     return path

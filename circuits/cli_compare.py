@@ -69,7 +69,7 @@ def cmd_compare(args) -> int:
             if f:
                 print(f"wrote {f}")
     if args.json:
-        from weights.checkpoint import atomic_path
+        from .files import atomic_path
 
         with atomic_path(args.json) as tmp, open(tmp, "w") as f:
             json.dump({**cmp.to_json(), "checks": checks}, f)

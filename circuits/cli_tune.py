@@ -12,11 +12,10 @@ import inspect
 import itertools
 import json
 import math
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
+from .files import atomic_path
 
 
 def _floats(text: str) -> list[float]:
@@ -170,15 +169,8 @@ def _save_image(rgb: np.ndarray, path: Path) -> None:
     matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
 
-    fd, tmp = tempfile.mkstemp(suffix=path.suffix, prefix=f".{path.stem}.", dir=path.parent)
-    os.close(fd)
-    try:
-        plt.imsave(tmp, np.clip(rgb, 0, 1))
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with atomic_path(path) as tmp:
+        plt.imsave(tmp, np.clip(rgb, 0, 1), format=path.suffix[1:])
 
 
 # --- tune -----------------------------------------------------------------------------
@@ -315,12 +307,5 @@ def _json_safe(v):
 def _write_json(data, path) -> None:
     data = _json_safe(data)
     p = Path(path)
-    fd, tmp = tempfile.mkstemp(suffix=".json", prefix=f".{p.stem}.", dir=p.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(data, f, indent=1, allow_nan=False)
-        os.replace(tmp, p)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with atomic_path(p) as tmp, open(tmp, "w") as f:
+        json.dump(data, f, indent=1, allow_nan=False)

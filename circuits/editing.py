@@ -71,13 +71,11 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Iterable, Iterator, Sequence
 
 import torch
-import torch.nn.functional as F
 
 from . import graph
 from .units import Unit, resolve_units
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .hooks import HookHandle
     from .model import InceptionV1
 
 __all__ = [

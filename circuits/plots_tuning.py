@@ -19,13 +19,12 @@ Example:
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 from typing import Mapping, Sequence
 
 import numpy as np
 import torch
+from .files import atomic_path
 
 __all__ = ["plot_radial", "plot_overlay", "plot_response_map", "plot_stimuli", "save_figure"]
 
@@ -54,15 +53,9 @@ def save_figure(fig, path) -> Path:
     """Save `fig` to `path` atomically (temporary file, then rename) and close it."""
     p = _check_path(path)
     plt = _plt()
-    fd, tmp = tempfile.mkstemp(suffix=p.suffix, prefix=f".{p.stem}.", dir=p.parent)
-    os.close(fd)
     try:
-        fig.savefig(tmp, dpi=120, bbox_inches="tight")
-        os.replace(tmp, p)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+        with atomic_path(p) as tmp:
+            fig.savefig(tmp, dpi=120, bbox_inches="tight", format=p.suffix[1:])
     finally:
         plt.close(fig)
     return p

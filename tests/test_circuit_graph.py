@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import torch
 
-from circuits import cli, graph
+from circuits import cli
 from circuits.ablation import ablate
 from circuits.circuit_graph import (
     circuit_graph,

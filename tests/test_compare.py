@@ -8,7 +8,6 @@ import json
 
 import numpy as np
 import pytest
-import torch
 
 import weights
 from circuits import cli, reference
@@ -70,8 +69,6 @@ def handbuilt():
 
 @pytest.fixture(scope="module")
 def curve_checks(handbuilt):
-    from circuits.reference import available
-
     prefs = [243, 268.5, 290, 358, 22.5, 66.5, 91.5, 110, 145, 181]  # the published preferred angles
     return stimulus_checks(handbuilt, "mixed3b:curves", prefs)
 

@@ -7,7 +7,6 @@ runs and hooks.
 """
 
 import math
-import warnings
 
 import numpy as np
 import pytest

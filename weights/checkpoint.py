@@ -18,16 +18,15 @@ Example:
 
 from __future__ import annotations
 
-import contextlib
 import os
 import pickle
 import re
-import tempfile
 from pathlib import Path
-from typing import Callable, Iterator, Mapping
+from typing import Callable, Mapping
 
 import torch
 
+from circuits.files import atomic_path  # noqa: F401  (re-exported)
 from circuits.model import StateDictError, check_state_dict
 
 __all__ = ["CheckpointError", "load_file", "save_safetensors", "read_metadata", "atomic_path", "SUFFIXES"]
@@ -40,29 +39,6 @@ _WRAPPER_KEYS = ("state_dict", "model")
 
 class CheckpointError(ValueError):
     """A weight file that cannot be read (wrong format, truncated, corrupt or unsafe)."""
-
-
-@contextlib.contextmanager
-def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
-    """A temporary path next to `path`; renamed onto `path` only if the block succeeds.
-
-    The temporary name keeps the suffix of `path` (so loaders that dispatch on it
-    work on the temporary file). On any exception it is removed and `path` is
-    left as it was.
-
-    >>> with atomic_path("/tmp/x.txt") as tmp:
-    ...     _ = tmp.write_text("done")
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}")
-    os.close(fd)
-    tmp = Path(name)
-    try:
-        yield tmp
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def _unwrap(obj: object, path: Path) -> Mapping[str, torch.Tensor]:

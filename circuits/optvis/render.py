@@ -21,7 +21,6 @@ from __future__ import annotations
 import logging
 import math
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
@@ -30,6 +29,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from ..files import atomic_path
 from .. import graph
 from ..inputs import MEAN, to_model_input
 from ..model import InceptionV1
@@ -81,6 +81,7 @@ class RenderResult:
 def save_png(images: torch.Tensor, path: str | os.PathLike) -> Path:
     """Save [3, H, W] or [B, 3, H, W] (side by side) images in [0, 1] as a PNG, atomically.
 
+    >>> import tempfile
     >>> p = save_png(torch.zeros(3, 4, 4), tempfile.mkdtemp() + "/black.png")
     >>> p.stat().st_size > 0
     True
@@ -99,14 +100,8 @@ def save_png(images: torch.Tensor, path: str | os.PathLike) -> Path:
         raise ValueError(f"output file must end in .png, got {str(path)!r}")
     path.parent.mkdir(parents=True, exist_ok=True)
     arr = (x.permute(1, 2, 0).numpy() * 255 + 0.5).astype(np.uint8)
-    fd, tmp = tempfile.mkstemp(suffix=".png", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            Image.fromarray(arr).save(f, format="PNG")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as tmp:
+        Image.fromarray(arr).save(tmp, format="PNG")
     return path
 
 
