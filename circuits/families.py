@@ -167,8 +167,9 @@ def _add(layer: str, name: str, units: list[Unit], aliases: Iterable[str], sourc
     if published:
         raise ValueError(f"cannot replace published family {published[0].id} ({published[0].name!r}); choose another alias")
     fam = Family(layer, name, tuple(keys), units, source)
-    for a in taken:
-        _remove(table[a])
+    # One family can own several of the taken aliases: remove each family once.
+    for old in {id(table[a]): table[a] for a in taken}.values():
+        _remove(old)
     _FAMILIES.setdefault(layer, []).append(fam)
     for a in keys:
         table[a] = fam

@@ -20,7 +20,29 @@ from circuits.model import InceptionV1
 from .compile import SpecError, check_spec, compile_spec
 from .rules import Spec
 
-__all__ = ["state_dict", "build", "implant", "SpecError", "check_spec", "compile_spec"]
+__all__ = ["state_dict", "build", "implant", "register_families", "SpecError", "check_spec", "compile_spec"]
+
+
+def register_families(spec: Spec | None = None) -> list:
+    """Register each bank of the spec as a family ``layer:hb_<bank>`` (idempotent).
+
+    The hand-built 3b curves read a uniform 32-orientation early-curve bank
+    (``mixed3a:hb_early_curve_bank``) through opponent relays
+    (``mixed3b_5x5_bottleneck:hb_curve_relay``); the 11 published early-curve units
+    are built by the same rule at their published angles but do not feed the curves.
+    Importing `handbuilt` registers the default spec's banks.
+
+    >>> [f.id for f in register_families()][:3]
+    ['conv2d0:hb_gabors', 'conv2d1:hb_complex_gabors', 'conv2d2:hb_lines']
+    """
+    from circuits.families import register_family
+
+    if spec is None:
+        from .spec import SPEC as spec
+    return [
+        register_family(b.layer, f"handbuilt {b.name}", b.channels, aliases=[f"hb_{b.name}"], replace=True)
+        for b in spec.banks
+    ]
 
 
 def state_dict(spec: Spec | None = None) -> dict[str, torch.Tensor]:
@@ -63,3 +85,6 @@ def implant(model: InceptionV1, units="mixed3b:curves"):
     edit = Implant(units, donor="handbuilt")
     edit.apply(model)
     return edit
+
+
+register_families()

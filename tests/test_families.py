@@ -172,3 +172,15 @@ def test_cli_families(capsys):
     assert "no registered families" in capsys.readouterr().err
     assert main(["families", "mixed3x"]) == 2
     assert "did you mean" in capsys.readouterr().err
+
+
+def test_replacing_a_family_registered_under_several_aliases():
+    """A re-registration with replace=True drops the old family whole (all its aliases)."""
+    from circuits.families import family, register_family, unregister_family
+
+    register_family("mixed3a", "Twice", [81], aliases=["twice_a", "twice_b"])
+    try:
+        register_family("mixed3a", "Twice", [104], aliases=["twice_a", "twice_b"], replace=True)
+        assert family("mixed3a:twice_b").channels == [104] and family("mixed3a:twice").channels == [104]
+    finally:
+        unregister_family("mixed3a:twice")
