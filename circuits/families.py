@@ -240,9 +240,10 @@ def layers_with_families() -> list[str]:
 def families(layer: str | None = None, source: str | None = None) -> list[Family]:
     """The registered families of `layer` (all layers if None), optionally of one source.
 
-    source: "early_vision", "article" or "user".
+    source: "early_vision", "article" or "user" (families registered at run time,
+    e.g. by you, or the hand-built network's banks once `handbuilt` is imported).
 
-    >>> [f.name for f in families("conv2d0")]
+    >>> [f.name for f in families("conv2d0", source="early_vision")]
     ['Gabor Filters', 'Color Contrast', 'Other Units']
     """
     if source not in (None, EARLY_VISION, ARTICLE, USER):
