@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 
 import weights
 
@@ -60,14 +58,8 @@ def cmd_compare(args) -> int:
             checks[label] = c.to_json()
             print(f"\n{label}: responses at each unit's preferred orientation")
             print(c.table())
-    if args.plot or args.multiples:
-        with tempfile.TemporaryDirectory() as tmp:
-            radial = args.plot or os.path.join(tmp, "r.png")
-            mult = args.multiples or os.path.join(tmp, "m.png")
-            cmp.plot(radial, mult)
-        for f in (args.plot, args.multiples):
-            if f:
-                print(f"wrote {f}")
+    for f in cmp.plot(args.plot, args.multiples):
+        print(f"wrote {f}")
     if args.json:
         from .files import atomic_path
 

@@ -25,11 +25,11 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import torch
 
-from . import graph, reference
+from . import reference
 from .stimuli import angle, curve, line
-from .tuning import DEFAULT_CURVATURES, RadialTuning, default_curve_params, input_size_for, radial_tuning, read_name
+from .tuning import DEFAULT_CURVATURES, RadialTuning, default_curve_params, input_size_for, radial_tuning, responses
 from .tuning_metrics import compare_curves, curve_metrics
-from .units import Unit, resolve_units
+from .units import resolve_units
 
 __all__ = ["TARGETS", "Targets", "UnitRow", "TuningComparison", "compare_tuning", "stimulus_checks", "StimulusChecks"]
 
@@ -103,19 +103,6 @@ class TuningComparison:
             )
         return "\n".join(lines)
 
-    def markdown(self, model: str) -> str:
-        """The table of one model in Markdown (for the README)."""
-        out = ["| unit | published pref | built pref | angle error | correlation | FWHM ratio | echo |",
-               "|---|---:|---:|---:|---:|---:|---:|"]
-        for r in self.rows_of(model):
-            out.append(
-                f"| {r.unit} | {r.published_pref_deg if r.published_pref_deg is not None else '-'} | "
-                f"{r.pref_deg:.1f} | {r.angle_error if r.angle_error is None else round(r.angle_error, 1)} | "
-                f"{'-' if r.correlation is None else f'{r.correlation:.3f}'} | "
-                f"{'-' if r.width_ratio is None else f'{r.width_ratio:.2f}'} | {r.echo:.3f} |"
-            )
-        return "\n".join(out)
-
     def to_json(self) -> dict:
         return {
             "units": self.units,
@@ -124,14 +111,17 @@ class TuningComparison:
             "published_available": bool(self.published),
         }
 
-    def plot(self, radial_path, multiples_path, *, model: str | None = None) -> tuple[Path, Path]:
-        """One radial plot of the family (`model` solid, published dashed) and small multiples per unit."""
+    def plot(self, radial_path=None, multiples_path=None, *, model: str | None = None) -> list[Path]:
+        """One radial plot of the family (`model` solid, published dashed) and/or small multiples per unit."""
         from .plots_compare import plot_family_comparison, plot_unit_multiples
 
         model = model or next(iter(self.tunings))
-        a = plot_family_comparison(self.tunings[model], self.published, radial_path, label=model)
-        b = plot_unit_multiples(self.tunings, self.published, multiples_path)
-        return a, b
+        out = []
+        if radial_path:
+            out.append(plot_family_comparison(self.tunings[model], self.published, radial_path, label=model))
+        if multiples_path:
+            out.append(plot_unit_multiples(self.tunings, self.published, multiples_path))
+        return out
 
 
 def compare_tuning(
@@ -244,19 +234,6 @@ class StimulusChecks:
         }
 
 
-def _read(model, us: list[Unit], x: torch.Tensor) -> torch.Tensor:
-    """Post-ReLU responses [N, U] at the centre of each unit's map, one truncated run."""
-    names = sorted({read_name(u) for u in us}, key=graph.index)
-    with torch.inference_mode():
-        cache = model.run_with_cache(x, names)
-    out = []
-    for u in us:
-        a = cache[read_name(u)]
-        cy, cx = u.centre(tuple(x.shape[-2:]))
-        out.append(torch.relu(a[:, u.branch_channel, cy, cx]))
-    return torch.stack(out, 1)
-
-
 def stimulus_checks(
     model, units, pref_deg: Sequence[float], *, curvatures: Sequence[float] = DEFAULT_CURVATURES
 ) -> StimulusChecks:
@@ -305,7 +282,7 @@ def stimulus_checks(
             "line": line(theta + 90.0, length=length, width=width, size=size, centre=centre),
         }
         x = torch.cat(list(batches.values()))
-        r = _read(model, [us[i]], x)[:, 0]
+        r = responses(model, [us[i]], x)[:, 0]  # post-ReLU, centre position
         parts = dict(zip(batches, torch.split(r, [len(b) for b in batches.values()])))
         b = float(parts["base"].mean())
         base.append(b)
