@@ -14,7 +14,6 @@ Run: python experiments/bench_editing.py [--batch 4] [--repeats 3]
 from __future__ import annotations
 
 import argparse
-import time
 
 import torch
 
@@ -22,15 +21,7 @@ import weights
 from circuits.circuit_graph import circuit_graph
 from circuits.editing import Reexpress, drop_negative, keep_only_inputs
 from circuits.expanded import weights_between
-
-
-def best(fn, repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return min(times)
+from timing import best_of
 
 
 def main() -> None:
@@ -47,7 +38,7 @@ def main() -> None:
             model.run(x, until="mixed4a")
 
     forward()
-    base = best(forward, args.repeats)
+    base = best_of(forward, args.repeats)
     print(f"forward to mixed4a, batch {args.batch}: {base * 1e3:.1f} ms (baseline)")
     edits = {
         "direct (keep_only mixed3a:early_curves -> mixed3b:1)": keep_only_inputs("mixed3a:early_curves", "mixed3b:1"),
@@ -58,17 +49,17 @@ def main() -> None:
         # Interleave edited and unedited runs: the machine is shared, so drift hits both.
         tb, te = [], []
         for _ in range(args.repeats):
-            tb.append(best(forward, 1))
+            tb.append(best_of(forward, 1))
             with e.applied(model):
-                te.append(best(forward, 1))
+                te.append(best_of(forward, 1))
         base, t = min(tb), min(te)
-        cost = best(lambda: (e.apply(model), e.undo(model)), args.repeats)
+        cost = best_of(lambda: (e.apply(model), e.undo(model)), args.repeats)
         print(f"  {name}: forward {t * 1e3:.1f} ms vs {base * 1e3:.1f} ms unedited, ratio {t / base:.3f}; "
               f"apply+undo {cost * 1e3:.1f} ms")
 
     units = [f"mixed3a:{c}" for c in range(256)]
-    w_only = best(lambda: weights_between(model, units, "mixed3b:curves"), args.repeats)
-    g_time = best(lambda: circuit_graph(model, ("mixed3a", "mixed3b"), "mixed3b:curves", top_k=5), args.repeats)
+    w_only = best_of(lambda: weights_between(model, units, "mixed3b:curves"), args.repeats)
+    g_time = best_of(lambda: circuit_graph(model, ("mixed3a", "mixed3b"), "mixed3b:curves", top_k=5), args.repeats)
     print(
         f"circuit graph mixed3a -> mixed3b:curves (top 5): {g_time * 1e3:.1f} ms vs expanded weights alone "
         f"{w_only * 1e3:.1f} ms, ratio {g_time / w_only:.2f}"

@@ -11,13 +11,13 @@ Run: python experiments/bench_graph.py [--batch 16] [--repeats 5]
 from __future__ import annotations
 
 import argparse
-import time
 
 import torch
 import torch.nn.functional as F
 
 from circuits import InceptionV1, graph, ops
 from circuits.tuning import _retain_freed_memory
+from timing import best_of
 from weights.registry import random_state_dict
 
 
@@ -54,16 +54,6 @@ def plain_forward(model: InceptionV1, x: torch.Tensor) -> torch.Tensor:
             if _LAST[src] == i:
                 del env[src]
     return env["softmax2"]
-
-
-def best_of(fn, repeats: int) -> float:
-    fn()  # warm-up
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return min(times)
 
 
 def main() -> None:
