@@ -22,6 +22,7 @@ from typing import Mapping, Sequence
 
 import torch
 
+from . import graph
 from .hooks import HookSpec
 from .units import Unit, resolve_units
 
@@ -80,8 +81,6 @@ def _fill_value(u: Unit, mode: str, value, means) -> float | None:
                 raise KeyError(f"means has no entry for {u.id} (keys like 'mixed3b:379')")
             return float(means[u.id])
         m = torch.as_tensor(means).flatten()
-        from . import graph
-
         need = graph.node(u.layer).channels
         if m.numel() != need:
             raise ValueError(f"means for {u.layer} must have {need} values (one per channel), got {m.numel()}")
