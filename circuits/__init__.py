@@ -15,11 +15,11 @@ import os
 # cores are free. Only effective if torch is not imported yet; a user's setting wins.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-from . import graph  # noqa: E402
-from .ablation import ablate  # noqa: E402
-from .inputs import from_model_input, to_model_input  # noqa: E402
-from .model import InceptionV1, StateDictError, check_state_dict  # noqa: E402
-from .units import Unit, parse_unit, resolve_units  # noqa: E402
+from circuits.core import graph  # noqa: E402
+from circuits.analysis.ablation import ablate  # noqa: E402
+from circuits.core.inputs import from_model_input, to_model_input  # noqa: E402
+from circuits.core.model import InceptionV1, StateDictError, check_state_dict  # noqa: E402
+from circuits.core.units import Unit, parse_unit, resolve_units  # noqa: E402
 
 __all__ = [
     "graph",

@@ -18,9 +18,9 @@ import argparse
 import torch
 
 import weights
-from circuits.circuit_graph import circuit_graph
-from circuits.editing import Reexpress, drop_negative, keep_only_inputs
-from circuits.expanded import weights_between
+from circuits.analysis.circuit_graph import circuit_graph
+from circuits.editing.edits import Reexpress, drop_negative, keep_only_inputs
+from circuits.analysis.expanded import weights_between
 from timing import best_of
 
 

@@ -19,7 +19,7 @@ import torch
 
 import weights
 from circuits import families
-from circuits.expanded import weights_between
+from circuits.analysis.expanded import weights_between
 
 CASES = [
     ("all mixed3a -> 3b curves", [f"mixed3a:{c}" for c in range(256)], "mixed3b:curves"),

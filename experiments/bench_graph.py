@@ -15,8 +15,9 @@ import argparse
 import torch
 import torch.nn.functional as F
 
-from circuits import InceptionV1, graph, ops
-from circuits.tuning import _retain_freed_memory
+from circuits import InceptionV1, graph
+from circuits.core import ops
+from circuits.tuning.measure import _retain_freed_memory
 from timing import best_of
 from weights.registry import random_state_dict
 

@@ -2,7 +2,7 @@
 
 Workload: 720 orientations x 8 curvatures = 5760 curve stimuli, the 10 mixed3b curve
 units (379, 406, 385, 343, 342, 388, 324, 340, 330, 349), post-ReLU, averaged over
-curvature: `circuits.tuning.radial_tuning`.
+curvature: `circuits.tuning.measure.radial_tuning`.
 
 Fast: the library's sweep (97 x 97 input that holds the receptive field, run truncated
 at mixed3b_5x5, batched, inference mode, channels-last).
@@ -33,9 +33,9 @@ import numpy as np
 import torch
 
 import weights
-from circuits import stimuli as S
-from circuits import tuning
-from circuits.units import Unit
+from circuits.tuning import stimuli as S
+from circuits.tuning import measure as tuning
+from circuits.core.units import Unit
 
 UNITS = [f"mixed3b:{c}" for c in (379, 406, 385, 343, 342, 388, 324, 340, 330, 349)]
 

@@ -1,10 +1,10 @@
 """Design loop for the hand-built curve network: measure it the way `circuits compare` does.
 
 For the mixed3b curves and the mixed3a early curves: the radial tuning (post-ReLU centre
-response to curves, `circuits.tuning.radial_tuning` with its default stimuli, averaged
+response to curves, `circuits.tuning.measure.radial_tuning` with its default stimuli, averaged
 over 8 curvatures) compared with the published curve of each unit -- preferred angle,
 its error, Pearson correlation, FWHM ratio (built / published), echo ratio, peak -- and
-`circuits.compare.stimulus_checks`: polarity, colour pair and filled curves relative to
+`circuits.tuning.compare.stimulus_checks`: polarity, colour pair and filled curves relative to
 black on white, and curves vs rounded angles vs sharp angles vs straight lines.
 
 Rule parameters can be overridden without editing the spec, to explore a change:
@@ -29,7 +29,7 @@ import torch
 
 import handbuilt
 import handbuilt.spec
-from circuits.compare import compare_tuning, stimulus_checks
+from circuits.tuning.compare import compare_tuning, stimulus_checks
 
 
 def override(spec, assignments: list[str]):

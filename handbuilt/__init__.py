@@ -1,7 +1,7 @@
 """The hand-built ("artificial artificial") curve-detector network, inside InceptionV1's graph.
 
 `handbuilt.spec.SPEC` declares the families and connection rules; `state_dict()` compiles
-them into weights for `circuits.model.InceptionV1` (registered as the weight source
+them into weights for `circuits.core.model.InceptionV1` (registered as the weight source
 ``"handbuilt"``).
 
 Example:
@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import torch
 
-from circuits.model import InceptionV1
+from circuits.core.model import InceptionV1
 
 from .compile import SpecError, check_spec, compile_spec
 from .rules import Spec
@@ -80,7 +80,7 @@ def implant(model: InceptionV1, units="mixed3b:curves"):
     >>> edit.undo(trained); trained.is_edited
     False
     """
-    from circuits.implant import Implant
+    from circuits.editing.implant import Implant
 
     edit = Implant(units, donor="handbuilt")
     edit.apply(model)

@@ -1,4 +1,4 @@
-"""Compile a hand-built `Spec` into a state dict for `circuits.model.InceptionV1`.
+"""Compile a hand-built `Spec` into a state dict for `circuits.core.model.InceptionV1`.
 
 Every weight not written by a rule is zero (so units that carry no family are silent).
 The spec is checked before anything is written, and the result is checked for units
@@ -19,7 +19,8 @@ from typing import Mapping
 import numpy as np
 import torch
 
-from circuits import graph, ops
+from circuits import graph
+from circuits.core import ops
 
 from .rules import KINDS, Arc, Bank, Gabor, Normalize, PoolEnergy, PoolPhases, Relay, Rule, Segment, Spec, Tile
 

@@ -3,7 +3,7 @@
 References: the unit's pre-activation from the model's own forward pass (sum of
 terms + bias must equal it); autograd (the gradient of a convolution's output with
 respect to its input is the kernel, so gradient x input is W ⊙ h);
-`circuits.expanded.weights_between` for expanded kernels; the bias algebra of a
+`circuits.analysis.expanded.weights_between` for expanded kernels; the bias algebra of a
 1x1 bottleneck whose ReLU is always on.
 """
 
@@ -16,10 +16,11 @@ import torch
 import weights
 import torch.nn.functional as F
 
-from circuits import graph, ops, to_model_input
-from circuits.attribution import LAYERS, attribute, conv_of, plot, previous_layer, visualize
+from circuits import graph, to_model_input
+from circuits.core import ops
+from circuits.analysis.attribution import LAYERS, attribute, conv_of, plot, previous_layer, visualize
 from circuits.cli import main as cli_main
-from circuits.units import Unit, parse_unit
+from circuits.core.units import Unit, parse_unit
 
 
 @pytest.fixture(scope="module")
@@ -88,7 +89,8 @@ def test_expanded_attribution_uses_weights_between_and_its_residual_is_the_bias_
     bottleneck's ReLU always on (huge positive biases), the linearized path is exact
     except for the dropped bottleneck bias, whose effect on an interior unit is
     sum_{c,i,j} W5x5[u, c, i, j] * b_bottleneck[c] (written out here)."""
-    from circuits import InceptionV1, expanded
+    from circuits import InceptionV1
+    from circuits.analysis import expanded
 
     sd = weights.load("random")
     sd["mixed3b_5x5_bottleneck_pre_relu_conv.bias"] = torch.full((32,), 1e3)

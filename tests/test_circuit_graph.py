@@ -1,4 +1,4 @@
-"""Circuit graphs (circuits.circuit_graph), their export, drawing and the graph/ablate CLI.
+"""Circuit graphs (circuits.analysis.circuit_graph), their export, drawing and the graph/ablate CLI.
 
 References: the model's own parameter slices and `weights_between` (edge kernels),
 brute-force selection over the full weight tensor written out here (top-k and
@@ -16,8 +16,8 @@ import pytest
 import torch
 
 from circuits import cli
-from circuits.ablation import ablate
-from circuits.circuit_graph import (
+from circuits.analysis.ablation import ablate
+from circuits.analysis.circuit_graph import (
     circuit_graph,
     compare_graphs,
     read_graph,
@@ -25,11 +25,11 @@ from circuits.circuit_graph import (
     unit_layers,
     write_graph,
 )
-from circuits.cli_graph import load_image
-from circuits.editing import save_edited, zero_weights
-from circuits.expanded import weights_between
+from circuits.cli.graph import load_image
+from circuits.editing.edits import save_edited, zero_weights
+from circuits.analysis.expanded import weights_between
 from circuits.families import families, family
-from circuits.plots_graph import layout, plot_graph
+from circuits.plots.graph import layout, plot_graph
 
 
 def test_unit_layers_are_the_trunk_of_inception_v1():

@@ -10,9 +10,10 @@ import numpy as np
 import pytest
 
 import weights
-from circuits import cli, reference
-from circuits.compare import TARGETS, UnitRow, _judge, compare_tuning, stimulus_checks
-from circuits.tuning_metrics import resample
+from circuits import cli
+from circuits.tuning import reference
+from circuits.tuning.compare import TARGETS, UnitRow, _judge, compare_tuning, stimulus_checks
+from circuits.tuning.metrics import resample
 from weights.checkpoint import save_safetensors
 
 

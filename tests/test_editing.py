@@ -1,4 +1,4 @@
-"""Reversible weight edits (circuits.editing) against independent references.
+"""Reversible weight edits (circuits.editing.edits) against independent references.
 
 References: the edit ops written out on the saved parameter slice (w * f, max(w, 0),
 ...); bit-for-bit equality with the unedited weights after undo; the unedited
@@ -16,8 +16,9 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from circuits import InceptionV1, graph, ops
-from circuits.editing import (
+from circuits import InceptionV1, graph
+from circuits.core import ops
+from circuits.editing.edits import (
     EditError,
     EditLogMismatch,
     Reexpress,
@@ -35,8 +36,8 @@ from circuits.editing import (
     undo_all,
     zero_weights,
 )
-from circuits.edit_paths import aligned_conv, linearized_path
-from circuits.expanded import weights_between
+from circuits.editing.paths import aligned_conv, linearized_path
+from circuits.analysis.expanded import weights_between
 from circuits.families import family
 from weights.registry import random_state_dict
 

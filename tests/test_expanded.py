@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from circuits import families
-from circuits.expanded import (
+from circuits.analysis.expanded import (
     _compose,
     connection,
     lrn_jacobian,
@@ -23,7 +23,7 @@ from circuits.expanded import (
     weight_by_orientation_difference,
     weights_between,
 )
-from circuits import ops
+from circuits.core import ops
 
 D = torch.float64
 
@@ -301,7 +301,7 @@ def test_expanded_weights_predict_the_real_network_where_relus_are_active(random
 
 def test_weight_grid_layout():
     """Tile (d, s) sits at rows d*(k+1).., cols s*(k+1)..; gaps are NaN."""
-    from circuits.plots_weights import weight_grid
+    from circuits.plots.weights import weight_grid
 
     w = torch.arange(2 * 3 * 2 * 2, dtype=D).view(2, 3, 2, 2)
     g = weight_grid(w)
@@ -317,7 +317,7 @@ def test_plot_colours_follow_the_sign(tmp_path, sign):
     """All-positive weights draw red tiles and no blue ones; all-negative the reverse."""
     import matplotlib.image as mpimg
 
-    from circuits.plots_weights import plot_weights
+    from circuits.plots.weights import plot_weights
 
     c = connection("mixed3a:81", ["mixed3b:379", "mixed3b:406"])
     w = torch.full((2, 1, 5, 5), sign)

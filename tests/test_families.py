@@ -1,7 +1,7 @@
 """Neuron families: the published lists, aliases, lookups, user families, ablation.
 
 Independent references: ../shared/reference/families.json (the published lists, read
-directly, never through circuits.family_data); the channel counts of circuits.graph;
+directly, never through circuits.families.published); the channel counts of circuits.core.graph;
 the Curve Detectors article's figure order of the 3b curves (written out below).
 """
 
@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from circuits import InceptionV1, ablate, families as F, resolve_units
-from circuits.units import Unit
+from circuits.core.units import Unit
 
 REFERENCE = Path(__file__).resolve().parents[1].parent / "shared" / "reference"
 

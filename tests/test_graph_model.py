@@ -13,11 +13,12 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from circuits import InceptionV1, ablate, graph, ops, parse_unit, resolve_units, to_model_input
+from circuits import InceptionV1, ablate, graph, parse_unit, resolve_units, to_model_input
+from circuits.core import ops
 
 
 def tf_same_pad(size, k, s):
-    """TensorFlow's documented SAME rule, written out independently of circuits.graph."""
+    """TensorFlow's documented SAME rule, written out independently of circuits.core.graph."""
     out = math.ceil(size / s)
     pad = max((out - 1) * s + k - size, 0)
     return pad // 2, pad - pad // 2
@@ -279,7 +280,7 @@ def test_load_image_grey_and_alpha_become_rgb_model_input(tmp_path):
     """A grey+alpha PNG written by matplotlib reads back as RGB; resize+crop keeps a uniform value."""
     import matplotlib.image as mpimg
 
-    from circuits.inputs import load_image, read_image
+    from circuits.core.inputs import load_image, read_image
 
     grey = np.full((30, 50, 4), 0.5, np.float32)
     grey[..., 3] = 0.25  # alpha is dropped, not blended

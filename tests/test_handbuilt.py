@@ -2,7 +2,7 @@
 
 Independent references used: the published channel ids and preferred angles
 (../shared/reference, and the numbers quoted in issue 5), the published tuning curves
-(via circuits.compare), the geometry of a 90-degree rotation (torch.rot90 of an image is
+(via circuits.tuning.compare), the geometry of a 90-degree rotation (torch.rot90 of an image is
 the same picture rotated; checked against the stimulus renderer), and the definition of
 a blank image (no contrast anywhere).
 """
@@ -18,8 +18,9 @@ import torch
 
 import handbuilt
 import weights
-from circuits import graph, stimuli
-from circuits.tuning import default_curve_params
+from circuits import graph
+from circuits.tuning import stimuli
+from circuits.tuning.measure import default_curve_params
 from handbuilt import SpecError
 from handbuilt import spec as S
 from handbuilt.rules import Tuning
@@ -220,10 +221,10 @@ def test_published_units_89_5_degrees_apart_swap_under_rotation(model):
 
 
 def test_compare_targets_hold_against_the_published_curves(model, reference_dir):
-    """Issue 5's targets, measured as circuits.compare does but at 180 orientations (2-degree steps)
+    """Issue 5's targets, measured as circuits.tuning.compare does but at 180 orientations (2-degree steps)
     instead of 720 to stay fast (the full sweep is in experiments/tune_handbuilt.py and the README):
     3b curves within 5 deg, correlation >= 0.9, echo <= 0.05; 3a early curves within 10 deg."""
-    from circuits.compare import compare_tuning
+    from circuits.tuning.compare import compare_tuning
 
     for family in ("mixed3b:curves", "mixed3a:curves"):
         cmp = compare_tuning({"hand-built": model}, family, n_angles=180, progress=False)

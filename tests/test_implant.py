@@ -8,8 +8,8 @@ import torch
 
 import weights
 from circuits import InceptionV1
-from circuits.editing import EditError, load_edited, save_edited
-from circuits.implant import Implant
+from circuits.editing.edits import EditError, load_edited, save_edited
+from circuits.editing.implant import Implant
 from weights.checkpoint import save_safetensors
 from weights.registry import random_state_dict
 
@@ -66,7 +66,7 @@ def test_implant_bad_input(pair):
         Implant("mixed3b:379", donor=3)
     mem = Implant("mixed3b:379", donor=donor)
     with mem.applied(target), pytest.raises(EditError):
-        from circuits.editing import _rebuild  # a donor in memory cannot be rebuilt from a log
+        from circuits.editing.edits import _rebuild  # a donor in memory cannot be rebuilt from a log
 
         _rebuild("f", 0, mem.describe() | {"donor": None}, {})
     assert target.active_hooks == []
@@ -86,7 +86,7 @@ def test_weights_model_loads_edited_files_with_their_edits(pair, tmp_path):
 def test_handbuilt_implant_gives_a_model_the_handbuilt_curves(pair):
     """handbuilt.implant: the target's 3b curves respond like the hand-built network's own."""
     import handbuilt
-    from circuits.stimuli import curve
+    from circuits.tuning.stimuli import curve
 
     target, _ = pair
     hb = weights.model("handbuilt")

@@ -346,19 +346,19 @@ def test_render_saves_a_png_grid(model, tmp_path):
 def test_visualization_of_a_handbuilt_curve_unit_is_a_superstimulus():
     """The rendered image drives a hand-built curve unit harder than any synthetic curve.
 
-    Reference: the maximum response over a sweep of rendered curves (circuits.stimuli:
+    Reference: the maximum response over a sweep of rendered curves (circuits.tuning.stimuli:
     36 orientations x 4 curvatures x 2 polarities, centred on the unit's receptive field).
     """
     if "handbuilt" not in weights.sources():
         pytest.skip('weight source "handbuilt" is not registered yet (weights/builtin.py); '
                     "this test runs once the hand-built network lands")
-    pytest.importorskip("circuits.stimuli", reason="circuits.stimuli (synthetic curves) is not available")
+    pytest.importorskip("circuits.tuning.stimuli", reason="circuits.tuning.stimuli (synthetic curves) is not available")
     m = weights.model("handbuilt")
     assert_superstimulus(m, "mixed3b:379")
 
 
 def assert_superstimulus(m, unit_id: str, size: int = 96, steps: int = 64) -> None:
-    from circuits import stimuli
+    from circuits.tuning import stimuli
 
     unit = obj.parse_unit(unit_id)
     o = obj.neuron(unit.layer, unit.channel)

@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 import torch
 
-from circuits import stimuli as S
-from circuits.inputs import MEAN
+from circuits.tuning import stimuli as S
+from circuits.core.inputs import MEAN
 
 # Coverage of the foreground: 0 on the white background, 1 on a black stroke.
 def coverage(x: torch.Tensor) -> torch.Tensor:

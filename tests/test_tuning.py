@@ -16,10 +16,11 @@ import numpy as np
 import pytest
 import torch
 
-from circuits import InceptionV1, ablate, graph, reference
-from circuits import stimuli as S
-from circuits import tuning
-from circuits.tuning_metrics import (
+from circuits import InceptionV1, ablate, graph
+from circuits.tuning import reference
+from circuits.tuning import stimuli as S
+from circuits.tuning import measure as tuning
+from circuits.tuning.metrics import (
     angles_for,
     circular_correlation,
     compare_curves,
@@ -29,7 +30,7 @@ from circuits.tuning_metrics import (
     peak_angle_error,
     preferred_orientation,
 )
-from circuits.units import Unit
+from circuits.core.units import Unit
 
 A = angles_for(720)
 
@@ -251,7 +252,7 @@ def test_bad_requests_are_clear_errors(random_model):
 
 
 def test_plots_write_files(tmp_path, random_model):
-    from circuits import plots_tuning as P
+    from circuits.plots import tuning as P
 
     curves = {"a": von_mises(30, 10), "b": von_mises(200, 5)}
     for path in (P.plot_radial(A, curves, tmp_path / "r.png"), P.plot_overlay(A, curves, tmp_path / "o.svg", unit="x"),

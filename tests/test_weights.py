@@ -26,7 +26,7 @@ from tensorboard.util import tensor_util
 
 import weights
 from circuits import graph
-from circuits.model import StateDictError
+from circuits.core.model import StateDictError
 from weights import checkpoint, download, lucid_pb
 from weights.checkpoint import CheckpointError
 

@@ -1,6 +1,6 @@
 """Weight files on disk: `.pth`/`.pt`, `.safetensors` and Lucid's GraphDef `.pb`.
 
-Every loaded dict is checked against the graph (`circuits.model.check_state_dict`),
+Every loaded dict is checked against the graph (`circuits.core.model.check_state_dict`),
 and files are written to a temporary file next to the target, then renamed, so a
 failed save never leaves a half-written file.
 
@@ -26,8 +26,8 @@ from typing import Callable, Mapping
 
 import torch
 
-from circuits.files import atomic_path  # noqa: F401  (re-exported)
-from circuits.model import StateDictError, check_state_dict
+from circuits.core.files import atomic_path  # noqa: F401  (re-exported)
+from circuits.core.model import StateDictError, check_state_dict
 
 __all__ = ["CheckpointError", "load_file", "save_safetensors", "read_metadata", "atomic_path", "SUFFIXES"]
 

@@ -28,7 +28,7 @@ from typing import Callable
 
 from tqdm import tqdm
 
-from circuits.model import StateDictError
+from circuits.core.model import StateDictError
 
 from .checkpoint import CheckpointError, atomic_path, load_file
 

@@ -34,7 +34,7 @@ import numpy as np
 import torch
 
 from circuits import graph
-from circuits.model import check_state_dict
+from circuits.core.model import check_state_dict
 
 __all__ = ["AUX_PREFIXES", "const_names", "read_consts", "convert", "load_pb"]
 
@@ -50,7 +50,7 @@ _OUTPUT_SUFFIX = {"conv": "_pre_relu", "linear": "_pre_activation"}
 
 @functools.lru_cache(maxsize=None)
 def const_names() -> dict[str, str]:
-    """State-dict key -> Lucid Const node name, derived from `circuits.graph`.
+    """State-dict key -> Lucid Const node name, derived from `circuits.core.graph`.
 
     >>> const_names()["softmax2_pre_activation_matmul.bias"]
     'softmax2_b'

@@ -17,7 +17,7 @@ from typing import Callable
 import torch
 
 from circuits import graph
-from circuits.model import InceptionV1, check_state_dict
+from circuits.core.model import InceptionV1, check_state_dict
 
 __all__ = ["DEFAULT", "register", "sources", "load", "model"]
 
@@ -70,14 +70,14 @@ def load(source: str | os.PathLike = DEFAULT) -> StateDict:
     if key in _SOURCES:
         sd = _SOURCES[key].fn()
     elif os.path.isfile(key):
-        from circuits.editing import is_edited_file
+        from circuits.editing.edits import is_edited_file
 
         from .checkpoint import load_file
 
         if is_edited_file(key):
             raise ValueError(
                 f"{key} is an edited model (it carries an edit log): load it with weights.model({key!r}) "
-                "or circuits.editing.load_edited, which re-apply and check its edits"
+                "or circuits.editing.edits.load_edited, which re-apply and check its edits"
             )
         sd = load_file(key)
     else:
@@ -94,11 +94,11 @@ def load(source: str | os.PathLike = DEFAULT) -> StateDict:
 def model(source: str | os.PathLike = DEFAULT) -> InceptionV1:
     """A ready InceptionV1 (eval mode) with the weights of `source`.
 
-    An edited model saved by `circuits.editing.save_edited` comes back with its edits.
+    An edited model saved by `circuits.editing.edits.save_edited` comes back with its edits.
     """
     key = os.fspath(source)
     if os.path.isfile(key) and key not in _SOURCES:
-        from circuits.editing import is_edited_file, load_edited
+        from circuits.editing.edits import is_edited_file, load_edited
 
         if is_edited_file(key):
             return load_edited(key)

@@ -27,8 +27,8 @@ from typing import Callable, Iterable, Mapping, Sequence
 import torch
 import torch.nn.functional as F
 
-from .. import graph
-from ..units import Unit, parse_unit, resolve_units
+from circuits.core import graph
+from circuits.core.units import Unit, parse_unit, resolve_units
 
 __all__ = [
     "Objective",

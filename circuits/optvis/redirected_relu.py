@@ -32,8 +32,8 @@ from typing import Iterable
 
 import torch
 
-from .. import graph
-from ..hooks import HookSpec
+from circuits.core import graph
+from circuits.core.hooks import HookSpec
 
 __all__ = ["RedirectedReLU", "redirected_relu_grad", "redirected_relu_hooks", "LUCID_REDIRECT_STEPS"]
 

@@ -29,10 +29,10 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from ..files import atomic_path
-from .. import graph
-from ..inputs import MEAN, to_model_input
-from ..model import InceptionV1
+from circuits.core.files import atomic_path
+from circuits.core import graph
+from circuits.core.inputs import MEAN, to_model_input
+from circuits.core.model import InceptionV1
 from .objectives import Objective, as_objective
 from .param import ImageParam, image
 from .redirected_relu import LUCID_REDIRECT_STEPS, redirected_relu_hooks

@@ -1,0 +1,321 @@
+"""Attribution of a unit's activation to the units of the layer before: W ⊙ h_prev.
+
+For a unit u at position p, its pre-activation is a sum over the source tensor h_prev
+(the layer before) of weight times activation, plus a bias:
+
+    pre(u, p) = sum_{c, i, j} W[u, c, i, j] * h_prev[c, y0 + i, x0 + j] + b[u]
+
+where (y0, x0) is the top-left of the kernel's window over the source map
+(TensorFlow SAME padding; positions outside the map hold 0). `attribute` returns the
+terms ``W ⊙ h_prev`` per source channel and window position.
+
+- Direct connection (the unit's convolution reads the source tensor itself, e.g.
+  conv2d2 <- conv2d1, mixed3b 1x1 <- mixed3a): exact; the terms plus the bias sum to
+  the unit's pre-activation (`Attribution.exact` is True).
+- Expanded connection (through a bottleneck, a pool or several layers, e.g. mixed3b
+  5x5 <- mixed3a): W is the expanded weight of `circuits.analysis.expanded.weights_between`
+  (ReLU -> identity, max-pool -> average pool, LRN -> identity, intermediate biases
+  dropped); the bias is the unit's own. The terms are a linear approximation and
+  `Attribution.residual` says how far their sum is from the real pre-activation.
+  Sources must lie in conv2d0 ... mixed4a (the range of expanded weights).
+
+Summaries: per source channel, per family of the source layer, the top contributing
+units, and a heat map over the input image. `visualize` renders
+FeatureVisualization(abs(W ⊙ h_prev)) with the attribution objective, as in the
+Curve Detectors article.
+
+Example:
+    >>> import torch, weights
+    >>> model = weights.model("random")
+    >>> a = attribute(model, "conv2d2:5", torch.rand(3, 48, 48))
+    >>> a.source, a.exact, tuple(a.contributions.shape)
+    ('conv2d1', True, (64, 3, 3))
+    >>> abs(a.total - a.preactivation) < 1e-3
+    True
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from circuits.core.files import atomic_path
+from circuits.core import graph
+from circuits.core.inputs import from_model_input, to_model_input
+from circuits.core.model import InceptionV1
+from circuits.core.units import Unit, parse_unit
+
+__all__ = ["Attribution", "attribute", "previous_layer", "conv_of", "visualize", "plot", "LAYERS"]
+
+# Lucid's layer list (conv2d0 .. mixed5b): the tensors that end a top-level block;
+# the graph names every tensor inside a block with an underscore suffix.
+LAYERS: tuple[str, ...] = tuple(n.name for n in graph.NODES if n.op in ("relu", "concat") and "_" not in n.name)
+
+
+def conv_of(unit: Unit) -> graph.Node:
+    """The convolution that computes `unit`'s pre-activation."""
+    n = graph.node(unit.branch)
+    if n.op == "relu":
+        n = graph.node(n.inputs[0])
+    if n.op != "conv":
+        raise ValueError(
+            f"{unit.id} is computed by a {n.op} ({n.name}), not a convolution: attribution needs a unit of a "
+            f"convolutional layer ({', '.join(LAYERS[:4])}, ...)"
+        )
+    return n
+
+
+def previous_layer(unit) -> str:
+    """The layer before `unit`'s layer in Lucid's layer list ("input" for conv2d0).
+
+    >>> previous_layer("mixed3b:379"), previous_layer("conv2d1:0"), previous_layer("conv2d0:0")
+    ('mixed3a', 'conv2d0', 'input')
+    """
+    conv = conv_of(parse_unit(unit))
+    anc = graph.ancestors(conv.inputs[0])
+    before = [l for l in LAYERS if l in anc]
+    return max(before, key=graph.index) if before else graph.INPUT
+
+
+@dataclass
+class Attribution:
+    """W ⊙ h_prev for one unit at one position of one image.
+
+    contributions: [C_src, kh, kw], the terms W * h_prev over the kernel's window;
+    window_origin: source-map coordinate (y, x) of contributions[:, 0, 0] (may be
+    negative where the window hangs over TensorFlow's zero padding).
+    """
+
+    unit: Unit
+    source: str
+    position: tuple[int, int]
+    contributions: torch.Tensor
+    bias: float
+    preactivation: float
+    exact: bool
+    window_origin: tuple[int, int]
+    input_size: tuple[int, int]
+
+    @property
+    def total(self) -> float:
+        """Sum of all terms plus the bias (equals `preactivation` for a direct connection)."""
+        return float(self.contributions.double().sum()) + self.bias
+
+    @property
+    def residual(self) -> float:
+        """preactivation - total: 0 up to rounding when exact; the approximation error otherwise."""
+        return self.preactivation - self.total
+
+    def per_channel(self) -> torch.Tensor:
+        """[C_src]: each source unit's summed contribution over the window."""
+        return self.contributions.sum(dim=(1, 2))
+
+    def per_position(self) -> torch.Tensor:
+        """[kh, kw]: contributions summed over source channels."""
+        return self.contributions.sum(dim=0)
+
+    def top(self, k: int = 10, sign: str = "abs") -> list[tuple[Unit, float]]:
+        """The k source units with the largest contributions (sign: abs, positive or negative).
+
+        >>> import weights
+        >>> a = attribute(weights.model("random"), "conv2d2:5", torch.rand(3, 32, 32))
+        >>> len(a.top(3)), a.top(1)[0][0].layer
+        (3, 'conv2d1')
+        """
+        if sign not in ("abs", "positive", "negative"):
+            raise ValueError(f"unknown sign {sign!r}; use abs, positive or negative")
+        if not isinstance(k, int) or k < 1:
+            raise ValueError(f"k must be a positive int, got {k!r}")
+        v = self.per_channel()
+        key = {"abs": v.abs(), "positive": v, "negative": -v}[sign]
+        order = torch.argsort(key, descending=True)[:k].tolist()
+        return [(Unit(self.source, c), float(v[c])) for c in order]
+
+    def per_family(self, source: str | None = "early_vision") -> dict[str, float]:
+        """Summed contribution per family of the source layer.
+
+        source: which families: "early_vision" (default; the published partition, so
+        the values add up to the total), "article", "user", or None for all
+        registered families (they may overlap). Channels in none of them are summed
+        under "(no family)". Empty if the source layer has no families (a bottleneck).
+        """
+        from circuits import families
+
+        v = self.per_channel()
+        out: dict[str, float] = {}
+        seen: set[int] = set()
+        for fam in families.families(self.source, source=source):
+            out[fam.name] = float(v[fam.channels].sum())
+            seen.update(fam.channels)
+        if out and len(seen) < v.numel():
+            rest = [c for c in range(v.numel()) if c not in seen]
+            out["(no family)"] = float(v[rest].sum())
+        return out
+
+    def heatmap(self) -> torch.Tensor:
+        """[H, W] over the input image: each window position's summed contribution, painted
+        on the stride x stride input cell centred on that source unit's receptive field."""
+        h, w = self.input_size
+        heat = torch.zeros(h, w)
+        rf = graph.receptive_field(self.source, self.input_size)
+        s = rf.stride
+        pos = self.per_position()
+        for i in range(pos.shape[0]):
+            for j in range(pos.shape[1]):
+                cy, cx = rf.centre_of(self.window_origin[0] + i, self.window_origin[1] + j)
+                y0 = math.floor(cy - (s - 1) / 2 + 0.5)
+                x0 = math.floor(cx - (s - 1) / 2 + 0.5)
+                ys, xs = slice(max(y0, 0), max(min(y0 + s, h), 0)), slice(max(x0, 0), max(min(x0 + s, w), 0))
+                heat[ys, xs] += pos[i, j]
+        return heat
+
+    def objective(self):
+        """The attribution objective for abs(W ⊙ h_prev) at the source layer."""
+        from circuits.optvis import objectives
+
+        return objectives.attribution(self.source, self.contributions.abs())
+
+
+def _image_input(image) -> torch.Tensor:
+    x = to_model_input(image)
+    if x.shape[0] != 1:
+        raise ValueError(f"attribution takes one image, got a batch of {x.shape[0]}")
+    return x
+
+
+def _window(src: torch.Tensor, y0: int, x0: int, kh: int, kw: int) -> torch.Tensor:
+    """src[:, y0:y0+kh, x0:x0+kw] with zeros outside the map."""
+    h, w = src.shape[-2:]
+    pad = (max(-x0, 0), max(x0 + kw - w, 0), max(-y0, 0), max(y0 + kh - h, 0))
+    padded = F.pad(src, pad)
+    yy, xx = y0 + pad[2], x0 + pad[0]
+    return padded[:, yy : yy + kh, xx : xx + kw]
+
+
+def attribute(
+    model: InceptionV1,
+    unit,
+    image,
+    source: str | None = None,
+    position: tuple[int, int] | None = None,
+) -> Attribution:
+    """W ⊙ h_prev for `unit` at `position` (default Lucid's centre) on one image.
+
+    image: anything `circuits.to_model_input` takes (uint8, or float in [0, 1]).
+    source: the tensor to attribute to; default the layer before (`previous_layer`).
+    If it is the tensor the unit's convolution reads, the attribution is exact;
+    otherwise expanded weights are used (see the module docstring).
+    """
+    u = parse_unit(unit)
+    conv = conv_of(u)
+    source = previous_layer(u) if source is None else source
+    graph.node(source)
+    if source not in graph.ancestors(conv.name) or source == conv.name:
+        raise ValueError(f"source {source!r} is not upstream of {u.id} (computed by {conv.name})")
+    x = _image_input(image)
+    size = tuple(x.shape[-2:])
+    out_hw = graph.output_hw(conv.name, size)
+    py, px = graph.centre_position(conv.name, size) if position is None else position
+    if not (0 <= py < out_hw[0] and 0 <= px < out_hw[1]):
+        raise IndexError(f"position ({py}, {px}) is outside the {out_hw[0]}x{out_hw[1]} map of {u.layer}")
+    c = u.branch_channel
+    with torch.no_grad():
+        cache = model.run_with_cache(x, sorted({source, conv.name}, key=graph.index))
+    pre = float(cache[conv.name][0, c, py, px])
+    src = cache[source][0]
+    if source == conv.inputs[0]:
+        layer = getattr(model, conv.param)
+        weight, bias = layer.weight[c].detach(), float(layer.bias[c].detach())
+        k, s = conv.kernel, conv.stride
+        top = graph.same_padding(src.shape[-2], k, s)[0]
+        left = graph.same_padding(src.shape[-1], k, s)[0]
+        origin = (py * s - top, px * s - left)
+        exact = True
+    else:
+        weight, bias, origin = _expanded(model, u, conv, source, size, (py, px))
+        exact = False
+    window = _window(src, origin[0], origin[1], weight.shape[-2], weight.shape[-1])
+    return Attribution(u, source, (py, px), weight * window, bias, pre, exact, origin, size)
+
+
+def _expanded(model, u: Unit, conv: graph.Node, source: str, size: tuple[int, int], pos: tuple[int, int]):
+    """Expanded weights [C_src, k, k] from every unit of `source` to `u`, its own bias, and the
+    window origin: `weights_between` centres the kernel on the source cell under the
+    unit's receptive-field centre (offsets in the source grid)."""
+    from circuits.analysis import expanded
+
+    n_src = graph.node(source).channels
+    w = expanded.weights_between(model, [Unit(source, c) for c in range(n_src)], u)[0]
+    bias = float(getattr(model, conv.param).bias[u.branch_channel].detach())
+    cy, cx = graph.receptive_field(conv.name, size).centre_of(*pos)
+    rs = graph.receptive_field(source, size)
+    ay, ax = (cy - rs.first_centre[0]) / rs.stride, (cx - rs.first_centre[1]) / rs.stride
+    if ay != int(ay) or ax != int(ax):  # pragma: no cover - odd kernels keep centres on the grid
+        raise AssertionError(f"{u.id}'s centre falls between cells of {source}")
+    r = w.shape[-1] // 2
+    return w, bias, (int(ay) - r, int(ax) - r)
+
+
+def visualize(model: InceptionV1, attribution: Attribution, size: int = 128, **render_kw):
+    """Render FeatureVisualization(abs(W ⊙ h_prev)): what the contributing units want to see.
+
+    Keyword arguments go to `circuits.optvis.render` (steps, seed, transforms, ...).
+    """
+    from circuits.optvis import image, render
+
+    seed = render_kw.get("seed", 0)
+    return render(model, attribution.objective(), image(size, seed=seed), **render_kw)
+
+
+def plot(attribution: Attribution, image, path: str | os.PathLike, k: int = 10, vis: torch.Tensor | None = None) -> Path:
+    """Save a figure: the image with the heat map, the top-k source units, the families
+    (and the attribution visualization `vis` [3, H, W] if given), atomically."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    a = attribution
+    img = from_model_input(_image_input(image))[0].permute(1, 2, 0).numpy()
+    heat = a.heatmap().numpy()
+    fams = a.per_family()
+    panels = 3 + (vis is not None) - (not fams)
+    fig, axes = plt.subplots(1, panels, figsize=(4.2 * panels, 4.2))
+    ax = axes[0]
+    lim = float(abs(heat).max()) or 1.0
+    ax.imshow(img)
+    # Cells outside the kernel's window stay transparent so the image shows through.
+    ax.imshow(np.ma.masked_equal(heat, 0.0), cmap="RdBu_r", vmin=-lim, vmax=lim, alpha=0.7)
+    ax.set_title(f"{a.unit.id} at {a.position}: W ⊙ h from {a.source}", fontsize=9)
+    ax.axis("off")
+    top = a.top(k)
+    ax = axes[1]
+    ax.barh([u.id for u, _ in top][::-1], [v for _, v in top][::-1], color=["#c33" if v > 0 else "#36c" for _, v in top][::-1])
+    ax.set_title(f"top {len(top)} source units ({'exact' if a.exact else 'expanded weights'})", fontsize=9)
+    ax.tick_params(labelsize=7)
+    i = 2
+    if fams:
+        ax = axes[i]
+        names = list(fams)
+        ax.barh(names[::-1], [fams[n] for n in names][::-1], color=["#c33" if fams[n] > 0 else "#36c" for n in names][::-1])
+        ax.set_title(f"per family of {a.source}", fontsize=9)
+        ax.tick_params(labelsize=7)
+        i += 1
+    if vis is not None:
+        axes[i].imshow(vis.detach().permute(1, 2, 0).clamp(0, 1).numpy())
+        axes[i].set_title("FeatureVis(abs(W ⊙ h))", fontsize=9)
+        axes[i].axis("off")
+    fig.tight_layout()
+    path = Path(path)
+    try:
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, dpi=110, format=(path.suffix or ".png")[1:])
+    finally:
+        plt.close(fig)
+    return path

@@ -1,0 +1,650 @@
+"""Weights between units: real kernel slices and expanded weights ("Visualizing Weights").
+
+`weights_between(model, src, dst)` returns a tensor ``[n_dst, n_src, kh, kw]`` for any
+two units, families or lists of units in conv2d0 ... mixed4a (their branch tensors
+included).
+
+What the endpoints mean
+-----------------------
+- A **source** unit is the value of its tensor: ``"mixed3a:81"`` is the post-ReLU
+  output (``mixed3a`` = ``mixed3a_3x3`` channel 17); ``"conv2d2_pre_relu:5"`` is the
+  pre-ReLU value. Units of the synthesized ``<block>_pre_relu`` concatenations are
+  read as the block's channel with its ReLU linearized.
+- A **destination** unit is its pre-activation: ``"mixed3b:379"`` means the output of
+  the convolution producing ``mixed3b_5x5_pre_relu`` channel 59 (379 - 320), before
+  the bias and the ReLU. A destination on a max-pool or LRN tensor is that tensor's
+  linearized value.
+
+Spatial layout
+--------------
+``W[d, s, i, j]`` is indexed like a conv weight (cross-correlation, as torch and
+TensorFlow use): position (i, j) holds the weight from source unit ``s`` at offset
+``(i - kh//2, j - kw//2)`` relative to the destination unit, counted in the
+SOURCE layer's grid; the centre (kh//2, kw//2) is the source position under the
+destination's receptive-field centre. Kernels are square and odd. Where the
+destination units lie in different branches (e.g. a family spanning mixed3b's 1x1
+and 5x5 branches), each kernel is zero-padded around its centre to the largest size.
+
+Direct and expanded
+-------------------
+- If the source tensor is the direct input of the destination's convolution (possibly
+  as one branch of a concatenation; e.g. ``conv2d1 -> conv2d2``, ``mixed3a ->
+  mixed3b_1x1``, ``mixed3a_3x3_bottleneck -> mixed3a_3x3``), the result is exactly
+  the slice of that convolution's weight (``connection(...).direct`` is True).
+- Otherwise the result is the **expanded weight**: the linear map from source to
+  destination of the network linearized as follows.
+    * ReLU -> identity.
+    * max-pool -> average pool over the same window and stride (each of the k*k taps
+      weighs 1/k^2), with TensorFlow SAME geometry. At a map border TF's SAME average
+      pool divides by the number of in-bounds cells (padding does not count); the
+      expanded weights are defined for interior positions, where every window is
+      complete, so padding never enters them.
+    * LRN -> identity (``lrn="identity"``, the default), or (``lrn="at_input"``) the
+      LRN's Jacobian at a stated per-channel operating point ``v``, the same at every
+      position: ``dy_c/dx_k = [c=k] s_c^-b - 2 a b v_c v_k s_c^(-b-1) [|c-k| <= r]``,
+      ``s_c = 2 + a * sum_{|c'-c|<=r} v_c'^2`` (TF's constants, see `circuits.core.ops`).
+    * Biases are dropped: the expanded weight is the linear part only.
+  The map is computed exactly by either of two methods: ``"compose"`` convolves the
+  kernels along every path (strides dilate the downstream kernel), ``"autograd"``
+  back-propagates from the destination unit at the centre of a linearized forward
+  pass started at the source tensor. They agree to rounding (tests check it).
+
+Example:
+    >>> import weights
+    >>> m = weights.model("random")
+    >>> weights_between(m, "mixed3a:early_curves", "mixed3b:curves").shape
+    torch.Size([10, 11, 5, 5])
+    >>> connection("conv2d1:3", "conv2d2:7").direct
+    True
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from typing import Mapping, Sequence
+
+import torch
+import torch.nn.functional as F
+
+from circuits.core import graph
+from circuits.core import ops
+from circuits.core.units import Unit, resolve_units
+
+__all__ = [
+    "Route",
+    "Connection",
+    "connection",
+    "weights_between",
+    "lrn_jacobian",
+    "WeightSummary",
+    "summarize",
+    "summary_rows",
+    "OrientationProfile",
+    "weight_by_orientation_difference",
+    "FIRST_LAYER",
+    "LAST_LAYER",
+    "LRN_MODES",
+    "METHODS",
+]
+
+FIRST_LAYER = "conv2d0_pre_relu"
+LAST_LAYER = "mixed4a"
+LRN_MODES = ("identity", "at_input")
+METHODS = ("compose", "autograd")
+
+
+# --- resolving endpoints ---------------------------------------------------
+
+
+@functools.lru_cache(maxsize=None)
+def _in_range(name: str) -> bool:
+    return graph.index(FIRST_LAYER) <= graph.index(name) <= graph.index(LAST_LAYER)
+
+
+def _check_range(u: Unit, role: str) -> None:
+    if not _in_range(u.layer):
+        raise ValueError(
+            f"{role} {u.id} is outside conv2d0 ... mixed4a: weights between units are defined for "
+            f"the tensors from {FIRST_LAYER} to {LAST_LAYER} (run `circuits layers` for their names)"
+        )
+
+
+def _units(spec, role: str) -> list[Unit]:
+    from circuits.families import Family  # families import units only; no cycle at import time
+
+    if isinstance(spec, Family):
+        units = list(spec.units)
+    else:
+        units = resolve_units(spec)
+    for u in units:
+        _check_range(u, role)
+    layers = sorted({u.layer for u in units}, key=graph.index)
+    if len(layers) > 1:
+        raise ValueError(
+            f"{role} units must all be in one layer, got units of {', '.join(layers)}; "
+            f"call weights_between once per layer"
+        )
+    return units
+
+
+def _src_tensor(units: list[Unit]) -> tuple[str, list[int], bool]:
+    """The tensor the sources are read from, their channels, and whether a ReLU is linearized."""
+    n = graph.node(units[0].layer)
+    if n.synthesized:  # <block>_pre_relu: the block's channels with its ReLU linearized
+        return graph.node(n.name.removesuffix("_pre_relu")).name, [u.channel for u in units], True
+    return n.name, [u.channel for u in units], False
+
+
+def _dst_tensor(u: Unit) -> tuple[str, int]:
+    name, ch = u.layer, u.channel
+    if graph.node(name).op == "concat":
+        name, ch = graph.branch_of(name, ch)
+    n = graph.node(name)
+    if n.op == "relu":  # a destination is its pre-activation
+        name = n.inputs[0]
+    return name, ch
+
+
+@dataclass(frozen=True)
+class Route:
+    """The destinations that share one destination tensor, and the path to it.
+
+    dst_tensor: the tensor holding their pre-activations (e.g. mixed3b_5x5_pre_relu).
+    dst_channels: their channels in dst_tensor; dst_index: their rows in the result.
+    path: the nodes between source and destination (source excluded, dst_tensor last).
+    direct: True when dst_tensor is a convolution reading the source tensor directly;
+        then `param` is that convolution's module name (state-dict key prefix) and
+        `param_in_channels` are the source units' input channels of its weight.
+    linearized: the ops replaced by linear stand-ins on the way ("relu", "maxpool", "lrn").
+    kernel_size: side of this route's kernel in the source grid.
+    """
+
+    dst_tensor: str
+    dst_channels: tuple[int, ...]
+    dst_index: tuple[int, ...]
+    path: tuple[str, ...]
+    direct: bool
+    param: str | None
+    param_in_channels: tuple[int, ...] | None
+    linearized: tuple[str, ...]
+    kernel_size: int
+    jump: int
+
+
+@dataclass(frozen=True)
+class Connection:
+    """How a set of source units reaches a set of destination units (no weights needed).
+
+    >>> c = connection("mixed3a:early_curves", "mixed3b:curves")
+    >>> c.src_tensor, c.routes[0].dst_tensor, c.direct, c.kernel_size
+    ('mixed3a', 'mixed3b_5x5_pre_relu', False, 5)
+    """
+
+    src_units: tuple[Unit, ...]
+    dst_units: tuple[Unit, ...]
+    src_tensor: str
+    src_channels: tuple[int, ...]
+    routes: tuple[Route, ...]
+
+    @property
+    def direct(self) -> bool:
+        """True when every destination reads the source tensor through one convolution."""
+        return all(r.direct for r in self.routes)
+
+    @property
+    def kernel_size(self) -> int:
+        return max(r.kernel_size for r in self.routes)
+
+    @property
+    def linearized(self) -> tuple[str, ...]:
+        return tuple(sorted({op for r in self.routes for op in r.linearized}))
+
+    def lrn_layers(self) -> list[str]:
+        """The LRN tensors on the way (they need an operating point with lrn="at_input")."""
+        return sorted({p for r in self.routes for p in r.path if graph.node(p).op == "lrn"}, key=graph.index)
+
+
+def _support(src: str, path: Sequence[str]) -> tuple[int, int]:
+    """(radius in the source grid, jump) of the last node of `path` as seen from `src`."""
+    geo: dict[str, tuple[int, int]] = {src: (0, 1)}
+    for name in path:
+        n = graph.node(name)
+        ins = [geo[i] for i in n.inputs if i in geo]
+        if n.op == "concat":
+            geo[name] = (max(r for r, _ in ins), ins[0][1])
+        elif n.op in ("conv", "maxpool"):
+            r, j = ins[0]
+            geo[name] = (r + j * (n.kernel - 1) // 2, j * n.stride)
+        else:
+            geo[name] = ins[0]
+    return geo[path[-1]]
+
+
+@functools.lru_cache(maxsize=1024)
+def _route(src: str, dst: str, src_pre_relu: bool) -> tuple:
+    downstream = [n.name for n in graph.NODES if src in graph.ancestors(n.name) and n.name != src]
+    path = tuple(p for p in downstream if p in graph.ancestors(dst))
+    ops_on_path = [graph.node(p).op for p in path]
+    lin = {"relu": "relu", "maxpool": "maxpool", "lrn": "lrn"}
+    linearized = {lin[o] for o in ops_on_path[:-1] if o in lin}
+    if ops_on_path[-1] in ("maxpool", "lrn"):
+        linearized.add(ops_on_path[-1])
+    if src_pre_relu:
+        linearized.add("relu")
+    d = graph.node(dst)
+    direct = d.op == "conv" and not linearized and all(o == "concat" for o in ops_on_path[:-1])
+    param = d.param if direct else None
+    offset = 0
+    if direct and d.inputs[0] != src:
+        offset = next(off for b, off, _ in graph.branches(d.inputs[0]) if b == src)
+    radius, jump = _support(src, path)
+    return path, direct, param, offset, tuple(sorted(linearized)), 2 * radius + 1, jump
+
+
+def connection(src, dst) -> Connection:
+    """Resolve `src` and `dst` (unit ids, family ids, Family objects or lists) into routes.
+
+    Raises ValueError for units outside conv2d0 ... mixed4a, units of several layers,
+    or a source that the destination does not depend on.
+    """
+    su = _units(src, "source")
+    du = _units(dst, "destination")
+    src_tensor, src_channels, pre_relu = _src_tensor(su)
+    groups: dict[str, list[tuple[int, int]]] = {}
+    for k, u in enumerate(du):
+        t, ch = _dst_tensor(u)
+        groups.setdefault(t, []).append((k, ch))
+    routes = []
+    for t, members in groups.items():
+        if t == src_tensor or src_tensor not in graph.ancestors(t):
+            first = du[members[0][0]]
+            raise ValueError(
+                f"source {su[0].layer} is not upstream of destination {first.id} "
+                f"(its pre-activation {t} does not depend on {src_tensor}); "
+                f"the source must be an earlier layer, e.g. weights_between(model, 'mixed3a:81', 'mixed3b:379')"
+            )
+        path, direct, param, offset, linearized, size, jump = _route(src_tensor, t, pre_relu)
+        routes.append(
+            Route(
+                dst_tensor=t,
+                dst_channels=tuple(ch for _, ch in members),
+                dst_index=tuple(k for k, _ in members),
+                path=path,
+                direct=direct,
+                param=param,
+                param_in_channels=tuple(c + offset for c in src_channels) if direct else None,
+                linearized=linearized,
+                kernel_size=size,
+                jump=jump,
+            )
+        )
+    return Connection(tuple(su), tuple(du), src_tensor, tuple(src_channels), tuple(routes))
+
+
+# --- LRN operating point -----------------------------------------------------
+
+
+def lrn_jacobian(v: torch.Tensor) -> torch.Tensor:
+    """Jacobian ``J[c, k] = d lrn(x)_c / d x_k`` of TF's LRN at the channel vector `v`.
+
+    Written out from the formula (not by autograd):
+    ``J[c, k] = [c=k] s_c^-b - 2 a b v_c v_k s_c^(-b-1) [|c-k| <= r]``.
+
+    >>> lrn_jacobian(torch.zeros(4)).diagonal()
+    tensor([0.7071, 0.7071, 0.7071, 0.7071])
+    """
+    v = torch.as_tensor(v)
+    if v.dim() != 1:
+        raise ValueError(f"an LRN operating point is a vector with one value per channel, got shape {list(v.shape)}")
+    c = v.shape[0]
+    r, b, a, beta = ops.LRN_DEPTH_RADIUS, ops.LRN_BIAS, ops.LRN_ALPHA, ops.LRN_BETA
+    idx = torch.arange(c)
+    band = ((idx[:, None] - idx[None, :]).abs() <= r).to(v.dtype)
+    s = b + a * (band @ v.pow(2))
+    return torch.diag(s.pow(-beta)) - 2 * a * beta * (v * s.pow(-beta - 1))[:, None] * v[None, :] * band
+
+
+def _lrn_points(model, conn: Connection, lrn: str, input, dtype) -> dict[str, torch.Tensor]:
+    if lrn not in LRN_MODES:
+        raise ValueError(f"unknown lrn mode {lrn!r}; use one of {', '.join(LRN_MODES)}")
+    names = conn.lrn_layers()
+    if lrn == "identity":
+        if input is not None:
+            raise ValueError("input= is the LRN operating point and is only used with lrn='at_input'")
+        return {}
+    if input is None:
+        raise ValueError(
+            "lrn='at_input' needs input=: a per-channel vector of the LRN's input, a dict "
+            "{lrn layer: vector}, or images [N, 3, H, W] (the spatial mean of the LRN's input is used)"
+        )
+    if not names:
+        return {}
+    if isinstance(input, Mapping):
+        missing = [n for n in names if n not in input]
+        if missing:
+            raise KeyError(f"input= has no operating point for {', '.join(missing)} (keys: {', '.join(map(str, input))})")
+        points = {n: torch.as_tensor(input[n]) for n in names}
+    else:
+        t = torch.as_tensor(input)
+        if t.dim() == 4:
+            with torch.no_grad():
+                cache = model.run_with_cache(t, [graph.node(n).inputs[0] for n in names])
+            points = {n: cache[graph.node(n).inputs[0]].mean(dim=(0, 2, 3)) for n in names}
+        elif t.dim() == 1:
+            if len(names) > 1:
+                raise ValueError(f"this path crosses {len(names)} LRNs ({', '.join(names)}): give input= as a dict of vectors")
+            points = {names[0]: t}
+        else:
+            raise ValueError(f"input= must be a vector [C], a dict of vectors, or images [N, 3, H, W]; got shape {list(t.shape)}")
+    for n, v in points.items():
+        need = graph.node(n).channels
+        if v.dim() != 1 or v.shape[0] != need:
+            raise ValueError(f"the operating point of {n} must have {need} values (one per channel), got shape {list(v.shape)}")
+    return {n: v.to(dtype) for n, v in points.items()}
+
+
+# --- the two methods -------------------------------------------------------
+
+
+def _weight(model, name: str, dtype) -> torch.Tensor:
+    return getattr(model, graph.node(name).param).weight.detach().to(dtype)
+
+
+def _pad_to(k: torch.Tensor, size: int) -> torch.Tensor:
+    p = (size - k.shape[-1]) // 2
+    return F.pad(k, (p, p, p, p)) if p else k
+
+
+def _compose(model, src: str, src_channels, route: Route, points, dtype) -> torch.Tensor:
+    """Kernels composed along the path; each entry of `env` is (kernel [C, S, k, k], jump)."""
+    S = len(src_channels)
+    k0 = torch.zeros(graph.node(src).channels, S, 1, 1, dtype=dtype)
+    k0[list(src_channels), torch.arange(S), 0, 0] = 1
+    env: dict[str, tuple[torch.Tensor, int]] = {src: (k0, 1)}
+    for name in route.path:
+        n = graph.node(name)
+        if n.op == "concat":
+            parts = [env.get(i) for i in n.inputs]
+            size = max(p[0].shape[-1] for p in parts if p is not None)
+            jump = next(p[1] for p in parts if p is not None)
+            env[name] = (
+                torch.cat(
+                    [
+                        _pad_to(p[0], size) if p is not None else torch.zeros(graph.node(i).channels, S, size, size, dtype=dtype)
+                        for p, i in zip(parts, n.inputs)
+                    ]
+                ),
+                jump,
+            )
+            continue
+        k, jump = env[n.inputs[0]]
+        if n.op == "conv":
+            w = _weight(model, name, dtype)
+            if name == route.dst_tensor:
+                w = w[list(route.dst_channels)]
+            # K_out[c, s, u] = sum_{m, a} W[c, m, a] K_in[m, s, u - jump * a]: a transposed conv.
+            env[name] = (F.conv_transpose2d(w, k, stride=jump), jump * n.stride)
+        elif n.op == "maxpool":
+            c, s, kk, _ = k.shape
+            box = torch.full((1, 1, n.kernel, n.kernel), 1.0 / n.kernel**2, dtype=dtype)
+            out = F.conv_transpose2d(box, k.reshape(1, c * s, kk, kk), stride=jump)
+            env[name] = (out.reshape(c, s, out.shape[-2], out.shape[-1]), jump * n.stride)
+        elif n.op == "lrn" and name in points:
+            env[name] = (torch.einsum("ck,ksij->csij", lrn_jacobian(points[name]), k), jump)
+        elif n.op in ("relu", "lrn"):
+            env[name] = (k, jump)
+        else:  # pragma: no cover - nothing else lies between conv2d0 and mixed4a
+            raise AssertionError(f"unexpected op {n.op} at {name}")
+    out = env[route.dst_tensor][0]
+    if graph.node(route.dst_tensor).op != "conv":
+        out = out[list(route.dst_channels)]
+    return out
+
+
+def _avg_pool_same(x: torch.Tensor, k: int, s: int) -> torch.Tensor:
+    """TF SAME average pool: zero padding, divided by the number of in-bounds cells."""
+    top, bottom = graph.same_padding(x.shape[-2], k, s)
+    left, right = graph.same_padding(x.shape[-1], k, s)
+    pads = (left, right, top, bottom)
+    total = F.avg_pool2d(F.pad(x, pads), k, s)
+    count = F.avg_pool2d(F.pad(torch.ones_like(x[:1, :1]), pads), k, s)
+    return total / count
+
+
+def _geometry(src: str, dst: str, radius: int) -> tuple[int, tuple[int, int], tuple[int, int]]:
+    """An input size whose `src` map holds the whole window of `dst`'s centre unit.
+
+    Returns (input size, dst centre position, its anchor in the src grid), placed with
+    the receptive fields of `circuits.core.graph` (independent of the kernel algebra).
+    """
+    for size in range(graph.min_input_size(dst), 4096):
+        h = graph.output_hw(src, size)[0]
+        if h < 2 * radius + 1:
+            continue
+        p = graph.centre_position(dst, size)
+        cy, cx = graph.receptive_field(dst, size).centre_of(*p)
+        rs = graph.receptive_field(src, size)
+        ay, ax = (cy - rs.first_centre[0]) / rs.stride, (cx - rs.first_centre[1]) / rs.stride
+        if ay != int(ay) or ax != int(ax):  # pragma: no cover - odd kernels keep centres on the grid
+            raise AssertionError(f"{dst} centre falls between {src} cells")
+        ay, ax = int(ay), int(ax)
+        if radius <= min(ay, ax) and max(ay, ax) + radius < h:
+            return size, p, (ay, ax)
+    raise ValueError(f"no input size up to 4096 fits the window of {dst} in {src}")  # pragma: no cover
+
+
+def _autograd(model, src: str, src_channels, route: Route, points, dtype, chunk: int = 64) -> torch.Tensor:
+    radius = route.kernel_size // 2
+    size, (py, px), (ay, ax) = _geometry(src, route.dst_tensor, radius)
+    hw = graph.output_hw(src, size)
+    S, out = len(src_channels), []
+    for start in range(0, len(route.dst_channels), chunk):
+        dst_ch = list(route.dst_channels[start : start + chunk])
+        D = len(dst_ch)
+        x = torch.zeros(D, S, *hw, dtype=dtype, requires_grad=True)
+        full = torch.zeros(D, graph.node(src).channels, *hw, dtype=dtype)
+        full[:, list(src_channels)] = x
+        env: dict[str, torch.Tensor] = {src: full}
+        for name in route.path:
+            n = graph.node(name)
+            ins = []
+            for i in n.inputs:
+                if i in env:
+                    ins.append(env[i])
+                else:  # not downstream of the source: contributes no linear term
+                    ins.append(torch.zeros(D, graph.node(i).channels, *graph.output_hw(i, size), dtype=dtype))
+            a = ins[0]
+            if n.op == "conv":
+                w = _weight(model, name, dtype)
+                env[name] = ops.conv2d_same(a, w, None, n.stride)
+            elif n.op == "maxpool":
+                env[name] = _avg_pool_same(a, n.kernel, n.stride)
+            elif n.op == "lrn" and name in points:
+                # The real LRN around the operating point, minus its value there, so that
+                # downstream LRNs see their own operating point; the gradient at x = 0
+                # is the Jacobian.
+                v = points[name].view(1, -1, 1, 1)
+                env[name] = ops.lrn(v + a) - ops.lrn(v)
+            elif n.op in ("relu", "lrn"):
+                env[name] = a
+            elif n.op == "concat":
+                env[name] = torch.cat(ins, 1)
+            else:  # pragma: no cover
+                raise AssertionError(f"unexpected op {n.op} at {name}")
+        y = env[route.dst_tensor]
+        picked = y[torch.arange(D), dst_ch, py, px]
+        (grad,) = torch.autograd.grad(picked.sum(), x)
+        crop = grad[:, :, ay - radius : ay + radius + 1, ax - radius : ax + radius + 1]
+        if crop.abs().sum() != grad.abs().sum():  # pragma: no cover - a bug in the support computation
+            raise AssertionError("gradient outside the computed kernel support")
+        out.append(crop.detach())
+    return torch.cat(out)
+
+
+def weights_between(
+    model,
+    src,
+    dst,
+    *,
+    lrn: str = "identity",
+    input=None,
+    method: str = "compose",
+    dtype: torch.dtype | None = None,
+) -> torch.Tensor:
+    """Weights ``[n_dst, n_src, k, k]`` from `src` to `dst` (see the module docstring).
+
+    src, dst: unit ids (``"mixed3a:81"``), family ids (``"mixed3b:curves"``), Family
+        objects, or lists of unit ids; each side within one layer of conv2d0 ... mixed4a.
+    lrn: "identity" (LRN -> identity) or "at_input" (LRN -> its Jacobian at `input`).
+    input: with lrn="at_input", the LRN operating point: a vector of the LRN's input
+        channels, a dict {lrn layer name: vector}, or images [N, 3, H, W] whose spatial
+        mean LRN input is used.
+    method: "compose" (kernel composition) or "autograd" (gradient of the centre unit
+        of a linearized forward pass); both exact, they agree to rounding. A direct
+        connection returns the parameter slice whatever the method.
+    dtype: computation and result dtype (default: the model's weight dtype).
+
+    >>> import weights
+    >>> m = weights.model("random")
+    >>> w = weights_between(m, "conv2d1:3", ["conv2d2:7", "conv2d2:9"])
+    >>> torch.equal(w, m.conv2d2_pre_relu_conv.weight[[7, 9]][:, [3]])
+    True
+    """
+    if method not in METHODS:
+        raise ValueError(f"unknown method {method!r}; use one of {', '.join(METHODS)}")
+    conn = connection(src, dst)
+    if dtype is None:
+        dtype = getattr(model, graph.node(FIRST_LAYER).param).weight.dtype
+    points = _lrn_points(model, conn, lrn, input, dtype)
+    size = conn.kernel_size
+    result = torch.zeros(len(conn.dst_units), len(conn.src_units), size, size, dtype=dtype)
+    for r in conn.routes:
+        if r.direct:
+            w = getattr(model, r.param).weight.detach()
+            k = w[list(r.dst_channels)][:, list(r.param_in_channels)].to(dtype)
+        elif method == "compose":
+            k = _compose(model, conn.src_tensor, conn.src_channels, r, points, dtype)
+        else:
+            k = _autograd(model, conn.src_tensor, conn.src_channels, r, points, dtype)
+        result[list(r.dst_index)] = _pad_to(k, size)
+    return result
+
+
+# --- summaries -------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class WeightSummary:
+    """Per (dst, src) pair summaries of a weight tensor ``[dst, src, kh, kw]``, each ``[dst, src]``.
+
+    total: sum over the kernel; max_positive: the largest weight, 0 if none is positive;
+    max_negative: the most negative weight, 0 if none is negative; positive_mass: sum of
+    the positive weights; negative_mass: sum of the negative weights (<= 0), so
+    total = positive_mass + negative_mass.
+    """
+
+    total: torch.Tensor
+    max_positive: torch.Tensor
+    max_negative: torch.Tensor
+    positive_mass: torch.Tensor
+    negative_mass: torch.Tensor
+
+
+def summarize(w: torch.Tensor) -> WeightSummary:
+    """The article's summaries of a weight tensor, per (dst, src) pair.
+
+    >>> s = summarize(torch.tensor([[[[1.0, -2.0], [3.0, 0.5]]]]))
+    >>> s.total.item(), s.max_positive.item(), s.max_negative.item(), s.negative_mass.item()
+    (2.5, 3.0, -2.0, -2.0)
+    """
+    if w.dim() != 4:
+        raise ValueError(f"expected weights [dst, src, kh, kw], got shape {list(w.shape)}")
+    flat = w.flatten(2)
+    pos, neg = flat.clamp(min=0), flat.clamp(max=0)
+    return WeightSummary(flat.sum(-1), pos.amax(-1), neg.amin(-1), pos.sum(-1), neg.sum(-1))
+
+
+def summary_rows(w: torch.Tensor, src_units: Sequence[Unit], dst_units: Sequence[Unit]) -> list[dict]:
+    """One row per (dst, src) pair with the `summarize` values, as plain Python numbers."""
+    s = summarize(w)
+    if w.shape[:2] != (len(dst_units), len(src_units)):
+        raise ValueError(f"weights of shape {list(w.shape)} do not match {len(dst_units)} dst x {len(src_units)} src units")
+    rows = []
+    for d, du in enumerate(dst_units):
+        for k, su in enumerate(src_units):
+            rows.append(
+                {
+                    "dst": du.id,
+                    "src": su.id,
+                    "total": float(s.total[d, k]),
+                    "max_positive": float(s.max_positive[d, k]),
+                    "max_negative": float(s.max_negative[d, k]),
+                    "positive_mass": float(s.positive_mass[d, k]),
+                    "negative_mass": float(s.negative_mass[d, k]),
+                }
+            )
+    return rows
+
+
+@dataclass(frozen=True)
+class OrientationProfile:
+    """Weights binned by orientation difference (dst - src, wrapped into [-period/2, period/2)).
+
+    centres: bin centres in degrees; mean: mean weight per bin (nan for an empty bin);
+    counts: pairs per bin; diffs, values: every (dst, src) pair's difference and weight.
+    """
+
+    centres: torch.Tensor
+    mean: torch.Tensor
+    counts: torch.Tensor
+    diffs: torch.Tensor
+    values: torch.Tensor
+
+
+def weight_by_orientation_difference(
+    weights: torch.Tensor,
+    src_orientations: Sequence[float],
+    dst_orientations: Sequence[float],
+    *,
+    period: float = 360.0,
+    bin_width: float = 45.0,
+) -> OrientationProfile:
+    """Bin pair weights of two rotation-equivariant families by their orientation difference.
+
+    weights: ``[dst, src]`` scalars per pair (e.g. ``summarize(w).total``), or a full
+        ``[dst, src, kh, kw]`` tensor, which is summed over the kernel first.
+    src_orientations, dst_orientations: preferred orientation of each unit, degrees.
+    period: 360 for curves (a curve and its 180-degree rotation differ), 180 for lines.
+    bin_width: bins are centred on multiples of it (0 is a bin centre); it must
+        divide the period.
+
+    >>> p = weight_by_orientation_difference(torch.tensor([[1.0, -1.0]]), [0, 180], [10])
+    >>> p.mean[p.centres == 0].item(), p.mean[p.centres == -180].item()
+    (1.0, -1.0)
+    """
+    w = torch.as_tensor(weights)
+    if w.dim() == 4:
+        w = w.flatten(2).sum(-1)
+    if w.dim() != 2:
+        raise ValueError(f"weights must be [dst, src] or [dst, src, kh, kw], got shape {list(w.shape)}")
+    so = torch.as_tensor(src_orientations, dtype=torch.float64)
+    do = torch.as_tensor(dst_orientations, dtype=torch.float64)
+    if w.shape != (len(do), len(so)):
+        raise ValueError(
+            f"weights of shape {list(w.shape)} need {w.shape[0]} dst and {w.shape[1]} src orientations, "
+            f"got {len(do)} and {len(so)}"
+        )
+    n_bins = period / bin_width
+    if bin_width <= 0 or abs(n_bins - round(n_bins)) > 1e-9:
+        raise ValueError(f"bin_width {bin_width} must be positive and divide the period {period}")
+    n_bins = int(round(n_bins))
+    diffs = torch.remainder(do[:, None] - so[None, :] + period / 2, period) - period / 2
+    idx = torch.remainder(torch.round(diffs / bin_width).long(), n_bins)
+    centres = torch.remainder(torch.arange(n_bins, dtype=torch.float64) * bin_width + period / 2, period) - period / 2
+    order = torch.argsort(centres)
+    vals = w.to(torch.float64)
+    sums = torch.zeros(n_bins, dtype=torch.float64).index_add_(0, idx.flatten(), vals.flatten())
+    counts = torch.bincount(idx.flatten(), minlength=n_bins)
+    mean = torch.where(counts > 0, sums / counts.clamp(min=1), torch.full_like(sums, float("nan")))
+    return OrientationProfile(centres[order], mean[order], counts[order], diffs, vals)

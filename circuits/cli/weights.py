@@ -1,0 +1,104 @@
+"""`circuits families [LAYER]` and `circuits weights SRC DST`: families and the weights between them.
+
+Example:
+    $ circuits families mixed3a
+    $ circuits weights mixed3a:early_curves mixed3b:curves --weights random --plot w.png
+"""
+
+from __future__ import annotations
+
+import json
+
+from circuits import families as fam
+from circuits.core import graph
+
+
+def register(sub) -> None:
+    p = sub.add_parser("families", help="list the neuron families of a layer (or of every layer)")
+    p.add_argument("layer", nargs="?", help="layer name, e.g. mixed3b (default: all layers)")
+    p.add_argument(
+        "--source", choices=("early_vision", "article", "user"), help="only families from this source"
+    )
+    p.add_argument("--json", action="store_true", help="print JSON (id, name, aliases, source, channels)")
+    p.set_defaults(func=cmd_families)
+
+    p = sub.add_parser(
+        "weights",
+        help="weights between two units or families (direct slice or expanded weights): summary table",
+    )
+    p.add_argument("src", help="source unit or family id, e.g. mixed3a:early_curves")
+    p.add_argument("dst", help="destination unit or family id, e.g. mixed3b:curves")
+    p.add_argument("--weights", dest="source", default=None, help="weight source (default: weights.DEFAULT)")
+    p.add_argument("--plot", metavar="FILE", help="also save the Distill-style tile grid to FILE (.png)")
+    p.add_argument("--method", choices=("compose", "autograd"), default="compose")
+    p.add_argument("--top", type=int, default=None, metavar="K", help="only the K pairs with the largest |total|")
+    p.add_argument("--json", action="store_true", help="print the rows as JSON")
+    p.set_defaults(func=cmd_weights)
+
+
+def cmd_families(args) -> int:
+    if args.layer is not None:
+        graph.node(args.layer)  # unknown layer: one clear line with close matches
+        fs = fam.families(args.layer, source=args.source)
+        if not fs:
+            raise ValueError(
+                f"layer {args.layer} has no registered families "
+                f"(layers with families: {', '.join(fam.layers_with_families())})"
+            )
+    else:
+        fs = fam.families(source=args.source)
+    if args.json:
+        rows = [
+            {"id": f.id, "layer": f.layer, "name": f.name, "aliases": list(f.aliases), "source": f.source, "channels": f.channels}
+            for f in fs
+        ]
+        print(json.dumps(rows, indent=1))
+        return 0
+    print(f"{'id':38} {'name':34} {'n':>4}  {'source':12} channels")
+    for f in fs:
+        chans = " ".join(map(str, f.channels))
+        if args.layer is None and len(chans) > 40:
+            chans = chans[:37].rsplit(" ", 1)[0] + " ..."
+        print(f"{f.id:38} {f.name[:34]:34} {len(f):4d}  {f.source:12} {chans}")
+    if args.layer in fam.COMPLETE_LAYERS and args.source in (None, "early_vision"):
+        print(f"({args.layer}: the Early Vision families partition all {graph.node(args.layer).channels} channels)")
+    return 0
+
+
+def cmd_weights(args) -> int:
+    import weights as weight_sources
+
+    from circuits.analysis.expanded import connection, summary_rows, weights_between
+
+    conn = connection(args.src, args.dst)  # validate before loading weights
+    if args.top is not None and args.top < 1:
+        raise ValueError(f"--top must be a positive number of pairs, got {args.top}")
+    source = args.source or weight_sources.DEFAULT
+    model = weight_sources.model(source)
+    w = weights_between(model, conn.src_units, conn.dst_units, method=args.method)
+    rows = summary_rows(w, conn.src_units, conn.dst_units)
+    if args.top is not None:
+        rows = sorted(rows, key=lambda r: -abs(r["total"]))[: args.top]
+    if args.plot:
+        from circuits.plots.weights import plot_weights
+
+        kind = "direct" if conn.direct else "expanded"
+        plot_weights(w, conn.src_units, conn.dst_units, args.plot, title=f"{args.src} -> {args.dst} ({kind}, {source})")
+    if args.json:
+        print(json.dumps(rows, indent=1))
+        return 0
+    kind = "direct (parameter slice)" if conn.direct else f"expanded ({', '.join(conn.linearized)} linearized; biases dropped)"
+    dst_tensors = ", ".join(r.dst_tensor for r in conn.routes)
+    print(f"{args.src} -> {args.dst}: {kind}; weights {source}")
+    print(f"source tensor {conn.src_tensor}, destination pre-activations {dst_tensors}, kernel {w.shape[-1]}x{w.shape[-1]}")
+    head = f"{'dst':16} {'src':16} {'total':>11} {'max_pos':>11} {'max_neg':>11} {'pos_mass':>11} {'neg_mass':>11}"
+    print(head)
+    print("-" * len(head))
+    for r in rows:
+        print(
+            f"{r['dst']:16} {r['src']:16} {r['total']:11.4g} {r['max_positive']:11.4g} "
+            f"{r['max_negative']:11.4g} {r['positive_mass']:11.4g} {r['negative_mass']:11.4g}"
+        )
+    if args.plot:
+        print(f"plot saved to {args.plot}")
+    return 0

@@ -1,0 +1,109 @@
+"""Named identity modules at every tensor, and hooks that are always removed.
+
+A `HookPoint` sits on every tensor the graph names. A hook is a function
+`fn(activation, hook_point) -> Tensor | None`; returning a tensor replaces the
+activation. Temporary hooks live only inside a `with` block (`HookPoints.hooks`),
+and are removed when it ends, also when an exception is raised; permanent hooks
+are added and removed explicitly and can be listed.
+
+Example:
+    >>> hp = HookPoint("conv2d0")
+    >>> with temporary_hooks({"conv2d0": hp}, [("conv2d0", lambda x, h: x * 0)]):
+    ...     len(hp.hooks)
+    1
+    >>> len(hp.hooks)
+    0
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+from dataclasses import dataclass
+from typing import Callable, Iterable, Iterator, Mapping
+
+import torch
+from torch import nn
+
+from circuits.core import graph
+
+HookFn = Callable[[torch.Tensor, "HookPoint"], "torch.Tensor | None"]
+HookSpec = tuple[str, HookFn]
+
+__all__ = ["HookPoint", "HookHandle", "HookFn", "HookSpec", "temporary_hooks"]
+
+_ids = itertools.count()
+
+
+@dataclass(frozen=True)
+class HookHandle:
+    """Identifies one hook on one hook point; pass it back to remove the hook."""
+
+    name: str
+    fn: HookFn
+    permanent: bool
+    id: int
+
+    def __repr__(self) -> str:
+        kind = "permanent" if self.permanent else "temporary"
+        fn = getattr(self.fn, "__qualname__", type(self.fn).__name__)
+        return f"<{kind} hook #{self.id} on {self.name}: {fn}>"
+
+
+class HookPoint(nn.Module):
+    """Identity module at one named tensor; runs its hooks in the order added."""
+
+    def __init__(self, name: str):
+        super().__init__()
+        self.name = name
+        self.hooks: list[HookHandle] = []
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for h in self.hooks:
+            out = h.fn(x, self)
+            if out is not None:
+                if not isinstance(out, torch.Tensor) or out.shape != x.shape:
+                    raise ValueError(
+                        f"hook {h!r} must return None or a tensor of shape {tuple(x.shape)}, "
+                        f"got {getattr(out, 'shape', type(out).__name__)}"
+                    )
+                x = out
+        return x
+
+    def add(self, fn: HookFn, permanent: bool = False) -> HookHandle:
+        if not callable(fn):
+            raise TypeError(f"a hook must be callable fn(activation, hook_point), got {fn!r}")
+        h = HookHandle(self.name, fn, permanent, next(_ids))
+        self.hooks.append(h)
+        return h
+
+    def remove(self, handle: HookHandle) -> None:
+        self.hooks = [h for h in self.hooks if h.id != handle.id]
+
+    def extra_repr(self) -> str:
+        return f"{self.name!r}, {len(self.hooks)} hooks"
+
+
+def _check(points: Mapping[str, HookPoint], hooks: Iterable[HookSpec]) -> list[HookSpec]:
+    hooks = list(hooks)
+    for spec in hooks:
+        if not (isinstance(spec, tuple) and len(spec) == 2):
+            raise TypeError(f"hooks are (hook_name, fn) pairs, got {spec!r}")
+        name = spec[0]
+        if name not in points:
+            graph.node(name)  # raises with close matches
+    return hooks
+
+
+@contextlib.contextmanager
+def temporary_hooks(points: Mapping[str, HookPoint], hooks: Iterable[HookSpec]) -> Iterator[list[HookHandle]]:
+    """Add `hooks` ((name, fn) pairs) for the duration of the block; always removed."""
+    hooks = _check(points, hooks)  # validate all before adding any
+    handles: list[HookHandle] = []
+    try:
+        for name, fn in hooks:
+            handles.append(points[name].add(fn))
+        yield handles
+    finally:
+        for h in handles:
+            points[h.name].remove(h)

@@ -1,0 +1,2 @@
+"""Figures (matplotlib, written through the atomic writer): tuning curves, comparisons,
+circuit graphs and weight tiles."""

@@ -1,0 +1,73 @@
+"""Figures of `circuits.tuning.compare`: a family against the published curves.
+
+* `plot_family_comparison`: one radial plot, each unit's measured curve (solid) and
+  its published curve (dashed) in the same colour, each normalized to its own peak.
+* `plot_unit_multiples`: small multiples, one polar panel per unit, every model and
+  the published curve overlaid (normalized).
+
+Example:
+    >>> plot_family_comparison(tuning, published, "family.png", label="hand-built")  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Mapping
+
+import numpy as np
+
+from circuits.plots.tuning import _closed, _plt, _polar, save_figure
+from circuits.tuning.reference import published_angles
+
+__all__ = ["plot_family_comparison", "plot_unit_multiples"]
+
+
+def _norm(c) -> np.ndarray:
+    c = np.asarray(c, dtype=float)
+    return c / c.max() if c.max() > 0 else c
+
+
+def plot_family_comparison(tuning, published: Mapping[str, np.ndarray], path, *, label: str = "measured") -> Path:
+    """Measured (solid) vs published (dashed) curves of a family around one circle."""
+    plt = _plt()
+    fig = plt.figure(figsize=(7, 7))
+    ax = fig.add_subplot(projection="polar")
+    _polar(ax)
+    cmap = plt.get_cmap("hsv")
+    pub_angles = published_angles() if published else None
+    for u, c in zip(tuning.units, tuning.curves):
+        c = _norm(c)
+        colour = cmap(np.argmax(c) / c.size * 0.9)
+        ax.plot(*_closed(tuning.angles_deg, c), "-", color=colour, lw=1.4, label=u)
+        if u in published:
+            ax.plot(*_closed(pub_angles, _norm(published[u])), "--", color=colour, lw=1.0)
+    ax.set_ylim(0, 1.05)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize=8, frameon=False)
+    what = f"{label} (solid) vs published (dashed)" if published else label
+    ax.set_title(f"radial tuning, {what}, each normalized", pad=18)
+    return save_figure(fig, path)
+
+
+def plot_unit_multiples(tunings: Mapping[str, object], published: Mapping[str, np.ndarray], path, *, ncols: int = 5) -> Path:
+    """One polar panel per unit: every model's curve and the published one (normalized)."""
+    plt = _plt()
+    units = list(next(iter(tunings.values())).units)
+    ncols = max(1, min(ncols, len(units)))
+    nrows = math.ceil(len(units) / ncols)
+    fig = plt.figure(figsize=(2.8 * ncols, 3.0 * nrows))
+    pub_angles = published_angles() if published else None
+    styles = ["-", "-.", ":"]
+    for i, u in enumerate(units):
+        ax = fig.add_subplot(nrows, ncols, i + 1, projection="polar")
+        _polar(ax)
+        for j, (label, t) in enumerate(tunings.items()):
+            ax.plot(*_closed(t.angles_deg, _norm(t.curve(u))), styles[j % 3], lw=1.3, label=label)
+        if u in published:
+            ax.plot(*_closed(pub_angles, _norm(published[u])), "--", color="k", lw=1.0, label="published")
+        ax.set_ylim(0, 1.05)
+        ax.set_title(u, fontsize=9)
+        if i == 0:
+            ax.legend(loc="lower left", bbox_to_anchor=(-0.35, -0.35), fontsize=7, frameon=False)
+    fig.tight_layout()
+    return save_figure(fig, path)
