@@ -13,10 +13,8 @@ from __future__ import annotations
 import argparse
 
 import torch
-import torch.nn.functional as F
 
 from circuits import InceptionV1, graph
-from circuits.core import ops
 from circuits.tuning.measure import _retain_freed_memory
 from timing import best_of
 from weights.registry import random_state_dict
@@ -29,28 +27,12 @@ _LAST = {src: i for i, n in enumerate(_ORDER) for src in n.inputs}
 
 
 def plain_forward(model: InceptionV1, x: torch.Tensor) -> torch.Tensor:
-    """The same convolutions, pools and LRNs called directly: the no-framework baseline."""
+    """Each node's op-table forward called directly: the no-framework baseline (no hook
+    points, no plan, no input checks)."""
     env = {"input": x}
     for i, n in enumerate(_ORDER):
-        a = env[n.inputs[0]]
-        if n.op == "conv":
-            m = getattr(model, n.param)
-            env[n.name] = ops.conv2d_same(a, m.weight, m.bias, n.stride)
-        elif n.op == "relu":
-            env[n.name] = F.relu(a)
-        elif n.op == "maxpool":
-            env[n.name] = ops.max_pool_same(a, n.kernel, n.stride)
-        elif n.op == "lrn":
-            env[n.name] = ops.lrn(a)
-        elif n.op == "concat":
-            env[n.name] = torch.cat([env[i] for i in n.inputs], 1)
-        elif n.op == "avgpool":
-            env[n.name] = ops.avg_pool_valid(a, n.kernel, n.stride)
-        elif n.op == "linear":
-            m = getattr(model, n.param)
-            env[n.name] = F.linear(a.flatten(1), m.weight, m.bias)
-        elif n.op == "softmax":
-            env[n.name] = F.softmax(a, 1)
+        params = getattr(model, n.param) if n.param else None
+        env[n.name] = n.kind.forward(n, [env[s] for s in n.inputs], params)
         for src in n.inputs:
             if _LAST[src] == i:
                 del env[src]

@@ -14,13 +14,13 @@ Example:
 from __future__ import annotations
 
 import math
+from types import SimpleNamespace
 from typing import Mapping
 
 import numpy as np
 import torch
 
-from circuits import graph
-from circuits.core import ops
+from circuits.core import graph, ops
 
 from .rules import KINDS, Arc, Bank, Gabor, Normalize, PoolEnergy, PoolPhases, Relay, Rule, Segment, Spec, Tile
 
@@ -28,7 +28,6 @@ __all__ = ["SpecError", "compile_spec", "check_spec", "upper_bounds"]
 
 INPUT_RANGE = (-117.0, 138.0)  # Lucid's input: pixels 0..255 minus 117
 # The channel-preserving ops a source may pass through on its way to a convolution.
-_PASS_THROUGH = ("relu", "maxpool", "lrn")
 
 
 class SpecError(ValueError):
@@ -86,7 +85,7 @@ def check_spec(spec: Spec) -> None:
             graph.node(b.branch)
         except KeyError as e:
             raise SpecError(f"bank {b.name!r}: {e}") from None
-        if _conv_of(b) not in graph.names() or graph.node(_conv_of(b)).op != "conv":
+        if graph.INCEPTION_V1.pre_relu_of(b.branch) != _conv_of(b):
             raise SpecError(f"bank {b.name!r}: branch {b.branch!r} is not computed by a convolution")
         if b.kind == "contrast":
             if b.orientations is not None:
@@ -185,7 +184,7 @@ def _check_normalize(spec: Spec, r: Normalize, owner: dict[tuple[str, int], str]
         raise SpecError(f"rule {_rule_name(r)}: {e.args[0]}") from None
     if bank.branch != by.branch:
         raise SpecError(f"rule {_rule_name(r)}: {r.bank!r} ({bank.branch}) and {r.by!r} ({by.branch}) must share a layer")
-    lrn = [n for n in graph.NODES if n.op == "lrn" and n.inputs[0] == bank.branch]
+    lrn = [n for n in graph.NODES if isinstance(n.kind, ops.LRN) and n.inputs[0] == bank.branch]
     if not lrn:
         raise SpecError(f"rule {_rule_name(r)}: no LRN follows {bank.branch} (LRNs follow conv2d0's max-pool and conv2d2)")
     radius = ops.LRN_DEPTH_RADIUS
@@ -214,11 +213,10 @@ def _source_index(src: Bank, channel: int, dst_conv: str) -> int:
     seen = [tensor]
     while tensor != branch:
         n = graph.node(tensor)
-        if n.op == "concat":
-            for b, off, _ in graph.branches(tensor):
-                if b == branch:
-                    return off + ch
-        if n.op not in _PASS_THROUGH:
+        for b, off, _ in graph.branches(tensor) if len(n.inputs) > 1 else ():
+            if b == branch:
+                return off + ch
+        if not n.kind.keeps_channels:
             raise SpecError(
                 f"bank {src.name!r} ({branch}) does not feed {dst_conv}, which reads {' <- '.join(seen)}"
             )
@@ -294,7 +292,7 @@ def _compile_rule(sd: dict, spec: Spec, rule: Rule) -> None:
     if isinstance(rule, Gabor):
         dst = spec.bank(rule.dst)
         conv = _conv_of(dst)
-        k = graph.node(conv).kernel
+        k = graph.node(conv).kernel[0]
         _write(sd, conv, _branch_channels(dst), [0, 1, 2], _gabor_kernels(rule, dst, k), rule.bias)
         return
     if isinstance(rule, (PoolPhases, Relay)):
@@ -318,7 +316,7 @@ def _compile_rule(sd: dict, spec: Spec, rule: Rule) -> None:
     if isinstance(rule, PoolEnergy):
         src, dst = spec.bank(rule.src), spec.bank(rule.dst)
         conv = _conv_of(dst)
-        k = graph.node(conv).kernel
+        k = graph.node(conv).kernel[0]
         stride = graph.receptive_field(graph.node(conv).inputs[0]).stride
         r = (np.arange(k) - k // 2) * float(stride)
         g = np.exp(-0.5 * (r[:, None] ** 2 + r[None, :] ** 2) / rule.spread**2)
@@ -335,7 +333,7 @@ def _compile_rule(sd: dict, spec: Spec, rule: Rule) -> None:
             node = graph.node(conv)
             stride = graph.receptive_field(node.inputs[0]).stride
             in_idx = [_source_index(src, c, conv) for c in src.channels]
-            w = _tile_kernels(rule, src, dst, node.kernel, stride)
+            w = _tile_kernels(rule, src, dst, node.kernel[0], stride)
             _write(sd, conv, _branch_channels(dst), in_idx, w, rule.bias)
         return
     raise SpecError(f"unknown rule type {type(rule).__name__}")  # pragma: no cover
@@ -352,34 +350,17 @@ def upper_bounds(sd: Mapping[str, torch.Tensor], until: str) -> dict[str, torch.
     ReLU keep bounds; LRN can only shrink a value (x / sqrt(2 + 1e-4 x^2) at most).
     """
     lo_in, hi_in = INPUT_RANGE
-    ub: dict[str, torch.Tensor] = {}
-    lb: dict[str, torch.Tensor] = {}
+    bounds: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
     for n in graph.NODES[: graph.index(until) + 1]:
-        if n.op == "input":
-            ub[n.name] = torch.full((3,), hi_in)
-            lb[n.name] = torch.full((3,), lo_in)
-        elif n.op == "conv":
-            W = sd[f"{n.param}.weight"].double()
-            b = sd[f"{n.param}.bias"].double()
-            hi, lo = ub[n.inputs[0]].double(), lb[n.inputs[0]].double()
-            pos, neg = W.clamp(min=0), W.clamp(max=0)
-            ub[n.name] = b + (pos * hi[None, :, None, None]).sum((1, 2, 3)) + (neg * lo[None, :, None, None]).sum((1, 2, 3))
-            lb[n.name] = b + (pos * lo[None, :, None, None]).sum((1, 2, 3)) + (neg * hi[None, :, None, None]).sum((1, 2, 3))
-        elif n.op == "relu":
-            ub[n.name] = ub[n.inputs[0]].clamp(min=0)
-            lb[n.name] = lb[n.inputs[0]].clamp(min=0)
-        elif n.op == "maxpool":
-            ub[n.name], lb[n.name] = ub[n.inputs[0]], lb[n.inputs[0]]
-        elif n.op == "lrn":
-            u = ub[n.inputs[0]]
-            ub[n.name] = u / torch.sqrt(ops.LRN_BIAS + ops.LRN_ALPHA * u * u)
-            lb[n.name] = torch.zeros_like(u)
-        elif n.op == "concat":
-            ub[n.name] = torch.cat([ub[i] for i in n.inputs])
-            lb[n.name] = torch.cat([lb[i] for i in n.inputs])
-        else:  # pragma: no cover - the hand-built network ends before the classifier
-            raise SpecError(f"bounds do not go past {n.name}")
-    return ub
+        if not n.inputs:
+            bounds[n.name] = torch.full((3,), lo_in), torch.full((3,), hi_in)
+            continue
+        params = SimpleNamespace(weight=sd[f"{n.param}.weight"], bias=sd[f"{n.param}.bias"]) if n.param else None
+        try:
+            bounds[n.name] = n.kind.bounds(n, [bounds[i] for i in n.inputs], params)
+        except NotImplementedError:  # pragma: no cover - the hand-built network ends before the classifier
+            raise SpecError(f"bounds do not go past {n.name} ({n.op})") from None
+    return {name: hi for name, (_, hi) in bounds.items()}
 
 
 def _check_alive(sd: dict, spec: Spec) -> None:

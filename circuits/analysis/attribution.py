@@ -53,22 +53,20 @@ from circuits.core.units import Unit, parse_unit
 
 __all__ = ["Attribution", "attribute", "previous_layer", "conv_of", "visualize", "plot", "LAYERS"]
 
-# Lucid's layer list (conv2d0 .. mixed5b): the tensors that end a top-level block;
-# the graph names every tensor inside a block with an underscore suffix.
-LAYERS: tuple[str, ...] = tuple(n.name for n in graph.NODES if n.op in ("relu", "concat") and "_" not in n.name)
+# Lucid's layer list (conv2d0 .. mixed5b): the tensors that end a top-level block.
+LAYERS: tuple[str, ...] = graph.INCEPTION_V1.trunk_layers
 
 
 def conv_of(unit: Unit) -> graph.Node:
     """The convolution that computes `unit`'s pre-activation."""
-    n = graph.node(unit.branch)
-    if n.op == "relu":
-        n = graph.node(n.inputs[0])
-    if n.op != "conv":
+    found = graph.INCEPTION_V1.conv_of(unit.layer, unit.channel)
+    if found is None:
+        n = graph.node(unit.branch)
         raise ValueError(
             f"{unit.id} is computed by a {n.op} ({n.name}), not a convolution: attribution needs a unit of a "
             f"convolutional layer ({', '.join(LAYERS[:4])}, ...)"
         )
-    return n
+    return graph.node(found[0])
 
 
 def previous_layer(unit) -> str:
@@ -232,10 +230,8 @@ def attribute(
     if source == conv.inputs[0]:
         layer = getattr(model, conv.param)
         weight, bias = layer.weight[c].detach(), float(layer.bias[c].detach())
-        k, s = conv.kernel, conv.stride
-        top = graph.same_padding(src.shape[-2], k, s)[0]
-        left = graph.same_padding(src.shape[-1], k, s)[0]
-        origin = (py * s - top, px * s - left)
+        y0, _, x0, _ = conv.kind.input_window(conv, (py, py, px, px), tuple(src.shape[-2:]))
+        origin = (y0, x0)
         exact = True
     else:
         weight, bias, origin = _expanded(model, u, conv, source, size, (py, px))

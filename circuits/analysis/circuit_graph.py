@@ -76,23 +76,13 @@ UNASSIGNED = "unassigned"
 
 @functools.lru_cache(maxsize=None)
 def trunk_layers() -> tuple[str, ...]:
-    """The unit layers every path of the whole network goes through, in order.
-
-    A layer qualifies when no edge of the graph jumps over it (it is a cut of the
-    network in execution order) and it is a ReLU output or a block concatenation.
+    """The unit layers every path of the whole network goes through, in order
+    (`circuits.core.graph.Graph.trunk_layers`).
 
     >>> trunk_layers()[:4], trunk_layers()[-1]
     (('conv2d0', 'conv2d1', 'conv2d2', 'mixed3a'), 'mixed5b')
     """
-    real = [n for n in graph.NODES if not n.synthesized]
-    pos = {n.name: i for i, n in enumerate(real)}
-    spans = [(pos[i], pos[n.name]) for n in real for i in n.inputs]
-    out = []
-    for n in real:
-        k = pos[n.name]
-        if n.op in ("relu", "concat") and not any(a < k < b for a, b in spans):
-            out.append(n.name)
-    return tuple(out)
+    return graph.INCEPTION_V1.trunk_layers
 
 
 @functools.lru_cache(maxsize=None)

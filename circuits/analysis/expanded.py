@@ -97,13 +97,8 @@ METHODS = ("compose", "autograd")
 # --- resolving endpoints ---------------------------------------------------
 
 
-@functools.lru_cache(maxsize=None)
-def _in_range(name: str) -> bool:
-    return graph.index(FIRST_LAYER) <= graph.index(name) <= graph.index(LAST_LAYER)
-
-
 def _check_range(u: Unit, role: str) -> None:
-    if not _in_range(u.layer):
+    if not graph.INCEPTION_V1.in_expanded_span(u.layer):
         raise ValueError(
             f"{role} {u.id} is outside conv2d0 ... mixed4a: weights between units are defined for "
             f"the tensors from {FIRST_LAYER} to {LAST_LAYER} (run `circuits layers` for their names)"
@@ -137,13 +132,8 @@ def _src_tensor(units: list[Unit]) -> tuple[str, list[int], bool]:
 
 
 def _dst_tensor(u: Unit) -> tuple[str, int]:
-    name, ch = u.layer, u.channel
-    if graph.node(name).op == "concat":
-        name, ch = graph.branch_of(name, ch)
-    n = graph.node(name)
-    if n.op == "relu":  # a destination is its pre-activation
-        name = n.inputs[0]
-    return name, ch
+    """The tensor holding a destination's pre-activation (its conv), else its branch."""
+    return graph.INCEPTION_V1.conv_of(u.layer, u.channel) or graph.branch_of(u.layer, u.channel)
 
 
 @dataclass(frozen=True)
@@ -202,38 +192,31 @@ class Connection:
 
     def lrn_layers(self) -> list[str]:
         """The LRN tensors on the way (they need an operating point with lrn="at_input")."""
-        return sorted({p for r in self.routes for p in r.path if graph.node(p).op == "lrn"}, key=graph.index)
+        return sorted({p for r in self.routes for p in r.path if isinstance(graph.node(p).kind, ops.LRN)}, key=graph.index)
 
 
 def _support(src: str, path: Sequence[str]) -> tuple[int, int]:
     """(radius in the source grid, jump) of the last node of `path` as seen from `src`."""
-    geo: dict[str, tuple[int, int]] = {src: (0, 1)}
+    geo: dict[str, tuple[int, int, int]] = {src: (0, 0, 1)}
     for name in path:
         n = graph.node(name)
-        ins = [geo[i] for i in n.inputs if i in geo]
-        if n.op == "concat":
-            geo[name] = (max(r for r, _ in ins), ins[0][1])
-        elif n.op in ("conv", "maxpool"):
-            r, j = ins[0]
-            geo[name] = (r + j * (n.kernel - 1) // 2, j * n.stride)
-        else:
-            geo[name] = ins[0]
-    return geo[path[-1]]
+        geo[name] = n.kind.support(n, [geo[i] for i in n.inputs if i in geo])
+    ry, rx, jump = geo[path[-1]]
+    return max(ry, rx), jump
 
 
 @functools.lru_cache(maxsize=1024)
 def _route(src: str, dst: str, src_pre_relu: bool) -> tuple:
     downstream = [n.name for n in graph.NODES if src in graph.ancestors(n.name) and n.name != src]
     path = tuple(p for p in downstream if p in graph.ancestors(dst))
-    ops_on_path = [graph.node(p).op for p in path]
-    lin = {"relu": "relu", "maxpool": "maxpool", "lrn": "lrn"}
-    linearized = {lin[o] for o in ops_on_path[:-1] if o in lin}
-    if ops_on_path[-1] in ("maxpool", "lrn"):
-        linearized.add(ops_on_path[-1])
+    kinds = [graph.node(p).kind for p in path]
+    # Every nonlinearity strictly inside the path is linearized, and the destination
+    # itself when it is one (a destination on a pool or LRN tensor is its linearized value).
+    linearized = {k.kind for k in kinds if k.nonlinear}
     if src_pre_relu:
         linearized.add("relu")
     d = graph.node(dst)
-    direct = d.op == "conv" and not linearized and all(o == "concat" for o in ops_on_path[:-1])
+    direct = d.kind.has_params and not linearized and sum(not isinstance(k, ops.Concat) for k in kinds) == 1
     param = d.param if direct else None
     offset = 0
     if direct and d.inputs[0] != src:
@@ -285,24 +268,7 @@ def connection(src, dst) -> Connection:
 # --- LRN operating point -----------------------------------------------------
 
 
-def lrn_jacobian(v: torch.Tensor) -> torch.Tensor:
-    """Jacobian ``J[c, k] = d lrn(x)_c / d x_k`` of TF's LRN at the channel vector `v`.
-
-    Written out from the formula (not by autograd):
-    ``J[c, k] = [c=k] s_c^-b - 2 a b v_c v_k s_c^(-b-1) [|c-k| <= r]``.
-
-    >>> lrn_jacobian(torch.zeros(4)).diagonal()
-    tensor([0.7071, 0.7071, 0.7071, 0.7071])
-    """
-    v = torch.as_tensor(v)
-    if v.dim() != 1:
-        raise ValueError(f"an LRN operating point is a vector with one value per channel, got shape {list(v.shape)}")
-    c = v.shape[0]
-    r, b, a, beta = ops.LRN_DEPTH_RADIUS, ops.LRN_BIAS, ops.LRN_ALPHA, ops.LRN_BETA
-    idx = torch.arange(c)
-    band = ((idx[:, None] - idx[None, :]).abs() <= r).to(v.dtype)
-    s = b + a * (band @ v.pow(2))
-    return torch.diag(s.pow(-beta)) - 2 * a * beta * (v * s.pow(-beta - 1))[:, None] * v[None, :] * band
+lrn_jacobian = ops.lrn_jacobian
 
 
 def _lrn_points(model, conn: Connection, lrn: str, input, dtype) -> dict[str, torch.Tensor]:
@@ -347,69 +313,32 @@ def _lrn_points(model, conn: Connection, lrn: str, input, dtype) -> dict[str, to
 # --- the two methods -------------------------------------------------------
 
 
-def _weight(model, name: str, dtype) -> torch.Tensor:
-    return getattr(model, graph.node(name).param).weight.detach().to(dtype)
+def _params(model, name: str):
+    n = graph.node(name)
+    return getattr(model, n.param) if n.param else None
 
 
 def _pad_to(k: torch.Tensor, size: int) -> torch.Tensor:
-    p = (size - k.shape[-1]) // 2
-    return F.pad(k, (p, p, p, p)) if p else k
+    return ops.pad_kernel(k, (size, size))
 
 
 def _compose(model, src: str, src_channels, route: Route, points, dtype) -> torch.Tensor:
-    """Kernels composed along the path; each entry of `env` is (kernel [C, S, k, k], jump)."""
+    """Kernels composed along the path, each op by its op-table linearization."""
     S = len(src_channels)
     k0 = torch.zeros(graph.node(src).channels, S, 1, 1, dtype=dtype)
     k0[list(src_channels), torch.arange(S), 0, 0] = 1
     env: dict[str, tuple[torch.Tensor, int]] = {src: (k0, 1)}
     for name in route.path:
         n = graph.node(name)
-        if n.op == "concat":
-            parts = [env.get(i) for i in n.inputs]
-            size = max(p[0].shape[-1] for p in parts if p is not None)
-            jump = next(p[1] for p in parts if p is not None)
-            env[name] = (
-                torch.cat(
-                    [
-                        _pad_to(p[0], size) if p is not None else torch.zeros(graph.node(i).channels, S, size, size, dtype=dtype)
-                        for p, i in zip(parts, n.inputs)
-                    ]
-                ),
-                jump,
-            )
-            continue
-        k, jump = env[n.inputs[0]]
-        if n.op == "conv":
-            w = _weight(model, name, dtype)
-            if name == route.dst_tensor:
-                w = w[list(route.dst_channels)]
-            # K_out[c, s, u] = sum_{m, a} W[c, m, a] K_in[m, s, u - jump * a]: a transposed conv.
-            env[name] = (F.conv_transpose2d(w, k, stride=jump), jump * n.stride)
-        elif n.op == "maxpool":
-            c, s, kk, _ = k.shape
-            box = torch.full((1, 1, n.kernel, n.kernel), 1.0 / n.kernel**2, dtype=dtype)
-            out = F.conv_transpose2d(box, k.reshape(1, c * s, kk, kk), stride=jump)
-            env[name] = (out.reshape(c, s, out.shape[-2], out.shape[-1]), jump * n.stride)
-        elif n.op == "lrn" and name in points:
-            env[name] = (torch.einsum("ck,ksij->csij", lrn_jacobian(points[name]), k), jump)
-        elif n.op in ("relu", "lrn"):
-            env[name] = (k, jump)
-        else:  # pragma: no cover - nothing else lies between conv2d0 and mixed4a
-            raise AssertionError(f"unexpected op {n.op} at {name}")
+        dst_channels = route.dst_channels if name == route.dst_tensor and n.kind.has_params else None
+        env[name] = n.kind.compose(
+            n, [env.get(i) for i in n.inputs], _params(model, name),
+            channels=[graph.node(i).channels for i in n.inputs], point=points.get(name), dst_channels=dst_channels,
+        )
     out = env[route.dst_tensor][0]
-    if graph.node(route.dst_tensor).op != "conv":
+    if not graph.node(route.dst_tensor).kind.has_params:
         out = out[list(route.dst_channels)]
     return out
-
-
-def _avg_pool_same(x: torch.Tensor, k: int, s: int) -> torch.Tensor:
-    """TF SAME average pool: zero padding, divided by the number of in-bounds cells."""
-    top, bottom = graph.same_padding(x.shape[-2], k, s)
-    left, right = graph.same_padding(x.shape[-1], k, s)
-    pads = (left, right, top, bottom)
-    total = F.avg_pool2d(F.pad(x, pads), k, s)
-    count = F.avg_pool2d(F.pad(torch.ones_like(x[:1, :1]), pads), k, s)
-    return total / count
 
 
 def _geometry(src: str, dst: str, radius: int) -> tuple[int, tuple[int, int], tuple[int, int]]:
@@ -454,24 +383,7 @@ def _autograd(model, src: str, src_channels, route: Route, points, dtype, chunk:
                     ins.append(env[i])
                 else:  # not downstream of the source: contributes no linear term
                     ins.append(torch.zeros(D, graph.node(i).channels, *graph.output_hw(i, size), dtype=dtype))
-            a = ins[0]
-            if n.op == "conv":
-                w = _weight(model, name, dtype)
-                env[name] = ops.conv2d_same(a, w, None, n.stride)
-            elif n.op == "maxpool":
-                env[name] = _avg_pool_same(a, n.kernel, n.stride)
-            elif n.op == "lrn" and name in points:
-                # The real LRN around the operating point, minus its value there, so that
-                # downstream LRNs see their own operating point; the gradient at x = 0
-                # is the Jacobian.
-                v = points[name].view(1, -1, 1, 1)
-                env[name] = ops.lrn(v + a) - ops.lrn(v)
-            elif n.op in ("relu", "lrn"):
-                env[name] = a
-            elif n.op == "concat":
-                env[name] = torch.cat(ins, 1)
-            else:  # pragma: no cover
-                raise AssertionError(f"unexpected op {n.op} at {name}")
+            env[name] = n.kind.linear(n, ins, _params(model, name), bias=False, point=points.get(name))
         y = env[route.dst_tensor]
         picked = y[torch.arange(D), dst_ch, py, px]
         (grad,) = torch.autograd.grad(picked.sum(), x)

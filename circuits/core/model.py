@@ -38,15 +38,15 @@ class StateDictError(ValueError):
     """A checkpoint whose keys or shapes do not match the graph."""
 
 
-def check_state_dict(state_dict: Mapping[str, torch.Tensor]) -> None:
-    """Raise StateDictError naming every missing, extra or misshapen tensor.
+def check_state_dict(state_dict: Mapping[str, torch.Tensor], network: graph.Graph = graph.INCEPTION_V1) -> None:
+    """Raise StateDictError naming every missing, extra or misshapen tensor of `network`.
 
     >>> check_state_dict({})  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
     circuits.core.model.StateDictError: checkpoint does not match InceptionV1: 116 missing (conv2d0_pre_relu_conv.weight, ...
     """
-    expected = graph.parameter_shapes()
+    expected = network.parameter_shapes()
     missing = [k for k in expected if k not in state_dict]
     extra = [k for k in state_dict if k not in expected]
     wrong = [
@@ -60,18 +60,30 @@ def check_state_dict(state_dict: Mapping[str, torch.Tensor]) -> None:
             shown = ", ".join(items[:6]) + (", ..." if len(items) > 6 else "")
             problems.append(f"{len(items)} {label} ({shown})")
     if problems:
-        raise StateDictError("checkpoint does not match InceptionV1: " + "; ".join(problems))
+        raise StateDictError(f"checkpoint does not match {network.name}: " + "; ".join(problems))
     bad = [k for k, v in state_dict.items() if not torch.is_floating_point(v)]
     if bad:
         raise StateDictError(f"checkpoint tensors must be floating point: {', '.join(bad[:6])}")
 
 
-def _zeros_conv(cin: int, cout: int, k: int) -> nn.Conv2d:
-    conv = torch.nn.utils.skip_init(nn.Conv2d, cin, cout, k)
-    with torch.no_grad():
-        conv.weight.zero_()
-        conv.bias.zero_()
-    return conv
+@functools.lru_cache(maxsize=256)
+def _plan(network: graph.Graph, targets: tuple[str, ...]) -> tuple[tuple[graph.Node, tuple[str, ...]], ...]:
+    """Nodes to run for `targets`, each with the tensors that can be freed after it."""
+    needed: set[str] = set()
+    for t in targets:
+        needed |= network.ancestors(t)
+    last = max(network.index(t) for t in targets)
+    order = [n for n in network.nodes[: last + 1] if n.name in needed]
+    last_use: dict[str, int] = {}
+    for i, n in enumerate(order):
+        for src in n.inputs:
+            last_use[src] = i
+    keep = set(targets)
+    free: list[list[str]] = [[] for _ in order]
+    for name, i in last_use.items():
+        if name not in keep:
+            free[i].append(name)
+    return tuple((n, tuple(f)) for n, f in zip(order, free))
 
 
 class InceptionV1(nn.Module):
@@ -87,20 +99,16 @@ class InceptionV1(nn.Module):
     torch.Size([2, 1008])
     """
 
+    #: the network this model runs (its declaration and everything derived from it)
+    graph: graph.Graph = graph.INCEPTION_V1
+
     def __init__(self, state_dict: Mapping[str, torch.Tensor] | None = None):
         super().__init__()
-        for n in graph.NODES:
-            if n.op == "conv":
-                cin = graph.node(n.inputs[0]).channels
-                self.add_module(n.param, _zeros_conv(cin, n.channels, n.kernel))
-            elif n.op == "linear":
-                cin = graph.node(n.inputs[0]).channels
-                lin = torch.nn.utils.skip_init(nn.Linear, cin, n.channels)
-                with torch.no_grad():
-                    lin.weight.zero_()
-                    lin.bias.zero_()
-                self.add_module(n.param, lin)
-        self.hook_points = nn.ModuleDict({n.name: HookPoint(n.name) for n in graph.NODES})
+        g = self.graph
+        for n in g.nodes:
+            if n.kind.has_params:
+                self.add_module(n.param, n.kind.make_module(n, g.node(n.inputs[0]).channels))
+        self.hook_points = nn.ModuleDict({n.name: HookPoint(n.name) for n in g.nodes})
         self.warn_on_unit_range = True
         # Records of applied weight edits, oldest first (managed by circuits.editing.edits).
         self.applied_edits: list = []
@@ -116,7 +124,7 @@ class InceptionV1(nn.Module):
                 f"the model has {len(self.applied_edits)} weight edits applied; undo them first "
                 "(circuits.editing.edits.undo_all(model)) so that they are not silently lost"
             )
-        check_state_dict(state_dict)
+        check_state_dict(state_dict, self.graph)
         self.load_state_dict(dict(state_dict), strict=True)
         return self
 
@@ -206,8 +214,9 @@ class InceptionV1(nn.Module):
         """softmax2 probabilities, shape [N, 1008]."""
         return self.run(x)
 
-    def run(self, x: torch.Tensor, until: str = OUTPUT) -> torch.Tensor:
-        """The tensor `until`, computing only what it needs."""
+    def run(self, x: torch.Tensor, until: str | None = None) -> torch.Tensor:
+        """The tensor `until` (default: the network's output), computing only what it needs."""
+        until = until or self.graph.output
         return self._execute(x, (until,))[until]
 
     def run_with_cache(
@@ -225,32 +234,15 @@ class InceptionV1(nn.Module):
         out = self._execute(x, tuple(names))
         return {n: (out[n].detach() if detach else out[n]).clone() for n in names}
 
-    def run_with_hooks(self, x: torch.Tensor, hooks: Iterable[HookSpec], until: str = OUTPUT) -> torch.Tensor:
+    def run_with_hooks(self, x: torch.Tensor, hooks: Iterable[HookSpec], until: str | None = None) -> torch.Tensor:
         """Run to `until` with temporary hooks, removed afterwards whatever happens."""
         with self.hooks(hooks):
             return self.run(x, until)
 
     # --- the interpreter ---------------------------------------------------
 
-    @staticmethod
-    @functools.lru_cache(maxsize=256)
-    def _plan(targets: tuple[str, ...]) -> tuple[tuple[graph.Node, tuple[str, ...]], ...]:
-        """Nodes to run for `targets`, each with the tensors that can be freed after it."""
-        needed: set[str] = set()
-        for t in targets:
-            needed |= graph.ancestors(t)
-        last = max(graph.index(t) for t in targets)
-        order = [n for n in graph.NODES[: last + 1] if n.name in needed]
-        last_use: dict[str, int] = {}
-        for i, n in enumerate(order):
-            for src in n.inputs:
-                last_use[src] = i
-        keep = set(targets)
-        free: list[list[str]] = [[] for _ in order]
-        for name, i in last_use.items():
-            if name not in keep:
-                free[i].append(name)
-        return tuple((n, tuple(f)) for n, f in zip(order, free))
+    def _plan(self, targets: tuple[str, ...]) -> tuple[tuple[graph.Node, tuple[str, ...]], ...]:
+        return _plan(self.graph, targets)
 
     def _check_input(self, x: torch.Tensor, targets: tuple[str, ...]) -> None:
         if not isinstance(x, torch.Tensor):
@@ -263,7 +255,7 @@ class InceptionV1(nn.Module):
                 "use circuits.to_model_input(images) to convert uint8 or [0, 1] images"
             )
         for t in targets:
-            graph.check_input_size(t, tuple(x.shape[-2:]))
+            self.graph.check_input_size(t, tuple(x.shape[-2:]))
         if self.warn_on_unit_range and x.numel() and not x.requires_grad:
             lo, hi = torch.aminmax(x.detach())
             if lo >= 0 and hi <= 1 and hi > lo:
@@ -275,39 +267,12 @@ class InceptionV1(nn.Module):
 
     def _execute(self, x: torch.Tensor, targets: tuple[str, ...]) -> dict[str, torch.Tensor]:
         for t in targets:
-            graph.node(t)
+            self.graph.node(t)
         self._check_input(x, targets)
         env: dict[str, torch.Tensor] = {graph.INPUT: self.hook_points[graph.INPUT](x)}
         for n, free in self._plan(targets)[1:]:
-            env[n.name] = self.hook_points[n.name](self._apply_node(n, env))
+            params = getattr(self, n.param) if n.param else None
+            env[n.name] = self.hook_points[n.name](n.kind.forward(n, [env[i] for i in n.inputs], params))
             for f in free:
                 del env[f]
         return env
-
-    def _apply_node(self, n: graph.Node, env: dict[str, torch.Tensor]) -> torch.Tensor:
-        op = n.op
-        if op == "conv":
-            m = getattr(self, n.param)
-            return ops.conv2d_same(env[n.inputs[0]], m.weight, m.bias, n.stride)
-        if op == "relu":
-            return F.relu(env[n.inputs[0]])
-        if op == "maxpool":
-            return ops.max_pool_same(env[n.inputs[0]], n.kernel, n.stride)
-        if op == "lrn":
-            return ops.lrn(env[n.inputs[0]])
-        if op == "concat":
-            return torch.cat([env[i] for i in n.inputs], dim=1)
-        if op == "avgpool":
-            return ops.avg_pool_valid(env[n.inputs[0]], n.kernel, n.stride)
-        if op == "linear":
-            x = env[n.inputs[0]]
-            if x.shape[-2:] != (1, 1):
-                raise ValueError(
-                    f"{n.name} needs {n.inputs[0]} to be 1x1, got {x.shape[-2]}x{x.shape[-1]}: "
-                    "use an input of 193 to 224 pixels for the classifier (any size works up to mixed5b)"
-                )
-            m = getattr(self, n.param)
-            return F.linear(x.flatten(1), m.weight, m.bias)
-        if op == "softmax":
-            return F.softmax(env[n.inputs[0]], dim=1)
-        raise AssertionError(f"unknown op {op}")  # pragma: no cover

@@ -1,58 +1,140 @@
-"""TensorFlow's numerics for the ops of Lucid's InceptionV1, in torch.
+"""The op table: what each kind of node computes, written once, with TensorFlow's numerics.
 
-PyTorch's own padding and LRN differ from TensorFlow's: SAME padding puts the odd
-pixel after (bottom/right) and depends on the input size, max-pool pads with -inf,
-and TensorFlow's LRN does not divide alpha by the window size.
+Every node of a network declaration (`circuits.core.graph`) names an op kind; the entry
+`OPS[kind]` is everything the rest of the package asks of that kind:
+
+- ``forward``: the real computation (the model runs it);
+- ``forward_valid``: the same on a window that never reaches the padding (the
+  receptive-field cone, `circuits.tuning.cone`, runs it on cropped inputs);
+- ``out_size``, ``receptive_field`` and ``input_window``: its geometry (output sizes,
+  receptive fields, the input window an output window reads);
+- ``linear`` and ``compose``: its linearization (ReLU -> identity, max-pool -> average
+  pool, LRN -> identity or its Jacobian at an operating point), for expanded weights
+  (`circuits.analysis.expanded`) and re-expression (`circuits.editing.paths`);
+- ``bounds``: interval arithmetic, for the hand-built compiler's dead-unit check;
+- ``param_shapes`` / ``make_module``: the parameters it owns.
+
+TensorFlow's numerics differ from PyTorch's defaults: SAME padding puts the odd pixel
+after (bottom/right) and depends on the input size; max-pool pads with -inf; SAME
+average pooling divides by the number of in-image cells (Keras's InceptionV3);
+TensorFlow's LRN does not divide alpha by the window size (torch's LocalResponseNorm
+does; the popular PyTorch port of InceptionV1 gets this wrong).
+
+Adding an op kind is one `Op` subclass and its entry in `OPS`.
 
 Example:
     >>> import torch
     >>> x = torch.randn(1, 3, 8, 8)
-    >>> max_pool_same(x, 3, 2).shape
+    >>> max_pool_same(x, (3, 3), 2).shape
     torch.Size([1, 3, 4, 4])
+    >>> OPS["maxpool"].nonlinear, OPS["avgpool"].nonlinear
+    (True, False)
 """
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Mapping, Sequence
+
 import torch
 import torch.nn.functional as F
+from torch import nn
 
-from circuits.core.graph import same_padding
+if TYPE_CHECKING:  # pragma: no cover
+    from circuits.core.graph import Node
 
-__all__ = ["conv2d_same", "max_pool_same", "lrn", "avg_pool_valid"]
+__all__ = [
+    "OPS",
+    "Op",
+    "same_padding",
+    "pads",
+    "conv2d_same",
+    "max_pool_same",
+    "avg_pool_same",
+    "avg_pool_valid",
+    "lrn",
+    "lrn_jacobian",
+    "fold_batchnorm",
+    "LRN_DEPTH_RADIUS",
+    "LRN_BIAS",
+    "LRN_ALPHA",
+    "LRN_BETA",
+]
 
 LRN_DEPTH_RADIUS = 5
 LRN_BIAS = 2.0
 LRN_ALPHA = 1e-4
 LRN_BETA = 0.5
 
+Window = tuple[int, int, int, int]  # y0, y1, x0, x1 (inclusive), in a tensor's own coordinates
+Geometry = tuple[int, int, float]  # receptive field along one axis: size, jump, first centre
+Kernel = tuple[torch.Tensor, int]  # composed kernel [C, S, kh, kw] and its jump in the source grid
 
-def _pads(x: torch.Tensor, kernel: int, stride: int) -> tuple[int, int, int, int]:
-    top, bottom = same_padding(x.shape[-2], kernel, stride)
-    left, right = same_padding(x.shape[-1], kernel, stride)
+
+# --- TensorFlow's padding and pooling ----------------------------------------------
+
+
+def same_padding(size: int, kernel: int, stride: int) -> tuple[int, int]:
+    """TensorFlow SAME padding (before, after) along one axis: the odd pixel goes after.
+
+    >>> same_padding(224, 7, 2), same_padding(7, 3, 2)
+    ((2, 3), (1, 1))
+    """
+    out = -(-size // stride)
+    total = max((out - 1) * stride + kernel - size, 0)
+    return total // 2, total - total // 2
+
+
+def _pair(k) -> tuple[int, int]:
+    return (k, k) if isinstance(k, int) else (int(k[0]), int(k[1]))
+
+
+def pads(hw: tuple[int, int], kernel, stride: int, padding: str = "same") -> tuple[int, int, int, int]:
+    """(top, bottom, left, right) padding of a window op on a map of size hw (kernel: k or (kh, kw))."""
+    kernel = _pair(kernel)
+    if padding == "valid":
+        return 0, 0, 0, 0
+    top, bottom = same_padding(hw[0], kernel[0], stride)
+    left, right = same_padding(hw[1], kernel[1], stride)
     return top, bottom, left, right
 
 
 def conv2d_same(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, stride: int = 1) -> torch.Tensor:
     """conv2d with TensorFlow SAME padding (zeros; the odd pixel bottom/right)."""
-    k = weight.shape[-1]
-    top, bottom, left, right = _pads(x, k, stride)
+    top, bottom, left, right = pads(x.shape[-2:], weight.shape[-2:], stride)
     if top == bottom and left == right:
         # Symmetric: let the convolution pad, which avoids a copy of the input.
         return F.conv2d(x, weight, bias, stride, (top, left))
     return F.conv2d(F.pad(x, (left, right, top, bottom)), weight, bias, stride)
 
 
-def max_pool_same(x: torch.Tensor, kernel: int, stride: int) -> torch.Tensor:
+def max_pool_same(x: torch.Tensor, kernel, stride: int) -> torch.Tensor:
     """max-pool with TensorFlow SAME padding: padded cells are -inf, never picked."""
-    top, bottom, left, right = _pads(x, kernel, stride)
-    if top == bottom and left == right and 2 * top <= kernel:
+    kernel = _pair(kernel)
+    top, bottom, left, right = pads(x.shape[-2:], kernel, stride)
+    if top == bottom and left == right and 2 * top <= kernel[0] and 2 * left <= kernel[1]:
         # torch pads max_pool2d with -inf itself when the padding is symmetric.
         return F.max_pool2d(x, kernel, stride, (top, left))
     x = F.pad(x, (left, right, top, bottom), value=float("-inf"))
     return F.max_pool2d(x, kernel, stride)
 
 
-def avg_pool_valid(x: torch.Tensor, kernel: int, stride: int) -> torch.Tensor:
+def avg_pool_same(x: torch.Tensor, kernel, stride: int) -> torch.Tensor:
+    """TensorFlow's SAME average pool: the mean over the in-image cells of each window.
+
+    Padding is excluded from the count (Keras's AveragePooling2D(padding="same")), so a
+    corner cell of a 3x3 window averages 4 values, not 9.
+    """
+    kernel = _pair(kernel)
+    top, bottom, left, right = pads(x.shape[-2:], kernel, stride)
+    if top == bottom and left == right and 2 * top <= kernel[0] and 2 * left <= kernel[1]:
+        return F.avg_pool2d(x, kernel, stride, (top, left), count_include_pad=False)
+    pad = (left, right, top, bottom)
+    total = F.avg_pool2d(F.pad(x, pad), kernel, stride)
+    count = F.avg_pool2d(F.pad(torch.ones_like(x[:1, :1]), pad), kernel, stride)
+    return total / count
+
+
+def avg_pool_valid(x: torch.Tensor, kernel: tuple[int, int], stride: int) -> torch.Tensor:
     """average pool with VALID padding (Lucid's avgpool0)."""
     return F.avg_pool2d(x, kernel, stride)
 
@@ -77,3 +159,414 @@ def lrn(
     # bias + alpha * window sum, in the one convolution.
     denom = F.conv2d(x * x, band * alpha, torch.full((x.shape[1],), float(bias), dtype=x.dtype, device=x.device))
     return x * (denom.rsqrt() if beta == 0.5 else denom.pow(-beta))
+
+
+def lrn_jacobian(v: torch.Tensor) -> torch.Tensor:
+    """Jacobian ``J[c, k] = d lrn(x)_c / d x_k`` of TF's LRN at the channel vector `v`.
+
+    Written out from the formula (not by autograd):
+    ``J[c, k] = [c=k] s_c^-b - 2 a b v_c v_k s_c^(-b-1) [|c-k| <= r]``.
+
+    >>> lrn_jacobian(torch.zeros(4)).diagonal()
+    tensor([0.7071, 0.7071, 0.7071, 0.7071])
+    """
+    v = torch.as_tensor(v)
+    if v.dim() != 1:
+        raise ValueError(f"an LRN operating point is a vector with one value per channel, got shape {list(v.shape)}")
+    c = v.shape[0]
+    r, b, a, beta = LRN_DEPTH_RADIUS, LRN_BIAS, LRN_ALPHA, LRN_BETA
+    idx = torch.arange(c)
+    band = ((idx[:, None] - idx[None, :]).abs() <= r).to(v.dtype)
+    s = b + a * (band @ v.pow(2))
+    return torch.diag(s.pow(-beta)) - 2 * a * beta * (v * s.pow(-beta - 1))[:, None] * v[None, :] * band
+
+
+def fold_batchnorm(
+    weight: torch.Tensor,
+    bias: torch.Tensor | None,
+    mean: torch.Tensor,
+    variance: torch.Tensor,
+    beta: torch.Tensor | None = None,
+    gamma: torch.Tensor | None = None,
+    eps: float = 1e-3,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """A convolution followed by inference-mode batch norm, as one convolution.
+
+    BN(conv(x)) = gamma * (W*x + b - mean) / sqrt(var + eps) + beta, so the folded conv
+    has W' = W * s and b' = (b - mean) * s + beta with s = gamma / sqrt(var + eps)
+    per output channel. Keras's InceptionV3 has no conv bias and no gamma
+    (``scale=False``), and eps = 0.001.
+
+    >>> w, b = fold_batchnorm(torch.ones(2, 1, 1, 1), None, torch.zeros(2), torch.full((2,), 3.999))
+    >>> w.flatten().tolist(), b.tolist()
+    ([0.5, 0.5], [0.0, 0.0])
+    """
+    s = (variance + eps).rsqrt()
+    if gamma is not None:
+        s = s * gamma
+    b = -mean if bias is None else bias - mean
+    b = b * s + (0 if beta is None else beta)
+    return weight * s.view(-1, *([1] * (weight.dim() - 1))), b
+
+
+# --- the op kinds ------------------------------------------------------------------
+
+
+def _zeros_conv(cin: int, cout: int, kernel: tuple[int, int]) -> nn.Conv2d:
+    conv = torch.nn.utils.skip_init(nn.Conv2d, cin, cout, kernel)
+    with torch.no_grad():
+        conv.weight.zero_()
+        conv.bias.zero_()
+    return conv
+
+
+def _union(a: Window | None, b: Window) -> Window:
+    if a is None:
+        return b
+    return min(a[0], b[0]), max(a[1], b[1]), min(a[2], b[2]), max(a[3], b[3])
+
+
+class Op:
+    """One op kind. Subclasses override what differs from an elementwise identity."""
+
+    kind = ""
+    has_params = False
+    #: replaced by a linear stand-in when a path is linearized (expanded weights)
+    nonlinear = False
+    #: has a spatial cone (a unit reads a window of its input)
+    spatial = True
+    #: output channel c is computed from input channel c (and its neighbours, for an LRN)
+    keeps_channels = False
+    #: joins branches (a concatenation): a channel of the output is a channel of one input
+    joins_branches = False
+    #: the activation function a layer's pre-activation goes through
+    is_activation = False
+    #: a sliding window with a kernel and a stride (conv, pools)
+    windowed = False
+
+    # geometry
+    def out_size(self, node: "Node", size: int, axis: int) -> int:
+        return size
+
+    def receptive_field(self, node: "Node", ins: Sequence[Geometry], in_size: int, axis: int) -> Geometry:
+        return ins[0]
+
+    def input_window(self, node: "Node", win: Window, src_hw: tuple[int, int]) -> Window:
+        return win
+
+    # parameters
+    def param_shapes(self, node: "Node", cin: int) -> dict[str, tuple[int, ...]]:
+        return {}
+
+    def make_module(self, node: "Node", cin: int) -> nn.Module | None:
+        return None
+
+    # computation
+    def forward(self, node: "Node", xs: Sequence[torch.Tensor], m: nn.Module | None) -> torch.Tensor:
+        raise NotImplementedError
+
+    def forward_valid(self, node: "Node", xs: Sequence[torch.Tensor], m: nn.Module | None) -> torch.Tensor:
+        return self.forward(node, xs, m)
+
+    # linearization
+    def linear(self, node: "Node", xs: Sequence[torch.Tensor], m, *, bias: bool = True, point=None) -> torch.Tensor:
+        """The linearized op (its linear stand-in; biases kept only with bias=True)."""
+        return self.forward(node, xs, m)
+
+    def compose(self, node: "Node", ks: Sequence[Kernel | None], m, *, channels: Sequence[int], point=None,
+                dst_channels=None) -> Kernel:
+        """The composed kernel of the linearized op applied after the kernels `ks`."""
+        raise NotImplementedError(f"{self.kind} cannot be linearized")
+
+    def support(self, node: "Node", ins: Sequence[tuple[int, int, int]]) -> tuple[int, int, int]:
+        """(radius y, radius x, jump) of the linearized op's kernel, in the source grid."""
+        return ins[0]
+
+    # interval arithmetic
+    def bounds(self, node: "Node", ins: Sequence[tuple[torch.Tensor, torch.Tensor]], m) -> tuple[torch.Tensor, torch.Tensor]:
+        raise NotImplementedError(f"no bounds for {self.kind}")
+
+    def __repr__(self) -> str:
+        return f"<op {self.kind}>"
+
+
+class _Identity(Op):
+    def forward(self, node, xs, m):
+        return xs[0]
+
+    def compose(self, node, ks, m, *, channels, point=None, dst_channels=None):
+        return ks[0]
+
+    def bounds(self, node, ins, m):
+        return ins[0]
+
+
+class Input(_Identity):
+    kind = "input"
+
+
+class _WindowOp(Op):
+    """A sliding-window op (conv and pools): kernel (kh, kw), stride, SAME or VALID padding."""
+
+    windowed = True
+
+    def out_size(self, node, size, axis):
+        if node.padding == "valid":
+            return (size - node.kernel[axis]) // node.stride + 1
+        return -(-size // node.stride)
+
+    def _before(self, node, in_size, axis):
+        if node.padding == "valid":
+            return 0
+        return same_padding(in_size, node.kernel[axis], node.stride)[0]
+
+    def receptive_field(self, node, ins, in_size, axis):
+        size, jump, start = ins[0]
+        k, s = node.kernel[axis], node.stride
+        before = self._before(node, in_size, axis)
+        return size + (k - 1) * jump, jump * s, start + jump * ((k - 1) / 2 - before)
+
+    def input_window(self, node, win, src_hw):
+        y0, y1, x0, x1 = win
+        (kh, kw), s = node.kernel, node.stride
+        py, px = self._before(node, src_hw[0], 0), self._before(node, src_hw[1], 1)
+        return y0 * s - py, y1 * s - py + kh - 1, x0 * s - px, x1 * s - px + kw - 1
+
+    def support(self, node, ins):
+        ry, rx, j = ins[0]
+        kh, kw = node.kernel
+        return ry + j * (kh - 1) // 2, rx + j * (kw - 1) // 2, j * node.stride
+
+    def _box(self, node, ks, point=None, dst_channels=None):
+        """Compose with an average over the window (each of the kh*kw taps 1/(kh*kw))."""
+        k, jump = ks[0]
+        c, s, kh, kw = k.shape
+        kernel_h, kernel_w = node.kernel
+        box = torch.full((1, 1, kernel_h, kernel_w), 1.0 / (kernel_h * kernel_w), dtype=k.dtype)
+        out = F.conv_transpose2d(box, k.reshape(1, c * s, kh, kw), stride=jump)
+        return out.reshape(c, s, out.shape[-2], out.shape[-1]), jump * node.stride
+
+
+class Conv(_WindowOp):
+    """Convolution with bias; batch norm, where a network has it, is folded in at load time
+    (`fold_batchnorm`), so its output is the pre-ReLU value."""
+
+    kind = "conv"
+    has_params = True
+
+    def param_shapes(self, node, cin):
+        return {"weight": (node.channels, cin, *node.kernel), "bias": (node.channels,)}
+
+    def make_module(self, node, cin):
+        return _zeros_conv(cin, node.channels, node.kernel)
+
+    def forward(self, node, xs, m):
+        if node.padding == "valid":
+            return F.conv2d(xs[0], m.weight, m.bias, node.stride)
+        return conv2d_same(xs[0], m.weight, m.bias, node.stride)
+
+    def forward_valid(self, node, xs, m):
+        return F.conv2d(xs[0], m.weight, m.bias, node.stride)
+
+    def linear(self, node, xs, m, *, bias=True, point=None):
+        w, b = m.weight.to(xs[0].dtype), (m.bias.to(xs[0].dtype) if bias else None)
+        if node.padding == "valid":
+            return F.conv2d(xs[0], w, b, node.stride)
+        return conv2d_same(xs[0], w, b, node.stride)
+
+    def compose(self, node, ks, m, *, channels, point=None, dst_channels=None):
+        k, jump = ks[0]
+        w = m.weight.detach().to(k.dtype)
+        if dst_channels is not None:
+            w = w[list(dst_channels)]
+        # K_out[c, s, u] = sum_{m, a} W[c, m, a] K_in[m, s, u - jump * a]: a transposed conv.
+        return F.conv_transpose2d(w, k, stride=jump), jump * node.stride
+
+    def bounds(self, node, ins, m):
+        lo, hi = (t.double() for t in ins[0])
+        W, b = m.weight.detach().double(), m.bias.detach().double()
+        pos, neg = W.clamp(min=0), W.clamp(max=0)
+        hi_ = b + (pos * hi[None, :, None, None]).sum((1, 2, 3)) + (neg * lo[None, :, None, None]).sum((1, 2, 3))
+        lo_ = b + (pos * lo[None, :, None, None]).sum((1, 2, 3)) + (neg * hi[None, :, None, None]).sum((1, 2, 3))
+        return lo_, hi_
+
+
+class MaxPool(_WindowOp):
+    """Max-pool (padding cells are -inf). Linearized: the average pool over in-image cells."""
+
+    kind = "maxpool"
+    keeps_channels = True
+    nonlinear = True
+
+    def forward(self, node, xs, m):
+        if node.padding == "valid":
+            return F.max_pool2d(xs[0], node.kernel, node.stride)
+        return max_pool_same(xs[0], node.kernel, node.stride)
+
+    def forward_valid(self, node, xs, m):
+        return F.max_pool2d(xs[0], node.kernel, node.stride)
+
+    def linear(self, node, xs, m, *, bias=True, point=None):
+        if node.padding == "valid":
+            return F.avg_pool2d(xs[0], node.kernel, node.stride)
+        return avg_pool_same(xs[0], node.kernel, node.stride)
+
+    def compose(self, node, ks, m, *, channels, point=None, dst_channels=None):
+        return self._box(node, ks)
+
+    def bounds(self, node, ins, m):
+        return ins[0]
+
+
+class AvgPool(_WindowOp):
+    """Average pool; SAME padding excludes the padded cells from the mean (TensorFlow)."""
+
+    kind = "avgpool"
+    keeps_channels = True
+
+    def forward(self, node, xs, m):
+        if node.padding == "valid":
+            return avg_pool_valid(xs[0], node.kernel, node.stride)
+        return avg_pool_same(xs[0], node.kernel, node.stride)
+
+    def forward_valid(self, node, xs, m):
+        return avg_pool_valid(xs[0], node.kernel, node.stride)
+
+    def compose(self, node, ks, m, *, channels, point=None, dst_channels=None):
+        return self._box(node, ks)
+
+    def bounds(self, node, ins, m):
+        return ins[0]
+
+
+class ReLU(_Identity):
+    kind = "relu"
+    is_activation = True
+    keeps_channels = True
+    nonlinear = True
+
+    def forward(self, node, xs, m):
+        return F.relu(xs[0])
+
+    def linear(self, node, xs, m, *, bias=True, point=None):
+        return xs[0]
+
+    def bounds(self, node, ins, m):
+        lo, hi = ins[0]
+        return lo.clamp(min=0), hi.clamp(min=0)
+
+
+class LRN(_Identity):
+    """TensorFlow's LRN. Linearized: identity, or its Jacobian at an operating point."""
+
+    kind = "lrn"
+    keeps_channels = True
+    nonlinear = True
+
+    def forward(self, node, xs, m):
+        return lrn(xs[0])
+
+    def linear(self, node, xs, m, *, bias=True, point=None):
+        if point is None:
+            return xs[0]
+        # The real LRN around the operating point, minus its value there, so that
+        # downstream LRNs see their own operating point; the gradient at x = 0 is the
+        # Jacobian.
+        v = point.view(1, -1, 1, 1).to(xs[0].dtype)
+        return lrn(v + xs[0]) - lrn(v)
+
+    def compose(self, node, ks, m, *, channels, point=None, dst_channels=None):
+        if point is None:
+            return ks[0]
+        k, jump = ks[0]
+        return torch.einsum("ck,ksij->csij", lrn_jacobian(point).to(k.dtype), k), jump
+
+    def bounds(self, node, ins, m):
+        # x / sqrt(2 + 1e-4 x^2) <= x: an LRN can only shrink a value (inputs are >= 0 here).
+        lo, hi = ins[0]
+        return torch.zeros_like(hi), hi / torch.sqrt(LRN_BIAS + LRN_ALPHA * hi * hi)
+
+
+class Concat(Op):
+    """Channel concatenation of branches that share one spatial grid."""
+
+    kind = "concat"
+    joins_branches = True
+
+    def receptive_field(self, node, ins, in_size, axis):
+        # Branches are aligned (stride-1 odd kernels), so the union is the largest.
+        return max(ins)
+
+    def forward(self, node, xs, m):
+        return torch.cat(list(xs), dim=1)
+
+    def compose(self, node, ks, m, *, channels, point=None, dst_channels=None):
+        present = [k for k in ks if k is not None]
+        kh = max(k.shape[-2] for k, _ in present)
+        kw = max(k.shape[-1] for k, _ in present)
+        jump = present[0][1]
+        S = present[0][0].shape[1]
+        like = present[0][0]
+        parts = [
+            pad_kernel(k[0], (kh, kw)) if k is not None else like.new_zeros(c, S, kh, kw)
+            for k, c in zip(ks, channels)
+        ]
+        return torch.cat(parts), jump
+
+    def support(self, node, ins):
+        return max(r[0] for r in ins), max(r[1] for r in ins), ins[0][2]
+
+    def bounds(self, node, ins, m):
+        return torch.cat([lo for lo, _ in ins]), torch.cat([hi for _, hi in ins])
+
+
+class Linear(Op):
+    """The classifier: a matrix on a 1x1 map."""
+
+    kind = "linear"
+    has_params = True
+    spatial = False
+
+    def out_size(self, node, size, axis):
+        return 1
+
+    def param_shapes(self, node, cin):
+        return {"weight": (node.channels, cin), "bias": (node.channels,)}
+
+    def make_module(self, node, cin):
+        lin = torch.nn.utils.skip_init(nn.Linear, cin, node.channels)
+        with torch.no_grad():
+            lin.weight.zero_()
+            lin.bias.zero_()
+        return lin
+
+    def forward(self, node, xs, m):
+        x = xs[0]
+        if x.shape[-2:] != (1, 1):
+            raise ValueError(
+                f"{node.name} needs {node.inputs[0]} to be 1x1, got {x.shape[-2]}x{x.shape[-1]}: "
+                f"use an input size for which {node.inputs[0]} is 1x1 (any size works for the layers before it)"
+            )
+        return F.linear(x.flatten(1), m.weight, m.bias)
+
+
+class Softmax(Op):
+    kind = "softmax"
+    spatial = False
+
+    def out_size(self, node, size, axis):
+        return 1
+
+    def forward(self, node, xs, m):
+        return F.softmax(xs[0], dim=1)
+
+
+OPS: Mapping[str, Op] = {
+    op.kind: op for op in (Input(), Conv(), ReLU(), MaxPool(), AvgPool(), LRN(), Concat(), Linear(), Softmax())
+}
+
+
+def pad_kernel(k: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Zero-pad a kernel [..., kh, kw] around its centre to `size` (both odd)."""
+    py, px = (size[0] - k.shape[-2]) // 2, (size[1] - k.shape[-1]) // 2
+    return F.pad(k, (px, px, py, py)) if py or px else k

@@ -109,37 +109,17 @@ def path_nodes(src_layer: str, dst: str) -> tuple[graph.Node, ...]:
     return tuple(nodes)
 
 
-def _avg_pool_same(x: torch.Tensor, k: int, s: int) -> torch.Tensor:
-    """Average over the in-image cells of each SAME window (TensorFlow's avg_pool)."""
-    top, bottom = graph.same_padding(x.shape[-2], k, s)
-    left, right = graph.same_padding(x.shape[-1], k, s)
-    pad = (left, right, top, bottom)
-    total = F.avg_pool2d(F.pad(x, pad), k, s, count_include_pad=True)
-    ones = F.pad(torch.ones_like(x[:1, :1]), pad)
-    frac = F.avg_pool2d(ones, k, s, count_include_pad=True)
-    return total / frac
-
-
 def linearized_path(model: "InceptionV1", src_layer: str, dst: str, src: torch.Tensor) -> torch.Tensor:
     """`dst` computed from `src` (the source layer's tensor) by the linearized network.
 
-    ReLU -> identity, max-pool -> average pool over in-image cells, LRN -> identity;
-    convolutions keep their weights and biases.
+    Each op on the way runs its op-table linearization: ReLU -> identity, max-pool ->
+    average pool over in-image cells, LRN -> identity; convolutions keep their weights
+    and biases.
     """
     env = {src_layer: src}
     for n in path_nodes(src_layer, dst):
-        x = env[n.inputs[0]]
-        if n.op == "conv":
-            m = getattr(model, n.param)
-            env[n.name] = ops.conv2d_same(x, m.weight, m.bias, n.stride)
-        elif n.op in ("relu", "lrn"):
-            env[n.name] = x
-        elif n.op == "maxpool":
-            env[n.name] = _avg_pool_same(x, n.kernel, n.stride)
-        elif n.op == "concat":
-            env[n.name] = torch.cat([env[i] for i in n.inputs], dim=1)
-        else:
-            raise ValueError(f"cannot linearize {n.name} ({n.op}) on the way from {src_layer} to {dst}")
+        params = getattr(model, n.param) if n.param else None
+        env[n.name] = n.kind.linear(n, [env[i] for i in n.inputs], params, bias=True)
     return env[dst]
 
 

@@ -77,7 +77,7 @@ def redirected_relu_hooks(targets: Iterable[str]) -> list[HookSpec]:
         needed |= graph.ancestors(t)
     hooks: list[HookSpec] = []
     for n in graph.NODES:
-        if n.op != "relu" or n.name not in needed:
+        if not n.kind.is_activation or n.name not in needed:
             continue
         stash: dict[str, torch.Tensor] = {}
 

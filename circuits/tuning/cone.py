@@ -7,7 +7,8 @@ windows gives the same numbers for a fraction of the work. When the receptive fi
 lies inside the image, no window touches TensorFlow's SAME padding, so every conv and
 pool in the cone runs without padding ("VALID") on its window.
 
-The model's ops are used (weights, `ops.lrn`), but not its hook points: callers use
+Each node runs its op table entry's ``forward_valid`` on the cropped window; the model's
+weights are used, but not its hook points: callers use
 this only for models without active hooks (`circuits.tuning.measure` falls back to
 `model.run` otherwise).
 
@@ -27,10 +28,8 @@ import functools
 from typing import Mapping, Sequence
 
 import torch
-import torch.nn.functional as F
 
 from circuits.core import graph
-from circuits.core import ops
 
 __all__ = ["cone_windows", "centre_values", "ConeError"]
 
@@ -47,16 +46,20 @@ def _union(a: Window | None, b: Window) -> Window:
     return min(a[0], b[0]), max(a[1], b[1]), min(a[2], b[2]), max(a[3], b[3])
 
 
+def _graph(model) -> graph.Graph:
+    return getattr(model, "graph", graph.INCEPTION_V1)
+
+
 @functools.lru_cache(maxsize=256)
-def _order(names: tuple[str, ...]) -> tuple[graph.Node, ...]:
+def _order(network: graph.Graph, names: tuple[str, ...]) -> tuple[graph.Node, ...]:
     needed: set[str] = set()
     for n in names:
-        needed |= graph.ancestors(n)
-    return tuple(n for n in graph.NODES if n.name in needed)
+        needed |= network.ancestors(n)
+    return tuple(n for n in network.nodes if n.name in needed)
 
 
-@functools.lru_cache(maxsize=256)
-def cone_windows(names: tuple[str, ...], height: int, width: int) -> dict[str, Window]:
+def cone_windows(names: tuple[str, ...], height: int, width: int,
+                 network: graph.Graph = graph.INCEPTION_V1) -> dict[str, Window]:
     """The window of every tensor that the centre positions of `names` depend on.
 
     Raises ConeError when a window leaves its map (the read would see padding).
@@ -64,41 +67,33 @@ def cone_windows(names: tuple[str, ...], height: int, width: int) -> dict[str, W
     >>> cone_windows(("conv2d0",), 9, 9)["input"]
     (1, 7, 1, 7)
     """
-    order = _order(names)
+    return _cone_windows(network, tuple(names), int(height), int(width))
+
+
+@functools.lru_cache(maxsize=256)
+def _cone_windows(network: graph.Graph, names: tuple[str, ...], height: int, width: int) -> dict[str, Window]:
+    order = _order(network, names)
     need: dict[str, Window] = {}
     for n in names:
-        cy, cx = graph.centre_position(n, (height, width))
+        cy, cx = network.centre_position(n, (height, width))
         need[n] = _union(need.get(n), (cy, cy, cx, cx))
     for node in reversed(order):
-        if node.op == "input":
+        if not node.inputs:
             continue
+        if not node.kind.spatial:
+            raise ConeError(f"{node.name} ({node.op}) has no spatial cone; read a tensor before it")
         win = need[node.name]
         for src in node.inputs:
-            need[src] = _union(need.get(src), _input_window(node, src, win, height, width))
+            want = node.kind.input_window(node, win, network.output_hw(src, (height, width)))
+            need[src] = _union(need.get(src), want)
     for name, (y0, y1, x0, x1) in need.items():
-        h, w = graph.output_hw(name, (height, width))
+        h, w = network.output_hw(name, (height, width))
         if y0 < 0 or x0 < 0 or y1 > h - 1 or x1 > w - 1:
             raise ConeError(
                 f"the centre of {', '.join(names)} depends on {name} rows {y0}..{y1}, cols {x0}..{x1} of a "
                 f"{h}x{w} map: the receptive field is not inside the {height}x{width} image"
             )
     return need
-
-
-def _input_window(node: graph.Node, src: str, win: Window, height: int, width: int) -> Window:
-    y0, y1, x0, x1 = win
-    if node.op in ("conv", "maxpool"):
-        sh, sw = graph.output_hw(src, (height, width))
-        py = graph.same_padding(sh, node.kernel, node.stride)[0]
-        px = graph.same_padding(sw, node.kernel, node.stride)[0]
-        k, s = node.kernel, node.stride
-        return y0 * s - py, y1 * s - py + k - 1, x0 * s - px, x1 * s - px + k - 1
-    if node.op == "avgpool":
-        k, s = node.kernel, node.stride
-        return y0 * s, y1 * s + k - 1, x0 * s, x1 * s + k - 1
-    if node.op in ("relu", "lrn", "concat"):
-        return win
-    raise ConeError(f"{node.name} ({node.op}) has no spatial cone; read a tensor before it")
 
 
 def _crop(t: torch.Tensor, have: Window, want: Window) -> torch.Tensor:
@@ -112,46 +107,34 @@ def centre_values(model, x: torch.Tensor, names: Sequence[str]) -> dict[str, tor
     Equal to ``model.run_with_cache(x, names)[name][:, :, cy, cx]`` (up to float
     rounding) for a model without hooks, when every receptive field fits in x.
     """
+    network = _graph(model)
     names = tuple(dict.fromkeys(names))
-    h, w = x.shape[-2:]
-    wins = cone_windows(names, int(h), int(w))
-    order = _order(names)
+    h, w = int(x.shape[-2]), int(x.shape[-1])
+    wins = cone_windows(names, h, w, network)
+    order = _order(network, names)
     last_use: dict[str, int] = {}
     for i, node in enumerate(order):
         for src in node.inputs:
             last_use[src] = i
     env: dict[str, torch.Tensor] = {graph.INPUT: _crop(x, (0, h - 1, 0, w - 1), wins[graph.INPUT])}
     for i, node in enumerate(order):
-        if node.op == "input":
+        if not node.inputs:
             continue
-        env[node.name] = _apply(model, node, env, wins, int(h), int(w))
+        # Each input cropped to the window this node reads: no window reaches padding,
+        # so every op runs unpadded ("VALID") on it.
+        win = wins[node.name]
+        xs = [
+            _crop(env[s], wins[s], node.kind.input_window(node, win, network.output_hw(s, (h, w))))
+            for s in node.inputs
+        ]
+        params = getattr(model, node.param) if node.param else None
+        env[node.name] = node.kind.forward_valid(node, xs, params)
         for src in node.inputs:
             if last_use.get(src) == i and src not in names:
                 del env[src]
     out = {}
     for n in names:
-        cy, cx = graph.centre_position(n, (int(h), int(w)))
+        cy, cx = network.centre_position(n, (h, w))
         y0, _, x0, _ = wins[n]
         out[n] = env[n][:, :, cy - y0, cx - x0]
     return out
-
-
-def _apply(model, node: graph.Node, env: Mapping[str, torch.Tensor], wins: Mapping[str, Window],
-           height: int, width: int) -> torch.Tensor:
-    win = wins[node.name]
-    if node.op == "concat":
-        return torch.cat([_crop(env[s], wins[s], win) for s in node.inputs], dim=1)
-    src = node.inputs[0]
-    if node.op in ("relu", "lrn"):
-        t = _crop(env[src], wins[src], win)
-        return F.relu(t) if node.op == "relu" else ops.lrn(t)
-    need = _input_window(node, src, win, height, width)
-    t = _crop(env[src], wins[src], need)
-    if node.op == "conv":
-        m = getattr(model, node.param)
-        return F.conv2d(t, m.weight, m.bias, node.stride)
-    if node.op == "maxpool":
-        return F.max_pool2d(t, node.kernel, node.stride)
-    if node.op == "avgpool":
-        return ops.avg_pool_valid(t, node.kernel, node.stride)
-    raise ConeError(f"{node.name} ({node.op}) has no spatial cone")  # pragma: no cover
