@@ -223,7 +223,9 @@ def _cached_tarball() -> Path:
             raise TfjsFormatError(f"could not run npm ({e}); {help_}") from None
         got = Path(tmp) / TARBALL
         if done.returncode != 0 or not got.is_file():
-            last = (done.stderr.strip().splitlines() or ["no output"])[-1]
+            # npm's last line only points at its debug log; the first error lines say what went wrong.
+            lines = [l for l in done.stderr.splitlines() if l.strip() and "complete log" not in l]
+            last = " / ".join(lines[:2]) or "no output"
             raise TfjsFormatError(f"`npm pack {PACKAGE}@{VERSION}` failed (exit {done.returncode}: {last}); {help_}")
         if _integrity(got) != TARBALL_INTEGRITY:
             raise TfjsFormatError(f"downloaded {TARBALL} does not match npm's integrity {TARBALL_INTEGRITY}; not cached")
