@@ -637,14 +637,44 @@ def read_package(path: str | os.PathLike) -> TfjsModel:
         cfg = l.get("config", {})
         trainable[l.get("name", cfg.get("name"))] = bool(cfg.get("trainable", True))
     model = TfjsModel(topology, weights, trainable, manifest, str(path))
-    _check_weight_owners(model)
+    _check_shapes(model)
     return model
 
 
-def _check_weight_owners(model: TfjsModel) -> None:
+def _check_shapes(model: TfjsModel) -> None:
+    """Every manifest tensor belongs to a layer and has the shape that layer's config implies.
+
+    The byte total alone cannot catch two entries whose shapes were swapped.
+    """
     orphans = [w for w in model.weights if w.split("/")[0] not in model.trainable]
     if orphans:
         raise TfjsFormatError(f"manifest weights {orphans[:3]} belong to no layer of the topology")
+    for l in layers(model):
+        c, shapes = l.config, {w.split("/", 1)[1]: list(model.weights[w].shape) for w in l.weights}
+        want: dict[str, str] = {}
+        if l.class_name == "Conv2D":
+            k = shapes.get("kernel")
+            if k is None or len(k) != 4 or k[:2] != list(c["kernel_size"]) or k[3] != c["filters"]:
+                want["kernel"] = "[{}, {}, in, {}]".format(*c["kernel_size"], c["filters"])
+            if c.get("use_bias") and shapes.get("bias") != [c["filters"]]:
+                want["bias"] = f"[{c['filters']}]"
+        elif l.class_name == "Dense":
+            k = shapes.get("kernel")
+            if k is None or len(k) != 2 or k[1] != c["units"]:
+                want["kernel"] = f"[in, {c['units']}]"
+            if c.get("use_bias") and shapes.get("bias") != [c["units"]]:
+                want["bias"] = f"[{c['units']}]"
+        elif l.class_name == "BatchNormalization":
+            names = ["moving_mean", "moving_variance"] + ["gamma"] * bool(c.get("scale", True)) + ["beta"] * bool(c.get("center", True))
+            sizes = {tuple(shapes.get(n, ())) for n in names}
+            if len(sizes) != 1 or len(next(iter(sizes))) != 1:
+                want = {n: "one [channels] vector shared by " + ", ".join(names) for n in names}
+        for n, w in want.items():
+            got = shapes.get(n, "missing")
+            raise TfjsFormatError(
+                f"manifest weight {l.name}/{n} has shape {got} ({int(np.prod(got)) if got != 'missing' else 0} "
+                f"elements), but layer {l.name} ({l.summary()}) needs {w}"
+            )
 
 
 def load(path: str | os.PathLike | None = None) -> TfjsModel:
