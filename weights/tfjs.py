@@ -612,7 +612,7 @@ def read_package(path: str | os.PathLike) -> TfjsModel:
     """Read the InceptionV3 in a located package (see `locate_package`); checks everything it reads.
 
     >>> read_package("/tmp/nsfwjs-4.4.0.tgz")             # doctest: +SKIP
-    TfjsModel('/tmp/nsfwjs-4.4.0.tgz', 313 layers, 382 tensors, 22,360,869 values)
+    TfjsModel('/tmp/nsfwjs-4.4.0.tgz', 318 layers, 382 tensors, 22,360,869 values)
     """
     files = _Files(Path(path))
     text = files.read(MODEL_FILE)
