@@ -286,11 +286,10 @@ class _Parser:
         if kind == "num":
             return (float(tok) if any(c in tok for c in ".eE") else int(tok)), end
         if kind == "word":
-            key = "void 0" if tok.startswith("void") else tok
-            if key == "void 0":
+            if tok.startswith("void"):  # `void 0`, the minified undefined
                 return None, end
-            if key in _WORDS:
-                return _WORDS[key], end
+            if tok in _WORDS:
+                return _WORDS[tok], end
             raise self.fail(pos, "a literal value (not an expression)")
         if tok == "{":
             return self.obj(end)
@@ -565,15 +564,20 @@ def layers(model: TfjsModel) -> list[Layer]:
         by_layer.setdefault(name.split("/")[0], []).append(name)
     return [
         Layer(
-            name=l["name"] if "name" in l else l["config"]["name"],
+            name=_name(l),
             class_name=l["class_name"],
             config=l.get("config", {}),
             inbound=_inbound(l),
-            trainable=model.trainable[l.get("name", l["config"]["name"])],
-            weights=tuple(by_layer.get(l.get("name", l["config"]["name"]), ())),
+            trainable=model.trainable[_name(l)],
+            weights=tuple(by_layer.get(_name(l), ())),
         )
         for l in _model_layers(model.topology)
     ]
+
+
+def _name(layer: dict) -> str:
+    # Keras 2 writes the name beside the config, Keras 3 only inside it.
+    return layer.get("name") or layer.get("config", {}).get("name", "")
 
 
 class _Files:
@@ -632,10 +636,8 @@ def read_package(path: str | os.PathLike) -> TfjsModel:
     manifest = obj["weightsManifest"]
     weights = decode_weights(manifest, shard)
     topology = obj["modelTopology"]
-    trainable = {}
-    for l in _model_layers(topology):
-        cfg = l.get("config", {})
-        trainable[l.get("name", cfg.get("name"))] = bool(cfg.get("trainable", True))
+    # Keras omits the flag where it is the default (the InputLayer).
+    trainable = {_name(l): bool(l.get("config", {}).get("trainable", True)) for l in _model_layers(topology)}
     model = TfjsModel(topology, weights, trainable, manifest, str(path))
     _check_shapes(model)
     return model
