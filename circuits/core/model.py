@@ -22,16 +22,13 @@ import warnings
 from typing import Iterable, Iterator, Mapping
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from circuits.core import graph
-from circuits.core import ops
 from circuits.core.hooks import HookFn, HookHandle, HookPoint, HookSpec, temporary_hooks
 
-__all__ = ["InceptionV1", "check_state_dict", "StateDictError"]
+__all__ = ["Network", "InceptionV1", "check_state_dict", "StateDictError"]
 
-OUTPUT = "softmax2"
 
 
 class StateDictError(ValueError):
@@ -86,17 +83,12 @@ def _plan(network: graph.Graph, targets: tuple[str, ...]) -> tuple[tuple[graph.N
     return tuple((n, tuple(f)) for n, f in zip(order, free))
 
 
-class InceptionV1(nn.Module):
-    """Lucid's InceptionV1 with TensorFlow numerics and a hook point at every tensor.
+class Network(nn.Module):
+    """A declared network (`graph`) with TensorFlow numerics and a hook point at every tensor.
 
-    The input is RGB in Lucid's range [-117, 138] (pixels in [0, 255] minus 117); see
-    `circuits.core.inputs.to_model_input`. State-dict keys are those of the PyTorch port's
-    `inception5h.pth`. Weights start at zero: use `weights.model(source)` for a
-    ready network.
-
-    >>> model = InceptionV1()
-    >>> model.run(torch.zeros(2, 3, 224, 224)).shape
-    torch.Size([2, 1008])
+    Subclasses name the graph (`InceptionV1`); everything else -- parameters, hook
+    points, truncated runs, input checks -- derives from it. Weights start at zero:
+    use `weights.model(source)` for a ready network.
     """
 
     #: the network this model runs (its declaration and everything derived from it)
@@ -117,7 +109,12 @@ class InceptionV1(nn.Module):
 
     # --- weights -----------------------------------------------------------
 
-    def load_weights(self, state_dict: Mapping[str, torch.Tensor]) -> "InceptionV1":
+    @property
+    def input_range(self) -> tuple[float, float]:
+        """(low, high) of the RGB input this network expects."""
+        return self.graph.input_range
+
+    def load_weights(self, state_dict: Mapping[str, torch.Tensor]) -> "Network":
         """Copy a checked state dict into the model (keys and shapes must match exactly)."""
         if self.applied_edits:
             raise ValueError(
@@ -249,19 +246,20 @@ class InceptionV1(nn.Module):
             raise TypeError(f"input must be a torch.Tensor of shape [N, 3, H, W], got {type(x).__name__}")
         if x.dim() != 4 or x.shape[1] != 3:
             raise ValueError(f"input must have shape [N, 3, H, W] (RGB), got {list(x.shape)}")
+        lo_in, hi_in = self.input_range
         if not torch.is_floating_point(x):
             raise TypeError(
-                f"input must be floating point in Lucid's range [-117, 138], got {x.dtype}; "
+                f"input must be floating point in {self.graph.name}'s range [{lo_in:g}, {hi_in:g}], got {x.dtype}; "
                 "use circuits.to_model_input(images) to convert uint8 or [0, 1] images"
             )
         for t in targets:
             self.graph.check_input_size(t, tuple(x.shape[-2:]))
-        if self.warn_on_unit_range and x.numel() and not x.requires_grad:
+        if self.warn_on_unit_range and x.numel() and not x.requires_grad and (lo_in, hi_in) != (0.0, 1.0):
             lo, hi = torch.aminmax(x.detach())
             if lo >= 0 and hi <= 1 and hi > lo:
                 warnings.warn(
-                    "all input values lie in [0, 1], but InceptionV1 expects RGB in [-117, 138] "
-                    "(pixels 0..255 minus 117); convert with circuits.to_model_input(images)",
+                    f"all input values lie in [0, 1], but {self.graph.name} expects RGB in [{lo_in:g}, {hi_in:g}]; "
+                    "convert with circuits.to_model_input(images)",
                     stacklevel=4,
                 )
 
@@ -276,3 +274,18 @@ class InceptionV1(nn.Module):
             for f in free:
                 del env[f]
         return env
+
+
+class InceptionV1(Network):
+    """Lucid's InceptionV1 ("inception5h") with TensorFlow numerics and a hook point at every tensor.
+
+    The input is RGB in Lucid's range [-117, 138] (pixels in [0, 255] minus 117); see
+    `circuits.core.inputs.to_model_input`. State-dict keys are those of the PyTorch port's
+    `inception5h.pth`.
+
+    >>> model = InceptionV1()
+    >>> model.run(torch.zeros(2, 3, 224, 224)).shape
+    torch.Size([2, 1008])
+    """
+
+    graph = graph.INCEPTION_V1
