@@ -58,7 +58,9 @@ def cmd_compare(args) -> int:
             checks[label] = c.to_json()
             print(f"\n{label}: responses at each unit's preferred orientation")
             print(c.table())
-    for f in cmp.plot(args.plot, args.multiples):
+    from circuits.plots.compare import plot_comparison
+
+    for f in plot_comparison(cmp, args.plot, args.multiples):
         print(f"wrote {f}")
     if args.json:
         from circuits.core.files import atomic_path

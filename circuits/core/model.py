@@ -132,30 +132,38 @@ class Network(nn.Module):
         """Whether any weight edit is applied."""
         return bool(self.applied_edits)
 
+    # The edit objects (circuits.editing) do the work; the model only keeps their records
+    # (`applied_edits`), so the core does not depend on the editing package.
+
     @property
     def edits(self) -> list[str]:
         """One line per applied weight edit, oldest first."""
-        from circuits.editing.edits import descriptions
-
-        return descriptions(self)
+        return [r.description for r in self.applied_edits]
 
     def apply_edit(self, edit) -> None:
-        """Apply a `circuits.editing.edits.Edit` permanently (until `undo_edit`)."""
-        from circuits.editing.edits import apply_edit
-
-        apply_edit(self, edit)
+        """Apply a `circuits.editing.Edit` permanently (until `undo_edit`)."""
+        if not callable(getattr(edit, "apply", None)):
+            raise TypeError(f"expected an Edit (e.g. WeightEdit, Reexpress), got {type(edit).__name__}")
+        edit.apply(self)
 
     def undo_edit(self, edit=None) -> None:
         """Undo `edit`, or the last edit applied."""
-        from circuits.editing.edits import undo_edit
+        if edit is None:
+            if not self.applied_edits:
+                raise ValueError("cannot undo: the model has no edits applied")
+            edit = self.applied_edits[-1].edit
+        edit.undo(self)
 
-        undo_edit(self, edit)
-
-    def editing(self, *edits):
-        """Context manager: apply `edits` for the block, undone also on an exception."""
-        from circuits.editing.edits import editing
-
-        return editing(self, *edits)
+    @contextlib.contextmanager
+    def editing(self, *edits) -> Iterator["Network"]:
+        """Context manager: apply `edits` in order for the block; undone newest first,
+        also on an exception (including one raised while applying a later edit)."""
+        if len(edits) == 1 and not callable(getattr(edits[0], "apply", None)):
+            edits = tuple(edits[0])
+        with contextlib.ExitStack() as stack:
+            for e in edits:
+                stack.enter_context(e.applied(self))
+            yield self
 
     def extra_repr(self) -> str:
         return f"edited: {len(self.applied_edits)} weight edits" if self.applied_edits else ""

@@ -120,11 +120,10 @@ class EditError(ValueError):
 
 def _dst_conv(u: Unit) -> str:
     """The conv node whose output channel `u.branch_channel` computes unit `u`."""
+    found = graph.INCEPTION_V1.conv_of(u.layer, u.channel)
+    if found is not None:
+        return found[0]
     n = graph.node(u.branch)
-    if n.op == "conv":
-        return n.name
-    if n.op == "relu" and graph.node(n.inputs[0]).op == "conv":
-        return n.inputs[0]
     raise EditError(
         f"unit {u.id} is computed by a {n.op} ({n.name}), which has no weights to edit; "
         "destination units must be outputs of a convolution (e.g. conv2d2:5, mixed3b:379, "
@@ -594,6 +593,11 @@ class _Record:
     def keys(self) -> list[str]:
         return [i.part.key for i in self.items]
 
+    @property
+    def description(self) -> str:
+        """One line: what the edit does and the paths it acts through (`model.edits`)."""
+        return _summary_with_kind(self)
+
 
 def _records(model: "InceptionV1") -> list[_Record]:
     recs = getattr(model, "applied_edits", None)
@@ -738,7 +742,7 @@ def _summary_with_kind(rec: _Record) -> str:
 
 def descriptions(model: "InceptionV1") -> list[str]:
     """One line per applied edit, oldest first (what `model.edits` shows)."""
-    return [_summary_with_kind(r) for r in _records(model)]
+    return [r.description for r in _records(model)]
 
 
 # --- expanded paths (hooks) -------------------------------------------------

@@ -71,3 +71,18 @@ def plot_unit_multiples(tunings: Mapping[str, object], published: Mapping[str, n
             ax.legend(loc="lower left", bbox_to_anchor=(-0.35, -0.35), fontsize=7, frameon=False)
     fig.tight_layout()
     return save_figure(fig, path)
+
+
+def plot_comparison(cmp, radial_path=None, multiples_path=None, *, model: str | None = None) -> list[Path]:
+    """A `TuningComparison` drawn: one radial plot of the family (`model` solid, published
+    dashed) and/or small multiples per unit.
+
+    >>> plot_comparison(cmp, "curves.png")  # doctest: +SKIP
+    """
+    model = model or next(iter(cmp.tunings))
+    out = []
+    if radial_path:
+        out.append(plot_family_comparison(cmp.tunings[model], cmp.published, radial_path, label=model))
+    if multiples_path:
+        out.append(plot_unit_multiples(cmp.tunings, cmp.published, multiples_path))
+    return out

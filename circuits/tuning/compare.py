@@ -111,18 +111,6 @@ class TuningComparison:
             "published_available": bool(self.published),
         }
 
-    def plot(self, radial_path=None, multiples_path=None, *, model: str | None = None) -> list[Path]:
-        """One radial plot of the family (`model` solid, published dashed) and/or small multiples per unit."""
-        from circuits.plots.compare import plot_family_comparison, plot_unit_multiples
-
-        model = model or next(iter(self.tunings))
-        out = []
-        if radial_path:
-            out.append(plot_family_comparison(self.tunings[model], self.published, radial_path, label=model))
-        if multiples_path:
-            out.append(plot_unit_multiples(self.tunings, self.published, multiples_path))
-        return out
-
 
 def compare_tuning(
     models: Mapping[str, Any],
