@@ -42,7 +42,7 @@ def main() -> None:
     print(f"forward to mixed4a, batch {args.batch}: {base * 1e3:.1f} ms (baseline)")
     edits = {
         "direct (keep_only mixed3a:early_curves -> mixed3b:1)": keep_only_inputs("mixed3a:early_curves", "mixed3b:1"),
-        "expanded (drop_negative mixed3a:early_curves -> mixed3b:curves)": drop_negative("mixed3a:early_curves", "mixed3b:curves"),
+        "expanded (drop_negative mixed3a:early_curves -> mixed3b:curves)": drop_negative("mixed3a:early_curves", "mixed3b:curves", route="linearized"),
         "re-expression (mixed3b:curves from mixed3a)": Reexpress("mixed3a", "mixed3b:curves"),
     }
     for name, e in edits.items():

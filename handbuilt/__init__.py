@@ -70,7 +70,7 @@ def implant(model: InceptionV1, units="mixed3b:curves"):
     Every run of `model` then also runs the hand-built network (up to those units) on
     the same input and replaces the units' pre-activations by the hand-built ones
     ("Curve Circuits" did this with the 3b curves). It is an ordinary edit: listed in
-    `model.edits`, undone with `edit.undo(model)`, saved by `save_edited`.
+    `model.edits`, undone with `edit.undo(model)`, saved by `weights.edited.save_edited`.
 
     >>> import weights
     >>> trained = weights.model("random")            # a user would load "lucid"
@@ -82,7 +82,7 @@ def implant(model: InceptionV1, units="mixed3b:curves"):
     """
     from circuits.editing.implant import Implant
 
-    edit = Implant(units, donor="handbuilt")
+    edit = Implant(units, donor=build(), donor_source="handbuilt")
     edit.apply(model)
     return edit
 

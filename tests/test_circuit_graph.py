@@ -26,10 +26,11 @@ from circuits.analysis.circuit_graph import (
     write_graph,
 )
 from circuits.cli.graph import load_image
-from circuits.editing.edits import save_edited, zero_weights
+from circuits.editing.edits import zero_weights
 from circuits.analysis.expanded import weights_between
 from circuits.families import families, family
 from circuits.plots.graph import layout, plot_graph
+from weights.edited import save_edited
 
 
 def test_unit_layers_are_the_trunk_of_inception_v1():

@@ -4,9 +4,11 @@ References: the edit ops written out on the saved parameter slice (w * f, max(w,
 ...); bit-for-bit equality with the unedited weights after undo; the unedited
 model's own activations (upstream of an edit nothing may change); and, for expanded
 edits, the real network itself: when every bottleneck ReLU is active the 5x5 path is
-linear, so zeroing (scaling) the expanded weights from some sources must equal
-ablating (scaling) those source channels in the real network, as seen by the
-destination units.
+linear, so zeroing (scaling) the expanded weights from some sources on the linearized
+model must equal ablating (scaling) those source channels in the real network, and
+equal the exact real-parameter edit (`each_conv`), as seen by the destination units;
+the linearized network written out with `linearized_path` and `conv2d_same`; and, for
+edits through channel-wise paths, the expanded weights of the edited real network.
 """
 
 import json
@@ -20,17 +22,15 @@ from circuits import InceptionV1, graph
 from circuits.core import ops
 from circuits.editing.edits import (
     EditError,
-    EditLogMismatch,
     Reexpress,
     WeightEdit,
     ablate_connections,
     drop_negative,
     drop_positive,
+    each_conv,
     edit_log,
     editing,
     keep_only_inputs,
-    load_edited,
-    save_edited,
     scale_weights,
     set_weights,
     undo_all,
@@ -39,6 +39,7 @@ from circuits.editing.edits import (
 from circuits.editing.paths import aligned_conv, linearized_path
 from circuits.analysis.expanded import weights_between
 from circuits.families import family
+from weights.edited import EditLogMismatch, load_edited, save_edited
 from weights.registry import random_state_dict
 
 LAST = "mixed4a"
@@ -163,7 +164,7 @@ def test_bad_edits_raise_clear_errors_and_change_nothing(model):
     with pytest.raises(EditError, match="unknown family"):
         zero_weights("mixed3a:curvs", "mixed3b:curves")
     # A two-part edit whose second part cannot be computed leaves the first unapplied.
-    two_parts = zero_weights("mixed4a:3", ["mixed4b:0", "mixed4b:200"])  # 1x1 direct, 3x3 expanded
+    two_parts = zero_weights("mixed4a:3", ["mixed4b:0", "mixed4b:200"], route="linearized")  # 1x1 direct, 3x3 expanded
     assert [p.kind for p in two_parts.parts] == ["direct", "expanded"]
     with pytest.raises(EditError, match="outside conv2d0"):
         model.apply_edit(two_parts)
@@ -175,7 +176,7 @@ def test_undo_twice_out_of_order_and_after_outside_changes_raise(model):
     snap = snapshot(model)
     a = zero_weights("conv2d1:0", "conv2d2:5")
     b = scale_weights("conv2d1:3", "conv2d2:5", 2.0)  # same tensor
-    c = drop_negative("conv2d0:1", "conv2d1:2")  # another tensor (expanded: maxpool, LRN)
+    c = drop_negative("conv2d0:1", "conv2d1:2", route="linearized")  # another tensor (expanded: maxpool, LRN)
     for e in (a, b, c):
         model.apply_edit(e)
     with pytest.raises(EditError, match="undo that edit first"):
@@ -198,7 +199,11 @@ def test_undo_twice_out_of_order_and_after_outside_changes_raise(model):
 def test_context_manager_undoes_on_exception(model):
     snap = snapshot(model)
     with pytest.raises(RuntimeError, match="boom"):
-        with editing(model, zero_weights("conv2d1:0", "conv2d2:5"), drop_negative("mixed3a:early_curves", "mixed3b:curves")):
+        with editing(
+            model,
+            zero_weights("conv2d1:0", "conv2d2:5"),
+            drop_negative("mixed3a:early_curves", "mixed3b:curves", route="linearized"),
+        ):
             assert len(model.edits) == 2 and model.active_hooks
             raise RuntimeError("boom")
     assert_params_bit_equal(model, snap)
@@ -228,7 +233,8 @@ def random_edit(draw):
         kw["factor"] = draw(st.floats(-3, 3, allow_nan=False, width=32))
     if op == "set":
         kw["values"] = draw(st.floats(-1, 1, allow_nan=False, width=32))
-    return WeightEdit([f"{src_layer}:{c}" for c in src], [f"{dst_layer}:{c}" for c in dst], op, **kw)
+    src, dst = [f"{src_layer}:{c}" for c in src], [f"{dst_layer}:{c}" for c in dst]
+    return WeightEdit(src, dst, op, route="linearized", **kw)
 
 
 @settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -252,7 +258,7 @@ def test_random_edit_sequences_undo_bit_exactly(edits):
     "edit_fn,dst_tensor",
     [
         (lambda: scale_weights(["conv2d1:0", "conv2d1:9"], ["conv2d2:5", "conv2d2:77"], 3.0), "conv2d2_pre_relu"),
-        (lambda: drop_positive("mixed3a:early_curves", "mixed3b:curves"), "mixed3b_5x5_pre_relu"),
+        (lambda: drop_positive("mixed3a:early_curves", "mixed3b:curves", route="linearized"), "mixed3b_5x5_pre_relu"),
         (lambda: zero_weights("maxpool1:3", "mixed3a_3x3_bottleneck:4"), "mixed3a_3x3_bottleneck_pre_relu"),
     ],
 )
@@ -273,16 +279,20 @@ def test_edited_output_differs_only_downstream(model, x, edit_fn, dst_tensor):
 # --- expanded edits: what is exact ------------------------------------------
 
 
-def test_expanded_edit_with_no_change_is_exact(model, x):
-    before = cache(model, x)
+def test_expanded_edit_with_no_change_is_the_reexpression(model, x):
+    """Reference: the re-expression alone (no edit of its expanded weights)."""
+    pairs = [("mixed3a", "mixed3b:curves"), ("conv2d2", "mixed3a:early_curves")]  # 2nd: LRN, max-pool
+    with editing(model, *[Reexpress(layer, dst) for layer, dst in pairs]):
+        before = cache(model, x)
     no_change = [
-        scale_weights("mixed3a:early_curves", "mixed3b:curves", 1.0),
-        scale_weights("conv2d2:lines", "mixed3a:early_curves", 1.0),  # through LRN and max-pool
+        scale_weights("mixed3a:early_curves", "mixed3b:curves", 1.0, route="linearized"),
+        scale_weights("conv2d2:lines", "mixed3a:early_curves", 1.0, route="linearized"),
     ]
     with editing(model, *no_change):
         assert all(p.kind == "expanded" for r in model.applied_edits for p in r.edit.parts)
+        assert all("(linearized model: expanded " in e for e in model.edits)
         after = cache(model, x)
-    assert all(bit_equal(before[n], after[n]) for n in NAMES)
+    torch.testing.assert_close(after, before, rtol=1e-5, atol=1e-4)
 
 
 ALL_ACTIVE = {"mixed3b_5x5_bottleneck_pre_relu_conv.bias": 1000.0}
@@ -331,21 +341,137 @@ def test_expanded_edit_equals_source_change_when_path_is_linear(x, op, factor):
     src = family("mixed3a:early_curves").channels
     ref = curves_pre_relu(m, x, [("mixed3a", scale_channels(src, factor))])
     kw = {"factor": factor} if op == "scale" else {}
-    with WeightEdit("mixed3a:early_curves", "mixed3b:curves", op, **kw).applied(m):
+    with WeightEdit("mixed3a:early_curves", "mixed3b:curves", op, route="linearized", **kw).applied(m):
         got = curves_pre_relu(m, x)
     torch.testing.assert_close(got, ref, rtol=1e-5, atol=1e-5 * float(ref.abs().max()))
 
 
 def test_expanded_edits_compose_like_weights(model, x):
-    once = scale_weights("mixed3a:early_curves", "mixed3b:curves", 0.25)
+    lin = {"route": "linearized"}
+    once = scale_weights("mixed3a:early_curves", "mixed3b:curves", 0.25, **lin)
     with once.applied(model):
         ref = curves_pre_relu(model, x)
-    half = scale_weights("mixed3a:early_curves", "mixed3b:curves", 0.5)
-    half2 = scale_weights("mixed3a:early_curves", ["mixed3b:379", "mixed3b:385"], 0.5)
+    half = scale_weights("mixed3a:early_curves", "mixed3b:curves", 0.5, **lin)
+    half2 = scale_weights("mixed3a:early_curves", ["mixed3b:379", "mixed3b:385"], 0.5)  # re-expressed by `half`
     rest = [u.id for u in family("mixed3b:curves").units if u.id not in ("mixed3b:379", "mixed3b:385")]
     with editing(model, half, half2, scale_weights("mixed3a:early_curves", rest, 0.5)):
         got = curves_pre_relu(model, x)
     torch.testing.assert_close(got, ref, rtol=1e-5, atol=1e-4)
+
+
+# --- expanded edits: exact, on the linearized model, or refused -----------------
+
+
+def test_expanded_edit_through_nonlinearities_is_refused_naming_them(model):
+    snap = snapshot(model)
+    with pytest.raises(EditError) as err:
+        model.apply_edit(drop_negative("mixed3a:early_curves", "mixed3b:curves"))
+    msg = str(err.value)
+    assert "mixed3b_5x5_bottleneck (relu) is on the path and active" in msg
+    assert "Reexpress('mixed3a', 'mixed3b:curves') first, or pass route='linearized'" in msg
+    assert "each_conv('drop_negative', 'mixed3a:early_curves', 'mixed3b:curves')" in msg
+    lrn = r"localresponsenorm1 \(lrn\), maxpool1 \(maxpool\), mixed3a_3x3_bottleneck \(relu\) are on the path"
+    with pytest.raises(EditError, match=lrn):
+        model.apply_edit(scale_weights("conv2d2:lines", "mixed3a:early_curves", 0.5))
+    with pytest.raises(EditError, match=r"mixed3b_pool \(maxpool\) is on the path.*op 'scale' or 'zero'"):
+        model.apply_edit(set_weights("mixed3a:81", "mixed3b:420", 0.0))  # "set" is no edit of the conv
+    with pytest.raises(EditError, match="unknown route 'exact'; use one of auto, linearized"):
+        drop_negative("mixed3a:81", "mixed3b:379", route="exact")
+    with pytest.raises(EditError, match=r"each_conv\('keep_only', 'mixed3a:early_curves', 'mixed3b:curves'\)"):
+        model.apply_edit(keep_only_inputs("mixed3a:early_curves", "mixed3b:curves"))  # the kept units, not the zeroed
+    with pytest.raises(EditError, match="each_conv does op 'scale' on no convolution; use one of drop_negative, zero, keep_only"):
+        each_conv("scale", "mixed3a:81", "mixed3b:379")
+    with pytest.raises(EditError, match="source -> conv -> ReLU -> mixed3a_3x3_pre_relu"):
+        each_conv("zero", "conv2d2:lines", "mixed3a:early_curves")  # LRN and max-pool on the way
+    assert_params_bit_equal(model, snap)
+    assert not model.is_edited and model.active_hooks == []
+
+
+def test_edit_of_reexpressed_units_is_exact_on_the_linearized_model(model, x):
+    """Reference: the linearized network written out -- its forward pass (`linearized_path`)
+    plus ``conv2d_same(src, W_edited - W)`` on the edited sources, W from `weights_between`."""
+    early = family("mixed3a:early_curves").channels
+    with torch.no_grad():
+        src = model.run(x, until="mixed3a")
+        w = weights_between(model, "mixed3a:early_curves", "mixed3b:curves")
+        idx = [u.branch_channel for u in family("mixed3b:curves").units]
+        lin = linearized_path(model, "mixed3a", "mixed3b_5x5_pre_relu", src)[:, idx]
+        want = lin + ops.conv2d_same(src[:, early], w.clamp(min=0) - w, None)
+    real = curves_pre_relu(model, x)
+    assert (want - real).abs().max() > 1e-2 * real.abs().max()  # the linearized model is another model
+    edit = drop_negative("mixed3a:early_curves", "mixed3b:curves")
+    with editing(model, Reexpress("mixed3a", "mixed3b:curves"), edit):
+        assert model.edits[1].endswith("(linearized model: expanded mixed3a->mixed3b_5x5_pre_relu)")
+        assert edit_log(model)[1]["realised"] == ["linearized model"]
+        got = curves_pre_relu(model, x)
+    torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-4 * float(want.abs().max()))
+    # route="linearized" re-expresses the units itself, and undoes that with itself.
+    with drop_negative("mixed3a:early_curves", "mixed3b:curves", route="linearized").applied(model):
+        assert edit_log(model)[0]["reexpressed"] == [0] and len(model.edits) == 1
+        torch.testing.assert_close(curves_pre_relu(model, x), want, rtol=1e-4, atol=1e-4 * float(want.abs().max()))
+    assert model.active_hooks == [] and torch.equal(curves_pre_relu(model, x), real)
+
+
+def test_channelwise_path_edits_are_exact_real_parameter_edits(model):
+    """Reference: the expanded weights of the edited real network, and the conv slice by formula."""
+    src, dst = ["mixed3a:81", "mixed3a:5"], ["mixed3b:420", "mixed3b:470"]  # via max-pool mixed3b_pool
+    rows, cols = torch.tensor([420 - 416, 470 - 416])[:, None], torch.tensor([81, 5])[None, :]
+    w0 = weights_between(model, src, dst)
+    k0 = model.mixed3b_pool_reduce_pre_relu_conv.weight.detach().clone()
+    snap = snapshot(model)
+    cases = [(scale_weights(src, dst, -0.5), lambda w: -0.5 * w), (drop_negative(src, dst), lambda w: w.clamp(min=0))]
+    for edit, formula in cases:
+        assert [p.kind for p in edit.parts] == ["direct"]
+        with edit.applied(model):
+            assert model.edits[0].endswith("(exact: direct mixed3b_pool->mixed3b_pool_reduce_pre_relu)")
+            torch.testing.assert_close(weights_between(model, src, dst), formula(w0))
+            k = model.mixed3b_pool_reduce_pre_relu_conv.weight.detach()
+            assert torch.equal(k[rows, cols], formula(k0[rows, cols]))
+    assert_params_bit_equal(model, snap)
+
+
+def test_linearized_route_equals_the_exact_route_where_the_path_is_linear(x):
+    """Where both apply they agree: with every bottleneck ReLU active (the identity for this
+    input), zeroing the expanded weights on the linearized model == zeroing the sources'
+    bottleneck weights in the real network (`each_conv`). Where the ReLUs are not all
+    active they differ -- which is why the edit alone is refused."""
+    for shift, agree in ((ALL_ACTIVE, True), (None, False)):
+        m = fresh_model(shift)
+        before = curves_pre_relu(m, x)
+        with editing(m, *each_conv("zero", "mixed3a:early_curves", "mixed3b:curves")):
+            assert m.edits[0].endswith("(exact: direct mixed3a->mixed3b_5x5_bottleneck_pre_relu)")
+            exact = curves_pre_relu(m, x)
+        with zero_weights("mixed3a:early_curves", "mixed3b:curves", route="linearized").applied(m):
+            linearized = curves_pre_relu(m, x)
+        scale = float(exact.abs().max())
+        assert (exact - before).abs().max() > 1e-3 * scale  # the edit does something
+        if agree:
+            torch.testing.assert_close(linearized, exact, rtol=1e-5, atol=1e-5 * scale)
+        else:
+            assert (linearized - exact).abs().max() > 1e-2 * scale
+
+
+def test_each_conv_drop_negative_edits_both_convolutions(model):
+    """Reference: the two real slices by formula (negative part removed)."""
+    a0 = model.mixed3b_5x5_bottleneck_pre_relu_conv.weight.detach().clone()
+    d0 = model.mixed3b_5x5_pre_relu_conv.weight.detach().clone()
+    src = family("mixed3a:early_curves").channels
+    dst = [u.branch_channel for u in family("mixed3b:curves").units]
+    snap = snapshot(model)
+    with editing(model, *each_conv("drop_negative", "mixed3a:early_curves", "mixed3b:curves")):
+        a = model.mixed3b_5x5_bottleneck_pre_relu_conv.weight.detach()
+        d = model.mixed3b_5x5_pre_relu_conv.weight.detach()
+        assert torch.equal(a[:, src], a0[:, src].clamp(min=0)) and torch.equal(d[dst], d0[dst].clamp(min=0))
+        others = [c for c in range(a.shape[1]) if c not in src]
+        assert torch.equal(a[:, others], a0[:, others])
+        assert all("(exact: direct " in e for e in model.edits)
+    assert_params_bit_equal(model, snap)
+    (keep,) = each_conv("keep_only", "mixed3a:early_curves", "mixed3b:curves")
+    assert keep.summary() == "keep_only mixed3a:early_curves -> mixed3b_5x5_bottleneck"
+    with keep.applied(model):
+        a = model.mixed3b_5x5_bottleneck_pre_relu_conv.weight.detach()
+        others = [c for c in range(a.shape[1]) if c not in src]
+        assert float(a[:, others].abs().sum()) == 0.0 and torch.equal(a[:, src], a0[:, src])
 
 
 @pytest.mark.parametrize("size", [(64, 64), (61, 67)])
@@ -394,7 +520,7 @@ def test_save_load_round_trip_reapplies_and_undoes(tmp_path, x):
     m = fresh_model()
     snap = snapshot(m)
     edits = [
-        drop_negative("mixed3a:early_curves", "mixed3b:curves"),
+        drop_negative("mixed3a:early_curves", "mixed3b:curves", route="linearized"),
         scale_weights("conv2d1:0", ["conv2d2:3", "conv2d2:4"], 0.3),
         set_weights(["conv2d1:0", "conv2d1:1"], "conv2d2:3", torch.arange(18.0).view(1, 2, 3, 3)),
         ablate_connections("mixed3a:81", "mixed3b:1"),
@@ -421,7 +547,7 @@ def test_loading_a_log_that_does_not_match_raises(tmp_path):
 
     m = fresh_model()
     m.apply_edit(scale_weights("conv2d1:0", "conv2d2:3", 0.3))
-    m.apply_edit(drop_negative("mixed3a:early_curves", "mixed3b:curves"))
+    m.apply_edit(drop_negative("mixed3a:early_curves", "mixed3b:curves", route="linearized"))
     path = tmp_path / "e.safetensors"
     save_edited(m, path)
     tensors, meta = load_file(path), read_metadata(path)
@@ -447,3 +573,38 @@ def test_loading_a_log_that_does_not_match_raises(tmp_path):
         load_edited(write("j.safetensors", tensors, {"circuits.edits": "{not json"}))
     plain = {k: v for k, v in tensors.items() if not k.startswith("circuits_edits.")}
     assert not load_edited(write("p.safetensors", plain, {})).is_edited
+
+
+def test_logs_saved_before_edits_said_what_they_are_load_as_linear_corrections(tmp_path, x):
+    """A log entry without "route" (as every file written before had) loads, described as
+    what it computed: the real path plus ``conv(src, delta)`` (reference: written out)."""
+    from safetensors.torch import load_file, save_file
+
+    from weights.checkpoint import read_metadata
+
+    m = fresh_model()
+    m.apply_edit(drop_negative("mixed3a:early_curves", "mixed3b:curves", route="linearized"))
+    path = tmp_path / "e.safetensors"
+    save_edited(m, path)
+    tensors, meta = load_file(path), read_metadata(path)
+    log = json.loads(meta["circuits.edits"])
+    (entry,) = log["edits"]
+    for k in ("route", "realised", "reexpressed"):
+        del entry[k]
+    old = tmp_path / "old.safetensors"
+    save_file(tensors, old, metadata={"circuits.edits": json.dumps(log)})
+    back = load_edited(old)
+    assert back.edits == [
+        "drop_negative mixed3a:early_curves -> mixed3b:curves "
+        "(linear correction (not exact): expanded mixed3a->mixed3b_5x5_pre_relu)"
+    ]
+    delta = tensors["circuits_edits.0.0.delta"]
+    early = family("mixed3a:early_curves").channels
+    plain = fresh_model()
+    with torch.no_grad():
+        src = plain.run(x, until="mixed3a")
+        want = curves_pre_relu(plain, x) + ops.conv2d_same(src[:, early], delta, None)
+    torch.testing.assert_close(curves_pre_relu(back, x), want, rtol=1e-4, atol=1e-4 * float(want.abs().max()))
+    undo_all(back)
+    with pytest.raises(EditError, match="is on the path and active"):  # re-applying it is refused
+        back.apply_edit(WeightEdit("mixed3a:early_curves", "mixed3b:curves", "drop_negative", route="legacy"))

@@ -8,9 +8,11 @@ import torch
 
 import weights
 from circuits import InceptionV1
-from circuits.editing.edits import EditError, load_edited, save_edited
+from circuits.editing import replay
+from circuits.editing.edits import EditError
 from circuits.editing.implant import Implant
 from weights.checkpoint import save_safetensors
+from weights.edited import load_edited, save_edited
 from weights.registry import random_state_dict
 
 
@@ -45,7 +47,8 @@ def test_implant_saved_with_donor_path_round_trips(pair, tmp_path):
     path = tmp_path / "donor.safetensors"
     save_safetensors(donor.state_dict(), path)
     x = torch.rand(1, 3, 48, 48) * 255 - 117
-    edit = Implant("mixed3b:curves", donor=str(path))
+    edit = Implant("mixed3b:curves", donor=weights.model(str(path)))  # source: the path
+    assert edit.describe()["donor"] == str(path)
     with edit.applied(target):
         want = target.run(x, until="mixed4a")
         save_edited(target, tmp_path / "implanted.safetensors")
@@ -62,13 +65,17 @@ def test_implant_bad_input(pair):
         Implant("maxpool1:3", donor=donor)
     with pytest.raises(EditError, match="another model"):
         Implant("mixed3b:379", donor=target).apply(target)
-    with pytest.raises(TypeError, match="donor"):
+    with pytest.raises(TypeError, match="donor must be an InceptionV1 model, got int 3"):
         Implant("mixed3b:379", donor=3)
-    mem = Implant("mixed3b:379", donor=donor)
-    with mem.applied(target), pytest.raises(EditError):
-        from circuits.editing.edits import _rebuild  # a donor in memory cannot be rebuilt from a log
-
-        _rebuild("f", 0, mem.describe() | {"donor": None}, {})
+    with pytest.raises(TypeError, match="InceptionV1 model, got str 'handbuilt'"):
+        Implant("mixed3b:379", donor="handbuilt")  # a name: the caller loads it (circuits loads no weights)
+    mem = Implant("mixed3b:379", donor=donor)  # a model in memory, no source: cannot be rebuilt from a log
+    entry = mem.describe()
+    assert entry["donor"] is None
+    with pytest.raises(EditError, match="cannot be rebuilt"):
+        replay(InceptionV1(random_state_dict(0)), [entry], {})
+    with pytest.raises(EditError, match="needs its donor 'x.safetensors' rebuilt"):
+        replay(InceptionV1(random_state_dict(0)), [entry | {"donor": "x.safetensors"}], {})
     assert target.active_hooks == []
 
 
@@ -76,7 +83,7 @@ def test_weights_model_loads_edited_files_with_their_edits(pair, tmp_path):
     target, donor = pair
     path = tmp_path / "donor.safetensors"
     save_safetensors(donor.state_dict(), path)
-    with Implant("mixed3b:379", donor=str(path)).applied(target):
+    with Implant("mixed3b:379", donor=weights.model(str(path))).applied(target):
         save_edited(target, tmp_path / "e.safetensors")
     assert weights.model(str(tmp_path / "e.safetensors")).is_edited
     with pytest.raises(ValueError, match="edited model"):

@@ -70,14 +70,13 @@ def load(source: str | os.PathLike = DEFAULT) -> StateDict:
     if key in _SOURCES:
         sd = _SOURCES[key].fn()
     elif os.path.isfile(key):
-        from circuits.editing.edits import is_edited_file
-
         from .checkpoint import load_file
+        from .edited import is_edited_file
 
         if is_edited_file(key):
             raise ValueError(
                 f"{key} is an edited model (it carries an edit log): load it with weights.model({key!r}) "
-                "or circuits.editing.edits.load_edited, which re-apply and check its edits"
+                "or weights.edited.load_edited, which re-apply and check its edits"
             )
         sd = load_file(key)
     else:
@@ -94,11 +93,11 @@ def load(source: str | os.PathLike = DEFAULT) -> StateDict:
 def model(source: str | os.PathLike = DEFAULT) -> InceptionV1:
     """A ready InceptionV1 (eval mode) with the weights of `source`.
 
-    An edited model saved by `circuits.editing.edits.save_edited` comes back with its edits.
+    An edited model saved by `weights.edited.save_edited` comes back with its edits.
     """
     key = os.fspath(source)
     if os.path.isfile(key) and key not in _SOURCES:
-        from circuits.editing.edits import is_edited_file, load_edited
+        from .edited import is_edited_file, load_edited
 
         if is_edited_file(key):
             return load_edited(key)

@@ -374,7 +374,7 @@ def write_graph(G: nx.DiGraph, path: str | os.PathLike) -> Path:
 
     >>> write_graph(g, "circuit.graphml")      # doctest: +SKIP
     """
-    from weights.checkpoint import atomic_path
+    from circuits.core.files import atomic_path
 
     path = Path(path)
     suffix = path.suffix.lower()

@@ -68,7 +68,7 @@ def load_model(source: str | None):
     """The model of a weight source, or of an edited .safetensors (with its edits re-applied)."""
     import weights as weight_sources
 
-    from circuits.editing.edits import is_edited_file, load_edited
+    from weights.edited import is_edited_file, load_edited
 
     source = source or weight_sources.DEFAULT
     if str(source).endswith(".safetensors") and os.path.isfile(source) and is_edited_file(source):

@@ -237,6 +237,8 @@ class Op:
     spatial = True
     #: output channel c is computed from input channel c (and its neighbours, for an LRN)
     keeps_channels = False
+    #: output channel c is a function of input channel c alone (ReLU, pools)
+    channelwise = False
     #: joins branches (a concatenation): a channel of the output is a channel of one input
     joins_branches = False
     #: the activation function a layer's pre-activation goes through
@@ -397,6 +399,7 @@ class MaxPool(_WindowOp):
     kind = "maxpool"
     keeps_channels = True
     nonlinear = True
+    channelwise = True
 
     def forward(self, node, xs, m):
         if node.padding == "valid":
@@ -423,6 +426,7 @@ class AvgPool(_WindowOp):
 
     kind = "avgpool"
     keeps_channels = True
+    channelwise = True
 
     def forward(self, node, xs, m):
         if node.padding == "valid":
@@ -444,6 +448,7 @@ class ReLU(_Identity):
     is_activation = True
     keeps_channels = True
     nonlinear = True
+    channelwise = True
 
     def forward(self, node, xs, m):
         return F.relu(xs[0])

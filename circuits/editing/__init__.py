@@ -1,4 +1,6 @@
-"""Reversible weight edits: the edit objects, the paths they act through, and implants.
+"""Reversible weight edits: the edit objects, the paths they act through, implants, the edit log.
+
+Files of edited models are the weights side's (`weights.edited`).
 
 Example:
     >>> from circuits.editing import drop_negative
@@ -8,5 +10,6 @@ Example:
 from circuits.editing.edits import *  # noqa: F401,F403 - the public edit API
 from circuits.editing.edits import __all__ as _edits_all
 from circuits.editing.implant import Implant
+from circuits.editing.log import EditLogMismatch, edit_tensors, replay
 
-__all__ = [*_edits_all, "Implant"]
+__all__ = [*_edits_all, "Implant", "EditLogMismatch", "edit_tensors", "replay"]

@@ -5,37 +5,46 @@ permanently (``model.apply_edit(edit)``); undo it bit-exactly (``edit.undo(model
 the model lists what is applied (``model.edits``, ``model.is_edited``). Edits compose:
 apply several, undo them newest first, and every parameter is back bit for bit.
 
-Two kinds of connection, and what is exact about each:
+Every edit says what it is: ``model.edits`` and the edit log give, for each part,
+"exact" (the real network with those parameters) or "linearized model" (the
+re-expressed units, see `Reexpress`). There is no silent approximation.
 
 * **Direct** -- the source units are the input tensor of the convolution that
   computes the destination units (``conv2d1 -> conv2d2``, ``mixed3a -> mixed3b`` 1x1
   branch, ``mixed3a -> mixed3b_5x5_bottleneck``). The edit rewrites the real parameter
-  slice ``weight[dst, src]`` (the original slice is saved). The edited network is
-  *exactly* the network with those weights, and undo restores the saved slice.
-* **Expanded** -- anything else (through a bottleneck, a pool, an LRN or several
-  layers, e.g. ``mixed3a`` early curves -> ``mixed3b`` curves via the 5x5 branch's
-  32-channel bottleneck). The edit acts on the *expanded weights* ``W`` of
-  `circuits.analysis.expanded.weights_between` (the linear map of the linearized path) and is
-  applied by a hook on the destination branch's pre-ReLU tensor::
-
-      dst_pre_relu  +=  conv(src_activation, W_edited - W)     on the edited (dst, src) pairs
-
-  where ``src_activation`` is the source layer's tensor from the same run (cached by
-  a hook on it), convolved with the spatial layout of the expanded weights. With no
-  change (``W_edited == W``) this is exactly the original network. Otherwise it is
-  the change the edit makes to the *linearized* path (ReLUs as identity, max-pools as
-  average pools, see `circuits.analysis.expanded`), added to the real, untouched rest: a
-  linear approximation of "what if these expanded weights were different", exact
-  only where the path's ReLUs are active and its pools and LRNs act linearly.
-  Nothing in the bottleneck itself changes, so other units fed by it are unaffected.
-  The expanded weights are those of `weights_between` with its defaults (LRN as
-  identity, biases dropped); the delta is zero outside the source map.
+  slice ``weight[dst, src]`` (the original slice is saved). *Exact*: the edited
+  network is the network with those weights, and undo restores the saved slice.
+* **Channel-wise paths** -- the conv reads the sources through ops that act on each
+  channel alone (max-pools, ReLUs, concatenations: ``mixed3a -> mixed3b`` pool branch,
+  ``mixed3b -> mixed4a`` through ``maxpool4``). The expanded weights of a pair are the
+  conv's slice composed with a non-negative kernel, ``W[d, s] = K[d, t] * L``, so
+  "scale"/"zero" of ``W[d, s]`` is the same op on ``K[d, t]``, and so are
+  "drop_negative"/"drop_positive" when K is 1x1 (one sign per pair). These are
+  done as direct edits of K. *Exact* in the same sense: the real network with
+  those weights, whose expanded weights are the edited ones; the max-pool stays a
+  max-pool. ("set" on such a path is no edit of K: refused like the next case.)
+* **Through nonlinearities** -- anything else (a bottleneck conv and its ReLU, an
+  LRN, several layers; e.g. ``mixed3a`` early curves -> ``mixed3b`` curves via the
+  5x5 branch's bottleneck). No network has the edited expanded weights with its
+  other weights unchanged, so the edit is **refused** (`EditError` naming the
+  nonlinearities on the path) unless the destination units are re-expressed from
+  the source layer: after ``Reexpress(src_layer, dst)``, or with
+  ``route="linearized"`` (the edit re-expresses them itself, and undoes that with
+  itself). It then acts on the *linearized model* -- exactly: the re-expressed units
+  are linear in the source, ``dst_pre_relu = conv(src, W) + bias_path``, and the edit
+  adds ``conv(src, W_edited - W)`` (a hook on the destination's pre-ReLU tensor, fed
+  by the source activation of the same run), giving ``conv(src, W_edited) +
+  bias_path``. ``W`` is `circuits.analysis.expanded.weights_between` with its defaults
+  (ReLU and LRN as identity, max-pool as average pool, biases dropped). Nothing in
+  the bottleneck changes, so other units fed by it are unaffected.
+  The exact real-network alternative for bottleneck branches is `each_conv`: the
+  op on each convolution of the path (e.g. drop the negative part of both), which
+  is a different edit (the expanded weights become ``D+ * A+``) and also changes the
+  other units that read the bottleneck.
 * `Reexpress` replaces destination pre-ReLU units by their linearized path from a
   source layer (expanded weights plus the bias path). It reproduces the real units
   wherever the path's ReLUs are active (and its pools act linearly; near the map
-  border, where zero padding enters, only for 1x1 bottleneck paths); together with
-  expanded weight edits it gives "the destination recomputed from its expanded
-  weights, edited".
+  border, where zero padding enters, only for 1x1 bottleneck paths).
 
 The weights an expanded edit starts from (``W`` above) are the expanded weights of
 the current parameters plus the deltas of expanded edits already applied on the same
@@ -51,22 +60,23 @@ Example:
     >>> import weights
     >>> from circuits.editing.edits import drop_negative, keep_only_inputs
     >>> model = weights.model("random")
-    >>> edit = drop_negative("mixed3a:early_curves", "mixed3b:curves")
+    >>> edit = drop_negative("mixed3a:early_curves", "mixed3b:curves", route="linearized")
     >>> with edit.applied(model):
-    ...     model.is_edited
-    True
+    ...     model.edits
+    ['drop_negative mixed3a:early_curves -> mixed3b:curves (linearized model: expanded mixed3a->mixed3b_5x5_pre_relu)']
     >>> model.is_edited
     False
-    >>> model.apply_edit(keep_only_inputs("mixed3a:early_curves", "mixed3b:curves"))
-    >>> model.edits      # doctest: +ELLIPSIS
-    ['keep_only mixed3a:early_curves -> mixed3b:curves (...)']
+    >>> model.apply_edit(drop_negative("mixed3a:early_curves", "mixed3b:curves"))   # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    circuits.editing.edits.EditError: cannot edit the expanded weights ... mixed3b_5x5_bottleneck (relu) is on the path and active ...
+    >>> model.apply_edit(keep_only_inputs("mixed3a:early_curves", "mixed3b:420"))
+    >>> model.edits
+    ['keep_only mixed3a:early_curves -> mixed3b:420 (exact: direct mixed3b_pool->mixed3b_pool_reduce_pre_relu)']
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
-import os
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Iterable, Iterator, Sequence
 
@@ -91,25 +101,16 @@ __all__ = [
     "drop_positive",
     "ablate_connections",
     "keep_only_inputs",
+    "each_conv",
+    "ROUTES",
     "apply_edit",
     "undo_edit",
     "undo_all",
     "editing",
     "edit_log",
-    "save_edited",
-    "load_edited",
-    "is_edited_file",
-    "METADATA_KEY",
 ]
 
 OPS = ("set", "scale", "zero", "drop_negative", "drop_positive")
-
-# safetensors metadata key holding the JSON edit log; tensors an edit needs to be
-# re-applied or undone after loading are stored under this key prefix.
-METADATA_KEY = "circuits.edits"
-TENSOR_PREFIX = "circuits_edits."
-FORMAT_VERSION = 1
-
 
 class EditError(ValueError):
     """An edit that does not fit the model, or cannot be undone."""
@@ -168,13 +169,57 @@ class _Part:
         return {k: getattr(self, k) for k in ("kind", "conv", "src_layer", "dst_rows", "src_cols", "dst_idx", "src_idx")}
 
 
-def _plan(src: Sequence[Unit], dst: Sequence[Unit]) -> list[_Part]:
-    """Split (src x dst) into parts by destination conv and source layer."""
+ROUTES = ("auto", "linearized")
+# A path made only of channel-wise ops (the op table's `channelwise`: ReLU, pools) and
+# concatenations keeps every channel of the conv's input a function of one source
+# channel, so an edit that scales whole (dst, src) pairs is a real parameter edit.
+
+
+def _channelwise_channel(conv: str, u: Unit) -> int | None:
+    """Channel of `conv`'s input that is a channel-wise function of `u` alone, else None.
+
+    E.g. mixed3a:81 -> mixed3b_pool_reduce_pre_relu reads it through the max-pool
+    mixed3b_pool: channel 81 of mixed3b_pool depends on mixed3a:81 only.
+    """
+    t = graph.node(conv).inputs[0]
+    while t != u.layer and graph.node(t).kind.channelwise:
+        t = graph.node(t).inputs[0]
+    if t == u.layer:
+        return u.channel
+    if graph.node(t).kind.joins_branches:
+        for b, off, _ in graph.branches(t):
+            if b == u.layer:
+                return off + u.channel
+    return None
+
+
+def _nonlinearities(src_layer: str, conv: str) -> list[str]:
+    """'name (op)' of each nonlinear node on the paths from `src_layer` to `conv`."""
+    anc = graph.ancestors(conv)
+    return [
+        f"{n.name} ({n.op})"
+        for n in graph.NODES
+        if n.name in anc and n.name != src_layer and src_layer in graph.ancestors(n.name) and n.kind.nonlinear
+    ]
+
+
+def _plan(src: Sequence[Unit], dst: Sequence[Unit], op: str = "scale", route: str = "auto") -> list[_Part]:
+    """Split (src x dst) into parts by destination conv and source layer.
+
+    A pair is "direct" when the conv reads the source channel (possibly through
+    channel-wise pools/ReLUs, when `op` scales each pair by one number: see
+    `_realisable_channelwise`), else "expanded". Route "legacy" (logs written before
+    edits said what they are) plans every non-direct pair as expanded.
+    """
     groups: dict[tuple[str, str], _Part] = {}
     for r, d in enumerate(dst):
         conv = _dst_conv(d)
         for c, s in enumerate(src):
             ch = _direct_channel(conv, s)
+            if ch is None and route == "auto":
+                ch = _channelwise_channel(conv, s)
+                if ch is not None and not _realisable_channelwise(op, conv):
+                    ch = None  # stays expanded; refused unless re-expressed (see _prepare)
             if ch is not None:
                 kind, layer = "direct", graph.node(conv).inputs[0]
             else:
@@ -194,6 +239,22 @@ def _plan(src: Sequence[Unit], dst: Sequence[Unit]) -> list[_Part]:
                 part.src_cols.append(c)
                 part.src_idx.append(ch)
     return list(groups.values())
+
+
+def _realisable_channelwise(op: str, conv: str) -> bool:
+    """Whether `op` on expanded weights through a channel-wise path is the same op on the conv.
+
+    Through channel-wise ops the expanded weights of a pair are the conv's slice
+    composed with a non-negative kernel L (max-pool -> average pool, ReLU -> identity):
+    W[d, s] = K[d, t] * L. Scaling or zeroing W[d, s] is scaling or zeroing K[d, t];
+    keeping W's positive (negative) part is keeping K's only for a 1x1 K (then W is
+    K times L >= 0, one sign per pair). Setting W to given values is no conv edit.
+    """
+    if op in ("scale", "zero"):
+        return True
+    if op in ("drop_negative", "drop_positive"):
+        return graph.node(conv).kernel == 1
+    return False
 
 
 def _units(spec, what: str) -> tuple[Unit, ...]:
@@ -275,8 +336,11 @@ class WeightEdit(Edit):
         "drop_negative" (negative weights -> 0) or "drop_positive".
     label: a name for the log (e.g. "keep_only"); defaults to `op`.
 
-    Direct connections change the parameters; expanded ones are applied by hooks
-    (see the module docstring for exactly what that means).
+    route: "auto" -- direct and channel-wise connections change the parameters
+        (exact); an expanded one through nonlinearities acts on the linearized model
+        if its units are re-expressed (`Reexpress`), else raises `EditError`;
+        "linearized" -- the same, but the edit re-expresses those units itself.
+        The module docstring says exactly what each case computes.
 
     >>> e = WeightEdit("mixed3a:early_curves", "mixed3b:curves", "scale", factor=0.5)
     >>> e.summary()
@@ -293,7 +357,10 @@ class WeightEdit(Edit):
         factor: float | None = None,
         label: str | None = None,
         shown_src=None,
+        route: str = "auto",
     ):
+        if route not in (*ROUTES, "legacy"):
+            raise EditError(f"unknown route {route!r}; use one of {', '.join(ROUTES)}")
         if op not in OPS:
             import difflib
 
@@ -324,7 +391,8 @@ class WeightEdit(Edit):
         self.values = values
         self.factor = factor
         self.label = label or op
-        self.parts = _plan(self.src, self.dst)
+        self.route = route
+        self.parts = _plan(self.src, self.dst, op, route)
 
     # -- description --
 
@@ -350,6 +418,7 @@ class WeightEdit(Edit):
             "dst": [u.id for u in self.dst],
             "factor": self.factor,
             "values_shape": None if self.values is None else list(self.values.shape),
+            "route": self.route,
             "parts": [p.to_json() for p in self.parts],
         }
 
@@ -393,6 +462,12 @@ class WeightEdit(Edit):
         rec = _Record(self)
         self._kernel_shapes = []
         current = {}
+        for j, p in enumerate(self.parts):
+            if p.kind == "expanded" and not _reexpressed(model, p):
+                if self.route != "linearized":
+                    raise EditError(_refusal(self, p))
+                _paths.check_supported(p)
+                rec.reexpressed.append(j)
         for p in self.parts:
             if p.kind == "direct":
                 w = _param(model, p)
@@ -413,7 +488,50 @@ class WeightEdit(Edit):
                 rec.items.append(_DirectItem(p, before, after))
             else:
                 rec.items.append(_ExpandedItem(p, after - before))
+        # After the parts' items, so that item j is still part j (the saved tensors'
+        # names use j); the re-expression hooks go first on their tensor anyway.
+        rec.items.extend(_ReexpressItem(_reexpress_part(self.parts[j])) for j in rec.reexpressed)
         return rec
+
+
+def _reexpress_part(p: _Part) -> _Part:
+    return _Part("expanded", p.conv, p.src_layer, list(p.dst_rows), [], list(p.dst_idx), [])
+
+
+def _reexpressed(model: "InceptionV1", p: _Part) -> bool:
+    """Whether every destination channel of `p` is re-expressed from `p.src_layer` on `model`."""
+    covered: set[int] = set()
+    for rec in _records(model):
+        for item in rec.items:
+            if isinstance(item, _ReexpressItem) and item.part.key == p.key:
+                covered.update(item.part.dst_idx)
+    return set(p.dst_idx) <= covered
+
+
+def _refusal(edit: "WeightEdit", p: _Part) -> str:
+    """Why an expanded edit across nonlinearities is refused, and the exact alternatives."""
+    nonlin = _nonlinearities(p.src_layer, p.conv)
+    what = ", ".join(nonlin[:4]) + (", ..." if len(nonlin) > 4 else "")
+    verb = "is" if len(nonlin) == 1 else "are"
+    src, dst = _short(edit.shown_src), _short(edit.dst_spec)
+    alt = [
+        f"on the linearized model: apply Reexpress({p.src_layer!r}, {dst!r}) first, or pass "
+        f"route='linearized' (which re-expresses those units from {p.src_layer}, then edits)"
+    ]
+    op = "keep_only" if edit.label == "keep_only" else edit.op
+    if op in EACH_CONV_OPS and _conv_chain(p.src_layer, p.conv) is not None:
+        alt.append(
+            f"on the real network: the op on each convolution of the path, "
+            f"editing(model, *each_conv({op!r}, {src!r}, {dst!r}))"
+        )
+    elif _channelwise_channel(p.conv, edit.src[p.src_cols[0]]) is not None:
+        alt.append(f"on the real network: op 'scale' or 'zero' (which are edits of {p.conv} itself)")
+    return (
+        f"cannot edit the expanded weights {edit.summary()!r} ({p.src_layer} -> {p.conv}) exactly: "
+        f"{what} {verb} on the path and active (not the identity for every input), so no network has "
+        "those expanded weights with its other weights unchanged, and a linear correction added to the "
+        "real path would be wrong. Exact alternatives: " + "; ".join(f"({i + 1}) {a}" for i, a in enumerate(alt))
+    )
 
 
 def _grid(p: _Part) -> tuple[torch.Tensor, torch.Tensor]:
@@ -487,57 +605,57 @@ class Reexpress(Edit):
 # --- convenience constructors ----------------------------------------------
 
 
-def set_weights(src, dst, values) -> WeightEdit:
+def set_weights(src, dst, values, *, route: str = "auto") -> WeightEdit:
     """Set the weights src -> dst to `values` (a number or a [dst, src, kh, kw] tensor).
 
     >>> set_weights("conv2d1:0", "conv2d2:5", 0.0).op
     'set'
     """
-    return WeightEdit(src, dst, "set", values=values)
+    return WeightEdit(src, dst, "set", values=values, route=route)
 
 
-def scale_weights(src, dst, factor: float) -> WeightEdit:
+def scale_weights(src, dst, factor: float, *, route: str = "auto") -> WeightEdit:
     """Multiply the weights src -> dst by `factor`.
 
     >>> scale_weights("conv2d1:0", "conv2d2:5", 2).factor
     2.0
     """
-    return WeightEdit(src, dst, "scale", factor=factor)
+    return WeightEdit(src, dst, "scale", factor=factor, route=route)
 
 
-def zero_weights(src, dst) -> WeightEdit:
+def zero_weights(src, dst, *, route: str = "auto") -> WeightEdit:
     """Set the weights src -> dst to zero.
 
     >>> zero_weights("conv2d1:0", "conv2d2:5").summary()
     'zero conv2d1:0 -> conv2d2:5'
     """
-    return WeightEdit(src, dst, "zero")
+    return WeightEdit(src, dst, "zero", route=route)
 
 
-def drop_negative(src, dst) -> WeightEdit:
+def drop_negative(src, dst, *, route: str = "auto") -> WeightEdit:
     """Remove the negative part of the weights src -> dst (negative values -> 0).
 
     >>> drop_negative("mixed3a:early_curves", "mixed3b:curves").summary()
     'drop_negative mixed3a:early_curves -> mixed3b:curves'
     """
-    return WeightEdit(src, dst, "drop_negative")
+    return WeightEdit(src, dst, "drop_negative", route=route)
 
 
-def drop_positive(src, dst) -> WeightEdit:
+def drop_positive(src, dst, *, route: str = "auto") -> WeightEdit:
     """Remove the positive part of the weights src -> dst (positive values -> 0)."""
-    return WeightEdit(src, dst, "drop_positive")
+    return WeightEdit(src, dst, "drop_positive", route=route)
 
 
-def ablate_connections(src, dst) -> WeightEdit:
+def ablate_connections(src, dst, *, route: str = "auto") -> WeightEdit:
     """Ablate the connections from one family (or units) to another: weights -> 0.
 
     >>> ablate_connections("mixed3a:early_curves", "mixed3b:curves").summary()
     'ablate mixed3a:early_curves -> mixed3b:curves'
     """
-    return WeightEdit(src, dst, "zero", label="ablate")
+    return WeightEdit(src, dst, "zero", label="ablate", route=route)
 
 
-def keep_only_inputs(sources, dst) -> WeightEdit:
+def keep_only_inputs(sources, dst, *, route: str = "auto") -> WeightEdit:
     """Zero the weights into `dst` from every unit of the sources' layer except `sources`.
 
     "Keep only early curves as inputs to the 3b curves":
@@ -558,7 +676,76 @@ def keep_only_inputs(sources, dst) -> WeightEdit:
     others = [Unit(layer, c) for c in range(graph.node(layer).channels) if Unit(layer, c) not in keep]
     if not others:
         raise EditError(f"{_short(_spec_str(sources))} is every unit of {layer}: nothing to remove")
-    return WeightEdit(others, dst, "zero", label="keep_only", shown_src=sources)
+    return WeightEdit(others, dst, "zero", label="keep_only", shown_src=sources, route=route)
+
+
+def _conv_chain(src_layer: str, conv: str) -> tuple[str, str] | None:
+    """(first conv, its ReLU) when the path is src_layer -> conv -> ReLU -> `conv`, else None.
+
+    That is the shape of every bottleneck branch (mixed3a -> mixed3b_5x5_bottleneck
+    -> mixed3b_5x5_pre_relu): the two convolutions `each_conv` edits.
+    """
+    try:
+        nodes = _paths.path_nodes(src_layer, conv)
+    except ValueError:
+        return None
+    bottleneck = len(nodes) == 3 and nodes[0].kind.has_params and nodes[1].kind.is_activation and nodes[2].kind.has_params
+    if bottleneck and nodes[0].inputs[0] == src_layer:
+        return nodes[0].name, nodes[1].name
+    return None
+
+
+EACH_CONV_OPS = ("drop_negative", "zero", "keep_only")
+
+
+def each_conv(op: str, src, dst, *, label: str | None = None) -> list[WeightEdit]:
+    """The exact real-network counterpart of an expanded edit through a bottleneck.
+
+    For src -> bottleneck conv A -> ReLU -> conv D (the 3x3 and 5x5 branches),
+    the direct edits (exact: the network with those weights):
+
+    * "drop_negative": the negative part of A[:, src] (all of A's channels) and of
+      D[dst, :] removed -- "drop the negative weights of both convolutions", which
+      keeps every source -> destination route excitatory (the expanded weights then
+      are D+ * A+, not the positive part of D * A);
+    * "zero": A[:, src] zeroed, so the sources no longer reach the bottleneck (the
+      expanded weights src -> dst become exactly 0, and so does the ReLU's share of
+      them);
+    * "keep_only": "zero" of every other unit of the sources' layer (`keep_only_inputs`).
+
+    Either also changes the other units that read those bottleneck channels (A is
+    shared by the branch). Apply them with `editing(model, *each_conv(...))`.
+
+    >>> [e.summary() for e in each_conv("drop_negative", "mixed3a:early_curves", "mixed3b:curves")]
+    ['drop_negative mixed3a:early_curves -> mixed3b_5x5_bottleneck', 'drop_negative mixed3b_5x5_bottleneck -> mixed3b:curves']
+    """
+    if op not in EACH_CONV_OPS:
+        raise EditError(f"each_conv does op {op!r} on no convolution; use one of {', '.join(EACH_CONV_OPS)}")
+    shown_src, shown_dst = _spec_str(src), _spec_str(dst)
+    if op == "keep_only":
+        keep = keep_only_inputs(src, dst)  # checks one layer, and that something is left to remove
+        src, op, label = keep.src, "zero", label or "keep_only"
+    src_u, dst_u = _units(src, "source"), _units(dst, "destination")
+    by_relu: dict[str, list[Unit]] = {}
+    for d in dst_u:
+        conv = _dst_conv(d)
+        chains = {_conv_chain(s.layer, conv) for s in src_u}
+        if None in chains or len(chains) != 1:
+            raise EditError(
+                f"each_conv needs every path from the sources to {d.id} to be source -> conv -> ReLU -> "
+                f"{conv} (a bottleneck branch); {_short(shown_src)} -> {d.id} is not"
+            )
+        by_relu.setdefault(chains.pop()[1], []).append(d)
+    edits = []
+    for relu, ds in by_relu.items():
+        mids = [Unit(relu, m) for m in range(graph.node(relu).channels)]
+        dst_shown = shown_dst if len(by_relu) == 1 else [u.id for u in ds]
+        edits.append(WeightEdit(src_u, mids, op, label=label, shown_src=shown_src))
+        edits[-1].dst_spec = relu
+        if op == "drop_negative":
+            edits.append(WeightEdit(mids, ds, op, label=label, shown_src=relu))
+            edits[-1].dst_spec = _spec_str(dst_shown)
+    return edits
 
 
 # --- records of applied edits ---------------------------------------------
@@ -588,6 +775,9 @@ class _ReexpressItem:
 class _Record:
     edit: Edit
     items: list = field(default_factory=list)
+    # Parts (indices) whose destination units this edit re-expressed itself
+    # (route="linearized"); their _ReexpressItems follow the parts' items.
+    reexpressed: list = field(default_factory=list)
 
     @property
     def keys(self) -> list[str]:
@@ -730,14 +920,40 @@ def editing(model: "InceptionV1", *edits: Edit) -> Iterator["InceptionV1"]:
 
 
 def edit_log(model: "InceptionV1") -> list[dict]:
-    """JSON-able descriptions of the applied edits, oldest first."""
-    return [r.edit.describe() for r in _records(model)]
+    """JSON-able descriptions of the applied edits, oldest first.
+
+    Each entry is the edit's `describe()` plus "realised": for each part, "exact"
+    (real parameters, or an implant's donor values), "linearized model" (on units
+    re-expressed from the source layer) or "linear correction (not exact)" (only in
+    logs saved before edits said what they are), and "reexpressed": the parts whose
+    units the edit re-expressed itself (route="linearized").
+    """
+    return [_log_entry(r) for r in _records(model)]
+
+
+def _log_entry(rec: _Record) -> dict:
+    entry = rec.edit.describe()
+    entry["realised"] = [_realised(rec.edit, p) for p in rec.edit.parts]
+    if rec.reexpressed:
+        entry["reexpressed"] = list(rec.reexpressed)
+    return entry
+
+
+def _realised(edit: Edit, p: _Part) -> str:
+    """How part `p` of `edit` acts: see `edit_log`."""
+    if p.kind != "expanded":
+        return "exact"
+    if getattr(edit, "route", None) == "legacy":
+        return "linear correction (not exact)"
+    return "linearized model"
 
 
 def _summary_with_kind(rec: _Record) -> str:
-    kinds = sorted({i.part.kind for i in rec.items})
-    via = ", ".join(sorted({f"{i.part.src_layer}->{i.part.conv}" for i in rec.items}))
-    return f"{rec.edit.summary()} ({'+'.join(kinds)}: {via})"
+    how: dict[str, list[str]] = {}
+    for p in rec.edit.parts:
+        how.setdefault(_realised(rec.edit, p), []).append(f"{p.kind} {p.src_layer}->{p.conv}")
+    parts = "; ".join(f"{k}: {', '.join(v)}" for k, v in how.items())
+    return f"{rec.edit.summary()} ({parts})"
 
 
 def descriptions(model: "InceptionV1") -> list[str]:
@@ -748,204 +964,3 @@ def descriptions(model: "InceptionV1") -> list[str]:
 # --- expanded paths (hooks) -------------------------------------------------
 
 from circuits.editing import paths as _paths  # noqa: E402  (needs the classes above)
-
-
-# --- saving and loading -----------------------------------------------------
-
-
-def is_edited_file(path: str | os.PathLike) -> bool:
-    """Whether `path` is a .safetensors file written by `save_edited` (with an edit log)."""
-    if not str(path).endswith(".safetensors"):
-        return False
-    from weights.checkpoint import read_metadata
-
-    return METADATA_KEY in read_metadata(path)
-
-
-def save_edited(model: "InceptionV1", path: str | os.PathLike, metadata: dict[str, str] | None = None) -> None:
-    """Save the model with its edits as .safetensors (written to a temp file, then renamed).
-
-    The parameters are saved as they are (direct edits included); the edit log is
-    JSON in the metadata under "circuits.edits"; the tensors needed to undo direct
-    edits and to re-install expanded ones are stored under "circuits_edits.<i>.<j>.*"
-    keys. Load with `load_edited`, which re-applies and checks them.
-
-    >>> save_edited(m, "edited.safetensors")      # doctest: +SKIP
-    """
-    from safetensors.torch import save_file
-    from weights.checkpoint import atomic_path
-
-    path = os.fspath(path)
-    if not path.endswith(".safetensors"):
-        raise ValueError(f"edited models are saved as .safetensors, got {path!r}")
-    tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    log = []
-    for i, rec in enumerate(_records(model)):
-        entry = rec.edit.describe()
-        if isinstance(rec.edit, WeightEdit) and rec.edit.values is not None:
-            tensors[f"{TENSOR_PREFIX}{i}.values"] = rec.edit.values.contiguous()
-        for j, item in enumerate(rec.items):
-            pre = f"{TENSOR_PREFIX}{i}.{j}."
-            if isinstance(item, _DirectItem):
-                tensors[pre + "before"] = item.before.contiguous()
-            elif isinstance(item, _ExpandedItem):
-                tensors[pre + "delta"] = item.delta.contiguous()
-        log.append(entry)
-    meta = dict(metadata or {})
-    meta[METADATA_KEY] = json.dumps({"version": FORMAT_VERSION, "edits": log})
-    bad = {k: v for k, v in meta.items() if not (isinstance(k, str) and isinstance(v, str))}
-    if bad:
-        raise TypeError(f"safetensors metadata must map str to str, got {bad!r}")
-    with atomic_path(path) as tmp:
-        save_file(tensors, tmp, metadata=meta)
-
-
-class EditLogMismatch(EditError):
-    """An edit log that does not match the weights it was saved with."""
-
-
-def load_edited(path: str | os.PathLike) -> "InceptionV1":
-    """An InceptionV1 with the weights and edits saved by `save_edited`.
-
-    The log is checked against the weights: undoing the saved direct edits newest
-    first (on a copy) must meet, at each step, exactly the values each edit wrote.
-    Expanded edits are re-installed from their saved deltas. The loaded model can
-    undo every edit. A file without an edit log loads as an unedited model.
-
-    >>> m = load_edited("edited.safetensors")      # doctest: +SKIP
-    """
-    from safetensors.torch import load_file as st_load
-
-    from weights.checkpoint import CheckpointError, read_metadata
-
-    from circuits.core.model import InceptionV1, StateDictError, check_state_dict
-
-    path = os.fspath(path)
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"no such file: {path}")
-    meta = read_metadata(path)
-    try:
-        tensors = st_load(path, device="cpu")
-    except Exception as e:  # safetensors raises its own error type
-        raise CheckpointError(f"{path} is truncated or corrupt ({type(e).__name__}: {e})") from e
-    params = {k: v for k, v in tensors.items() if not k.startswith(TENSOR_PREFIX)}
-    extra = {k[len(TENSOR_PREFIX) :]: v for k, v in tensors.items() if k.startswith(TENSOR_PREFIX)}
-    try:
-        check_state_dict(params)
-    except StateDictError as e:
-        raise StateDictError(f"{path}: {e}") from None
-    model = InceptionV1(params).eval()
-    model.source = path
-    if METADATA_KEY not in meta:
-        if extra:
-            raise EditLogMismatch(f"{path} holds edit tensors ({len(extra)}) but no edit log in its metadata")
-        return model
-    try:
-        log = json.loads(meta[METADATA_KEY])
-        entries = log["edits"]
-        version = log.get("version")
-    except (ValueError, KeyError, TypeError) as e:
-        raise EditLogMismatch(f"{path}: the edit log in the metadata is not valid ({e})") from None
-    if version != FORMAT_VERSION:
-        raise EditLogMismatch(f"{path}: edit log format {version!r} is not supported (expected {FORMAT_VERSION})")
-    records = [_rebuild(path, i, entry, extra) for i, entry in enumerate(entries)]
-    used = {f"{i}.values" for i, r in enumerate(records) if getattr(r.edit, "values", None) is not None}
-    for i, r in enumerate(records):
-        for j, item in enumerate(r.items):
-            if isinstance(item, _DirectItem):
-                used.add(f"{i}.{j}.before")
-            elif isinstance(item, _ExpandedItem):
-                used.add(f"{i}.{j}.delta")
-    unused = sorted(set(extra) - used)
-    if unused:
-        raise EditLogMismatch(f"{path}: edit tensors not referenced by the edit log: {', '.join(unused[:5])}")
-    _check_direct_history(path, model, records)
-    for rec in records:
-        for item in rec.items:
-            if not isinstance(item, _DirectItem):
-                item.handles = _paths.install(model, item)
-        model.applied_edits.append(rec)
-    return model
-
-
-def _rebuild(path: str, i: int, entry: dict, extra: dict) -> _Record:
-    """The record of saved edit `i`, checked against the graph and the saved tensors."""
-
-    def fail(why: str) -> EditLogMismatch:
-        return EditLogMismatch(f"{path}: edit #{i} of the log does not match the model: {why}")
-
-    try:
-        kind = entry["type"]
-        if kind == "WeightEdit":
-            values = extra.get(f"{i}.values")
-            edit = WeightEdit(
-                entry["src"], entry["dst"], entry["op"], values=values, factor=entry.get("factor"),
-                label=entry.get("label"), shown_src=entry.get("shown_src"),
-            )
-            edit.dst_spec = entry.get("dst_spec", edit.dst_spec)
-        elif kind == "Reexpress":
-            edit = Reexpress(entry["src_layer"], entry["dst"])
-            edit.dst_spec = entry.get("dst_spec", edit.dst_spec)
-        elif kind == "Implant":
-            from circuits.editing.implant import Implant
-
-            edit = Implant.from_description(entry)
-            edit.dst_spec = entry.get("dst_spec", edit.dst_spec)
-        else:
-            raise fail(f"unknown edit type {kind!r}")
-    except EditLogMismatch:
-        raise
-    except (KeyError, TypeError) as e:
-        raise fail(f"missing or bad field {e}") from None
-    except (ValueError, IndexError) as e:
-        raise fail(str(e)) from None
-    saved_parts = entry.get("parts")
-    if saved_parts != [p.to_json() for p in edit.parts]:
-        raise fail("its parts (which tensors and channels it changes) differ from what the graph gives")
-    if hasattr(edit, "_record"):  # implants: hooks only, nothing saved but the log
-        return edit._record()
-    rec = _Record(edit)
-    for j, p in enumerate(edit.parts):
-        pre = f"{i}.{j}."
-        if isinstance(edit, Reexpress):
-            rec.items.append(_ReexpressItem(p))
-        elif p.kind == "direct":
-            before = extra.get(pre + "before")
-            if before is None:
-                raise fail(f"the saved original weights {TENSOR_PREFIX}{pre}before are missing")
-            shape = graph.parameter_shapes()[p.param]
-            want = (len(p.dst_idx), len(p.src_idx)) + shape[2:]
-            if tuple(before.shape) != want:
-                raise fail(f"saved original weights have shape {list(before.shape)}, expected {list(want)}")
-            edit._kernel_shapes = [tuple(before.shape[-2:])]
-            after = edit._transform(before, p)
-            rec.items.append(_DirectItem(p, before, after))
-        else:
-            delta = extra.get(pre + "delta")
-            if delta is None:
-                raise fail(f"the saved expanded delta {TENSOR_PREFIX}{pre}delta is missing")
-            want = (len(p.dst_idx), len(p.src_idx))
-            if tuple(delta.shape[:2]) != want or delta.dim() != 4:
-                raise fail(f"saved expanded delta has shape {list(delta.shape)}, expected {list(want)} + [kh, kw]")
-            _paths.check_delta_shape(p, delta)
-            rec.items.append(_ExpandedItem(p, delta))
-    return rec
-
-
-def _check_direct_history(path: str, model: "InceptionV1", records: list[_Record]) -> None:
-    """Undo the direct edits newest first on a copy; each must find what it wrote."""
-    work: dict[str, torch.Tensor] = {}
-    for i in range(len(records) - 1, -1, -1):
-        for item in reversed(records[i].items):
-            if not isinstance(item, _DirectItem):
-                continue
-            key = item.part.param
-            if key not in work:
-                work[key] = _param(model, item.part).detach().clone()
-            g = _grid(item.part)
-            if not _same_bits(work[key][g], item.after):
-                raise EditLogMismatch(
-                    f"{path}: edit #{i} ({records[i].edit.summary()}) does not match the weights: "
-                    f"{key} does not hold the values this edit writes (the log and the weights disagree)"
-                )
-            work[key][g] = item.before

@@ -8,23 +8,25 @@ donor's. Everything else in the target is untouched, and the ReLU, concatenation
 all downstream layers see the donor's values.
 
 An implant is an `circuits.editing.edits.Edit`: applied in a `with` block or permanently,
-listed in the edit log, undone exactly (its hooks are removed), saved with
-`save_edited` when the donor is a weight source by name or path (the donor is
-rebuilt from it on load).
+listed in the edit log, undone exactly (its hooks are removed). The donor is a
+model; the log records `donor_source`, a description of how to rebuild it (a weight
+source name or file, e.g. "handbuilt"), so that the weights side
+(`weights.edited.save_edited` / `load_edited`) can save the edit and rebuild the
+donor on load. This module loads no weights itself.
 
 Example:
     >>> import weights
     >>> from circuits.editing.implant import Implant
-    >>> trained = weights.model("random")            # a user would load "lucid"
-    >>> with Implant("mixed3b:curves", donor="handbuilt").applied(trained):  # doctest: +SKIP
-    ...     probs = trained(x)
+    >>> trained, donor = weights.model("random"), weights.model("handbuilt")   # a user would load "lucid"
+    >>> with Implant("mixed3b:curves", donor=donor, donor_source="handbuilt").applied(trained):
+    ...     trained.edits
+    ['implant mixed3b:curves from handbuilt (exact: implant input->mixed3b_5x5_pre_relu)']
 """
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 
 import torch
 
@@ -80,26 +82,33 @@ class Implant(Edit):
     units: unit ids, family ids or a list (each must be the output of a convolution,
         e.g. ``mixed3b:curves``; its pre-activation is replaced, so the ReLU after it
         and everything downstream see the donor's value).
-    donor: a weight source (registered name such as "handbuilt", or a file path),
-        or an InceptionV1. Only a source by name or path can be saved in an edit log.
+    donor: the InceptionV1 whose units are implanted.
+    donor_source: how to rebuild the donor, recorded in the edit log (a weight
+        source name such as "handbuilt", or a file path; default: the donor's
+        `source` attribute, which `weights.model` sets). Without one the edit works
+        but a saved log cannot rebuild it.
 
-    >>> Implant("mixed3b:curves", donor="handbuilt").summary()
-    'implant mixed3b:curves from handbuilt'
+    >>> import weights
+    >>> Implant("mixed3b:curves", donor=weights.model("random"), donor_source="random").summary()
+    'implant mixed3b:curves from random'
     """
 
-    def __init__(self, units, donor="handbuilt"):
+    def __init__(self, units, donor: "InceptionV1", donor_source: str | None = None):
         from circuits.core.model import InceptionV1
 
         self.dst_spec = _spec_str(units)
         self.dst = _units(units, "implanted units")
-        if isinstance(donor, InceptionV1):
-            self.donor_source = getattr(donor, "source", None)
-            self._donor = donor
-        elif isinstance(donor, (str, os.PathLike)):
-            self.donor_source = os.fspath(donor)
-            self._donor = None
-        else:
-            raise TypeError(f"donor must be a weight source name, a file path or an InceptionV1, got {type(donor).__name__}")
+        if not isinstance(donor, InceptionV1):
+            raise TypeError(
+                f"donor must be an InceptionV1 model, got {type(donor).__name__} {donor!r:.60}; "
+                "load one first, e.g. donor=weights.model('handbuilt')"
+            )
+        if donor_source is None:
+            donor_source = getattr(donor, "source", None)
+        if donor_source is not None and not isinstance(donor_source, str):
+            raise TypeError(f"donor_source must be a str (a weight source name or file), got {type(donor_source).__name__}")
+        self.donor_source = donor_source
+        self._donor = donor
         by_conv: dict[str, _Part] = {}
         for r, u in enumerate(self.dst):
             conv = _dst_conv(u)
@@ -110,10 +119,6 @@ class Implant(Edit):
 
     @property
     def donor(self) -> "InceptionV1":
-        if self._donor is None:
-            import weights
-
-            self._donor = weights.model(self.donor_source)
         return self._donor
 
     def summary(self) -> str:
@@ -146,7 +151,14 @@ class Implant(Edit):
         return rec
 
     @classmethod
-    def from_description(cls, entry: dict) -> "Implant":
-        if not entry.get("donor"):
+    def from_description(cls, entry: dict, donor: Callable[[str], "InceptionV1"] | None = None) -> "Implant":
+        """The implant of a log entry; `donor(description)` rebuilds the donor model."""
+        source = entry.get("donor")
+        if not source:
             raise EditError("this implant's donor was a model in memory, not a weight source: it cannot be rebuilt")
-        return cls(entry["dst"], donor=entry["donor"])
+        if donor is None:
+            raise EditError(
+                f"this implant needs its donor {source!r} rebuilt: replay the log with donor= a function "
+                "from the description to a model (weights.edited.load_edited passes weights.model)"
+            )
+        return cls(entry["dst"], donor=donor(source), donor_source=source)

@@ -71,7 +71,7 @@ def plot_graph(
     labels: write node labels (channel, or family name); by default in the columns
     of at most 60 nodes.
     """
-    from weights.checkpoint import atomic_path
+    from circuits.core.files import atomic_path
 
     path = Path(path)
     if path.suffix.lower() not in (".png", ".pdf", ".svg"):
