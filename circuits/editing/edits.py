@@ -253,7 +253,7 @@ def _realisable_channelwise(op: str, conv: str) -> bool:
     if op in ("scale", "zero"):
         return True
     if op in ("drop_negative", "drop_positive"):
-        return graph.node(conv).kernel == 1
+        return graph.node(conv).kernel == (1, 1)
     return False
 
 
