@@ -158,6 +158,23 @@ def test_truncated_run_equals_full_run_and_stops(model_random):
     assert seen == []  # the truncated run never reached mixed3
 
 
+def test_permanent_hook_on_a_keras_name(model_random):
+    x = torch.rand(1, 3, 75, 75) * 2 - 1
+    h = model_random.add_hook("mixed2", lambda t, hp: t * 0)
+    try:
+        out = model_random.run(x, until="mixed2")
+    finally:
+        model_random.remove_hook(h)
+    assert out.abs().max() == 0 and model_random.permanent_hooks == []
+
+
+def test_layer_table_rows():
+    rows = {r["name"]: r for r in G.layer_table(299)}
+    assert len(rows) == len(G.nodes)
+    assert rows["activation_22"]["concat"] == "mixed2" and rows["activation_22"]["offset"] == 64
+    assert rows["conv2d_33"]["kernel"] == [1, 7] and rows["mixed10"]["output_hw"] == [8, 8]
+
+
 def test_pre_relu_twins_are_the_blocks_before_relu(model_random):
     x = torch.rand(1, 3, 80, 80) * 2 - 1
     names = ["mixed2", "mixed2_pre_relu", "mixed9", "mixed9_pre_relu"]
