@@ -225,6 +225,20 @@ def test_frozen_imagenet_trunk_ends_in_mixed6(package_model):
     assert frozen_convs(package_model) == [f"conv2d_{i}" for i in range(1, 51)] + ["conv2d_55"]
 
 
+def test_state_dict_from_an_explicit_tarball(package_model):
+    from weights.nsfwjs import state_dict
+
+    sd = state_dict(package_model.source)  # the .tgz path, as a user would pass it
+    assert {k: tuple(v.shape) for k, v in sd.items()} == G.parameter_shapes()
+    # conv2d_1 folded by hand from the raw Keras tensors: W * 1/sqrt(var + eps), -mean/sqrt(var + eps) + beta
+    w = package_model.weights
+    s = 1.0 / np.sqrt(w["batch_normalization_1/moving_variance"].astype(np.float64) + 1e-3)
+    expected_w = w["conv2d_1/kernel"].transpose(3, 2, 0, 1) * s[:, None, None, None]
+    expected_b = w["batch_normalization_1/beta"] - w["batch_normalization_1/moving_mean"] * s
+    np.testing.assert_allclose(sd["conv2d_1.weight"].numpy(), expected_w, rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(sd["conv2d_1.bias"].numpy(), expected_b, rtol=1e-6, atol=1e-6)
+
+
 def _with_layer(m: tfjs.TfjsModel, name: str, edit) -> tfjs.TfjsModel:
     import copy
     import dataclasses
