@@ -18,12 +18,13 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 from circuits.core import graph  # noqa: E402
 from circuits.analysis.ablation import ablate  # noqa: E402
 from circuits.core.inputs import from_model_input, to_model_input  # noqa: E402
-from circuits.core.model import InceptionV1, StateDictError, check_state_dict  # noqa: E402
+from circuits.core.model import InceptionV1, InceptionV3, StateDictError, check_state_dict  # noqa: E402
 from circuits.core.units import Unit, parse_unit, resolve_units  # noqa: E402
 
 __all__ = [
     "graph",
     "InceptionV1",
+    "InceptionV3",
     "StateDictError",
     "check_state_dict",
     "Unit",

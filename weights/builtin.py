@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from circuits.core.model import InceptionV3
+
 from .registry import random_state_dict, register
 
 
@@ -17,6 +19,12 @@ def _lucid_pb() -> dict:
     from .download import fetch
 
     return load_file(fetch("lucid-pb"))
+
+
+def _nsfwjs_inception_v3() -> dict:
+    from .nsfwjs import state_dict
+
+    return state_dict()
 
 
 def _handbuilt() -> dict:
@@ -43,4 +51,12 @@ register(
     _handbuilt,
     "hand-built curve detectors (Curve Circuits' artificial network), compiled from handbuilt/spec.py on load: "
     "Gabor -> complex Gabor -> lines -> early curves (mixed3a) -> curves (mixed3b); every other unit zero",
+)
+register(
+    "nsfwjs-inception-v3",
+    _nsfwjs_inception_v3,
+    "InceptionV3 (keras.applications) trunk through mixed10 from npm's nsfwjs@4.4.0, BN folded; "
+    "ImageNet weights through mixed5 (frozen), the rest fine-tuned for a 5-class head (not included); "
+    "the package is cached in $CIRCUITS_CACHE (fetched with `npm pack` if absent); input RGB in [-1, 1]",
+    network=InceptionV3,
 )

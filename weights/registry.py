@@ -17,9 +17,9 @@ from typing import Callable
 import torch
 
 from circuits import graph
-from circuits.core.model import InceptionV1, check_state_dict
+from circuits.core.model import InceptionV1, Network, check_state_dict
 
-__all__ = ["DEFAULT", "register", "sources", "load", "model"]
+__all__ = ["DEFAULT", "register", "sources", "load", "model", "network_of"]
 
 DEFAULT = "handbuilt"
 
@@ -31,6 +31,8 @@ class Source:
     name: str
     fn: Callable[[], StateDict]
     description: str
+    # The model class the state dict is for (its graph checks the keys and shapes).
+    network: type[Network] = InceptionV1
 
 
 _SOURCES: dict[str, Source] = {}
@@ -40,11 +42,12 @@ _SOURCES: dict[str, Source] = {}
 _BUILTIN_MODULES = ("weights.builtin",)
 
 
-def register(name: str, fn: Callable[[], StateDict], description: str = "") -> None:
-    """Register a weight source: `fn()` returns a state dict with the graph's keys."""
+def register(name: str, fn: Callable[[], StateDict], description: str = "",
+             network: type[Network] = InceptionV1) -> None:
+    """Register a weight source: `fn()` returns a state dict with the keys of `network`'s graph."""
     if not name or os.sep in name or name.endswith((".pth", ".pt", ".safetensors", ".pb")):
         raise ValueError(f"bad source name {name!r}: names are short words, files are given by path")
-    _SOURCES[name] = Source(name, fn, description)
+    _SOURCES[name] = Source(name, fn, description, network)
 
 
 def _ensure_builtins() -> None:
@@ -86,12 +89,24 @@ def load(source: str | os.PathLike = DEFAULT) -> StateDict:
             f"unknown weight source {key!r}: not a registered name ({', '.join(sorted(_SOURCES))}) "
             f"and no such file.{hint} A file is an inception5h.pth, a .safetensors or Lucid's .pb"
         )
-    check_state_dict(sd)
+    check_state_dict(sd, network_of(key).graph)
     return sd
 
 
-def model(source: str | os.PathLike = DEFAULT) -> InceptionV1:
-    """A ready InceptionV1 (eval mode) with the weights of `source`.
+def network_of(source: str | os.PathLike) -> type[Network]:
+    """The model class a source's weights are for (files: InceptionV1).
+
+    >>> network_of("random").__name__
+    'InceptionV1'
+    """
+    _ensure_builtins()
+    s = _SOURCES.get(os.fspath(source))
+    return s.network if s else InceptionV1
+
+
+def model(source: str | os.PathLike = DEFAULT) -> Network:
+    """A ready model (eval mode) with the weights of `source`: the source's network class
+    (InceptionV1 unless it was registered with another).
 
     An edited model saved by `weights.edited.save_edited` comes back with its edits.
     """
@@ -101,7 +116,7 @@ def model(source: str | os.PathLike = DEFAULT) -> InceptionV1:
 
         if is_edited_file(key):
             return load_edited(key)
-    m = InceptionV1(load(source)).eval()
+    m = network_of(source)(load(source)).eval()
     m.source = os.fspath(source)
     return m
 

@@ -234,8 +234,8 @@ class Graph:
         """The convolution that computes channel `channel` of `name` (its pre-activation),
         and the channel there; None when no convolution computes it (a pool, an LRN).
 
-        The branch holding the channel is resolved first, then a ReLU is followed back to
-        the convolution it reads.
+        The branch holding the channel is resolved first (through nested concatenations),
+        then a ReLU is followed back to the convolution it reads.
 
         >>> INCEPTION_V1.conv_of("mixed3a", 81)
         ('mixed3a_3x3_pre_relu', 17)
@@ -244,6 +244,8 @@ class Graph:
         """
         b, ch = self.branch_of(name, channel)
         n = self.node(b)
+        if b != name and n.kind.joins_branches:  # a branch that is itself a concatenation (InceptionV3's mixed9)
+            return self.conv_of(b, ch)
         if n.kind.is_activation:
             n = self.node(n.inputs[0])
         return (n.name, ch) if n.kind.has_params and n.kind.spatial else None

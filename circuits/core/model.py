@@ -25,9 +25,10 @@ import torch
 from torch import nn
 
 from circuits.core import graph
+from circuits.core.inception_v3 import INCEPTION_V3
 from circuits.core.hooks import HookFn, HookHandle, HookPoint, HookSpec, temporary_hooks
 
-__all__ = ["Network", "InceptionV1", "check_state_dict", "StateDictError"]
+__all__ = ["Network", "InceptionV1", "InceptionV3", "check_state_dict", "StateDictError"]
 
 
 
@@ -190,7 +191,7 @@ class Network(nn.Module):
 
     def add_hook(self, name: str, fn: HookFn) -> HookHandle:
         """Add a permanent hook; it stays until `remove_hook(handle)` or `clear_hooks()`."""
-        graph.node(name)
+        self.graph.node(name)
         return self.hook_points[name].add(fn, permanent=True)
 
     def remove_hook(self, handle: HookHandle) -> None:
@@ -297,3 +298,19 @@ class InceptionV1(Network):
     """
 
     graph = graph.INCEPTION_V1
+
+
+class InceptionV3(Network):
+    """keras.applications' InceptionV3 trunk (through mixed10) with Keras's tensor names.
+
+    The input is RGB in [-1, 1] (Keras's x / 127.5 - 1), at least 75 px; ``conv2d_N`` is
+    the conv with its batch norm folded in (pre-ReLU), ``activation_N`` its ReLU. See
+    `circuits.core.inception_v3`; `weights.model("nsfwjs-inception-v3")` loads trained
+    weights.
+
+    >>> model = InceptionV3()
+    >>> model.run(torch.zeros(1, 3, 75, 75)).shape
+    torch.Size([1, 2048, 1, 1])
+    """
+
+    graph = INCEPTION_V3
