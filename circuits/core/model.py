@@ -66,6 +66,13 @@ def check_state_dict(state_dict: Mapping[str, torch.Tensor]) -> None:
         raise StateDictError(f"checkpoint tensors must be floating point: {', '.join(bad[:6])}")
 
 
+def _grad_mode(x, grad: bool | None):
+    """Record autograd only in gradient code: grad=True, or grad enabled and `x` requiring grad."""
+    if grad is None:
+        grad = isinstance(x, torch.Tensor) and x.requires_grad
+    return contextlib.nullcontext() if grad and torch.is_grad_enabled() else torch.no_grad()
+
+
 def _zeros_conv(cin: int, cout: int, k: int) -> nn.Conv2d:
     conv = torch.nn.utils.skip_init(nn.Conv2d, cin, cout, k)
     with torch.no_grad():
@@ -206,14 +213,31 @@ class InceptionV1(nn.Module):
         """softmax2 probabilities, shape [N, 1008]."""
         return self.run(x)
 
-    def run(self, x: torch.Tensor, until: str = OUTPUT) -> torch.Tensor:
-        """The tensor `until`, computing only what it needs."""
-        return self._execute(x, (until,))[until]
+    def run(self, x: torch.Tensor, until: str = OUTPUT, *, grad: bool | None = None) -> torch.Tensor:
+        """The tensor `until`, computing only what it needs.
+
+        Outside gradient code the result carries no autograd graph (no
+        ``requires_grad``, no memory kept for a backward pass). A graph is recorded
+        when gradients are enabled and `x` requires grad (feature visualization,
+        gradients with respect to the input), or when ``grad=True`` (e.g.
+        gradients with respect to the weights or to a hooked tensor).
+
+        >>> m = InceptionV1()
+        >>> m.run(torch.zeros(1, 3, 32, 32), until="conv2d0").requires_grad
+        False
+        >>> x = torch.zeros(1, 3, 32, 32, requires_grad=True)
+        >>> m.run(x, until="conv2d0").requires_grad
+        True
+        """
+        with _grad_mode(x, grad):
+            return self._execute(x, (until,))[until]
 
     def run_with_cache(
-        self, x: torch.Tensor, names: Iterable[str] | str, detach: bool = True
+        self, x: torch.Tensor, names: Iterable[str] | str, detach: bool = True, *, grad: bool | None = None
     ) -> dict[str, torch.Tensor]:
         """Copies of the named tensors only; the run stops after the last of them.
+
+        grad: as in `run` (with ``detach=False``, the tensors keep their graph).
 
         >>> m = InceptionV1()
         >>> sorted(m.run_with_cache(torch.zeros(1, 3, 64, 64), ["conv2d0", "maxpool0"]))
@@ -222,13 +246,16 @@ class InceptionV1(nn.Module):
         names = [names] if isinstance(names, str) else list(names)
         if not names:
             raise ValueError("run_with_cache needs at least one hook name (see `circuits layers`)")
-        out = self._execute(x, tuple(names))
-        return {n: (out[n].detach() if detach else out[n]).clone() for n in names}
+        with _grad_mode(x, grad):
+            out = self._execute(x, tuple(names))
+            return {n: (out[n].detach() if detach else out[n]).clone() for n in names}
 
-    def run_with_hooks(self, x: torch.Tensor, hooks: Iterable[HookSpec], until: str = OUTPUT) -> torch.Tensor:
+    def run_with_hooks(
+        self, x: torch.Tensor, hooks: Iterable[HookSpec], until: str = OUTPUT, *, grad: bool | None = None
+    ) -> torch.Tensor:
         """Run to `until` with temporary hooks, removed afterwards whatever happens."""
         with self.hooks(hooks):
-            return self.run(x, until)
+            return self.run(x, until, grad=grad)
 
     # --- the interpreter ---------------------------------------------------
 
