@@ -25,6 +25,12 @@ def _handbuilt() -> dict:
     return handbuilt.state_dict()
 
 
+def _handbuilt_families() -> list:
+    import handbuilt
+
+    return handbuilt.register_families()
+
+
 register("random", random_state_dict, "deterministic random weights (seed 0, He-scaled), for baselines")
 register(
     "lucid",
@@ -43,4 +49,5 @@ register(
     _handbuilt,
     "hand-built curve detectors (Curve Circuits' artificial network), compiled from handbuilt/spec.py on load: "
     "Gabor -> complex Gabor -> lines -> early curves (mixed3a) -> curves (mixed3b); every other unit zero",
+    families=_handbuilt_families,
 )
