@@ -137,22 +137,32 @@ class Attribution:
         order = torch.argsort(key, descending=True)[:k].tolist()
         return [(Unit(self.source, c), float(v[c])) for c in order]
 
-    def per_family(self, source: str | None = "early_vision") -> dict[str, float]:
+    def per_family(self, source: str | None = "early_vision", model=None) -> dict[str, float]:
         """Summed contribution per family of the source layer.
 
         source: which families: "early_vision" (default; the published partition, so
         the values add up to the total), "article", "user", or None for all
         registered families (they may overlap). Channels in none of them are summed
         under "(no family)". Empty if the source layer has no families (a bottleneck).
+        model: with the default source, label channels by the families this network
+        defines first (`circuits.families.labels`; e.g. the hand-built banks), then
+        by the published partition; still a partition, so the values add up.
         """
         from circuits import families
 
         v = self.per_channel()
         out: dict[str, float] = {}
         seen: set[int] = set()
-        for fam in families.families(self.source, source=source):
-            out[fam.name] = float(v[fam.channels].sum())
-            seen.update(fam.channels)
+        if source == "early_vision" and model is not None:
+            fams = families.labels(self.source, model)
+        else:
+            fams = families.families(self.source, source=source)
+        for fam in fams:
+            chans = [c for c in fam.channels if c not in seen] if source == "early_vision" else fam.channels
+            if not chans:
+                continue
+            out[fam.name] = out.get(fam.name, 0.0) + float(v[chans].sum())
+            seen.update(chans)
         if out and len(seen) < v.numel():
             rest = [c for c in range(v.numel()) if c not in seen]
             out["(no family)"] = float(v[rest].sum())
@@ -273,18 +283,19 @@ def visualize(model: InceptionV1, attribution: Attribution, size: int = 128, **r
     return render(model, attribution.objective(), image(size, seed=seed), **render_kw)
 
 
-def plot(attribution: Attribution, image, path: str | os.PathLike, k: int = 10, vis: torch.Tensor | None = None) -> Path:
+def plot(
+    attribution: Attribution, image, path: str | os.PathLike, k: int = 10, vis: torch.Tensor | None = None, model=None
+) -> Path:
     """Save a figure: the image with the heat map, the top-k source units, the families
-    (and the attribution visualization `vis` [3, H, W] if given), atomically."""
-    import matplotlib
+    (labelled by `model`'s own families first, if given; and the attribution
+    visualization `vis` [3, H, W] if given), atomically."""
+    from circuits.plots.setup import pyplot
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     a = attribution
     img = from_model_input(_image_input(image))[0].permute(1, 2, 0).numpy()
     heat = a.heatmap().numpy()
-    fams = a.per_family()
+    fams = a.per_family(model=model)
     panels = 3 + (vis is not None) - (not fams)
     fig, axes = plt.subplots(1, panels, figsize=(4.2 * panels, 4.2))
     ax = axes[0]
