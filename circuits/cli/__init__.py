@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import os
+import re
 import sys
 
 COMMAND_MODULES = (
@@ -30,11 +31,21 @@ COMMAND_MODULES = (
 )
 
 
+class _Parser(argparse.ArgumentParser):
+    """Parse errors of the shared numeric types read as one line: ``--steps must be >= 1, got 0``."""
+
+    def error(self, message: str):
+        m = re.match(r"^argument (-[-\w]+)(?:/[-\w]+)*: (must be .*)$", message)
+        if m:
+            message = f"{m.group(1)} {m.group(2)}"
+        super().error(message)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="circuits", description="Circuit-level interpretability of Lucid's InceptionV1."
     )
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
     for mod in COMMAND_MODULES:
         importlib.import_module(mod).register(sub)
     return parser
@@ -80,7 +91,10 @@ class _PipeSafeStdout:
 
 def main(argv: list[str] | None = None) -> int:
     """Run one command; the exit status: 0 done, 1 a check failed, 2 bad input, 130 interrupted."""
-    args = build_parser().parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as e:  # --help (0) or a parse error (2), already printed by argparse
+        return int(e.code or 0) if not isinstance(e.code, str) else 2
     real_stdout = sys.stdout
     sys.stdout = _PipeSafeStdout(real_stdout)
     try:

@@ -106,7 +106,7 @@ def cmd_compare(args) -> int:
         print(f"wrote {args.json}")
     if args.strict:
         if not n_judged:
-            print(f"\n--strict: none of {', '.join(specs)} has published targets to judge; failing", flush=True)
+            print(f"\n--strict: nothing judged (none of {', '.join(specs)} has a published curve); failing", flush=True)
             return 1
         if any(cmp.failures(label) for label in models):
             return 1

@@ -72,11 +72,11 @@ def _number(kind, text: str, ok, what: str):
     try:
         v = kind(text)
     except (TypeError, ValueError):
-        raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+        raise argparse.ArgumentTypeError(f"must be {what}, got {text!r}") from None
     if isinstance(v, float) and not math.isfinite(v):
-        raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
+        raise argparse.ArgumentTypeError(f"must be {what}, got {text!r}")
     if not ok(v):
-        raise argparse.ArgumentTypeError(f"expected {what}, got {text}")
+        raise argparse.ArgumentTypeError(f"must be {what}, got {text}")
     return v
 
 
@@ -86,24 +86,24 @@ def positive_int(text: str) -> int:
     >>> positive_int("0")
     Traceback (most recent call last):
     ...
-    argparse.ArgumentTypeError: expected a whole number >= 1, got 0
+    argparse.ArgumentTypeError: must be >= 1 (a whole number), got 0
     """
-    return _number(int, text, lambda v: v >= 1, "a whole number >= 1")
+    return _number(int, text, lambda v: v >= 1, ">= 1 (a whole number)")
 
 
 def nonnegative_int(text: str) -> int:
     """An int >= 0 (argparse type)."""
-    return _number(int, text, lambda v: v >= 0, "a whole number >= 0")
+    return _number(int, text, lambda v: v >= 0, ">= 0 (a whole number)")
 
 
 def positive_float(text: str) -> float:
     """A finite float > 0 (argparse type)."""
-    return _number(float, text, lambda v: v > 0, "a number > 0")
+    return _number(float, text, lambda v: v > 0, "> 0 (a finite number)")
 
 
 def nonnegative_float(text: str) -> float:
     """A finite float >= 0 (argparse type)."""
-    return _number(float, text, lambda v: v >= 0, "a number >= 0")
+    return _number(float, text, lambda v: v >= 0, ">= 0 (a finite number)")
 
 
 # --- units ---------------------------------------------------------------------
@@ -180,7 +180,8 @@ def check_outputs(outputs: Iterable[tuple[str, str | os.PathLike | None, Sequenc
             continue
         p = Path(path)
         if suffixes and p.suffix.lower() not in suffixes:
-            raise ValueError(f"{option} {path} must end in {', '.join(suffixes)}")
+            accepted = " or ".join([", ".join(suffixes[:-1]), suffixes[-1]] if len(suffixes) > 1 else suffixes)
+            raise ValueError(f"{option} must end in {accepted}, got {path}")
         folder = p.parent
         if not folder.is_dir():
             what = "is not a folder" if folder.exists() else "does not exist"

@@ -38,7 +38,7 @@ MIN_ANGLES = 4
 def _angles(text: str) -> int:
     n = positive_int(text)
     if n < MIN_ANGLES:
-        raise argparse.ArgumentTypeError(f"expected at least {MIN_ANGLES} orientations over 360 degrees, got {n}")
+        raise argparse.ArgumentTypeError(f"must be at least {MIN_ANGLES} orientations over 360 degrees, got {n}")
     return n
 
 

@@ -126,14 +126,7 @@ def cmd_attribute(args: argparse.Namespace) -> int:
     check_outputs([("--out", args.out, PNG)])
     source = weights_name(args)
     (unit,) = _one_unit(args.unit, source)
-    image = _read_image(args.image, args.size)
-    rf = graph.receptive_field(unit.layer).size
-    if min(image.shape[-2:]) < rf:
-        h, w = image.shape[-2:]
-        raise ValueError(
-            f"image {args.image} is {w}x{h} px, smaller than the {rf} px receptive field of {unit.id}; "
-            f"give a larger image (or --size {rf} to resize it on purpose)"
-        )
+    image = _read_image(args.image, args.size)  # used at its own size: the model checks it reaches the unit
     model = load_network(source)
     require_live(model, [unit.layer], "attribute")
     a = attribute(model, unit, image, source=args.source, position=tuple(args.position) if args.position else None)
