@@ -1,7 +1,7 @@
 """What a newcomer trips over (issue 14): one test (or a few) per case, each failing before the fix.
 
-CLI cases run the command line in a subprocess (`python -m circuits.cli`), as a user
-would; each test says what independent fact it checks against.
+CLI cases run the command line in a subprocess (what the `circuits` script runs), as a
+user would; each test says what independent fact it checks against.
 """
 
 from __future__ import annotations
@@ -25,6 +25,8 @@ from circuits.core import graph
 
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
+# What the `circuits` script runs (also `python -m circuits.cli`).
+CLI = "import sys; from circuits.cli import main; sys.exit(main(sys.argv[1:]))"
 
 
 def cli(*args, cwd=None, env=None, timeout=300) -> subprocess.CompletedProcess:
@@ -32,7 +34,7 @@ def cli(*args, cwd=None, env=None, timeout=300) -> subprocess.CompletedProcess:
     e = dict(os.environ, PYTHONPATH=str(ROOT))
     e.update(env or {})
     return subprocess.run(
-        [sys.executable, "-m", "circuits.cli", *map(str, args)],
+        [sys.executable, "-c", CLI, *map(str, args)],
         cwd=cwd or ROOT, env=e, capture_output=True, text=True, timeout=timeout,
     )
 
@@ -347,7 +349,7 @@ def test_unit_lists_are_accepted_by_every_command_that_takes_several():
 def test_broken_pipe_is_quiet_and_files_are_still_written(tmp_path):
     js = tmp_path / "t.json"
     e = dict(os.environ, PYTHONPATH=str(ROOT))
-    p = subprocess.Popen([sys.executable, "-m", "circuits.cli", "tune", "mixed3b:379,mixed3b:406", "--angles", "8",
+    p = subprocess.Popen([sys.executable, "-c", CLI, "tune", "mixed3b:379,mixed3b:406", "--angles", "8",
                           "--curvatures", "0.5", "--no-progress", "--json", str(js)],
                          cwd=ROOT, env=e, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     p.stdout.close()  # the reader is gone before the first line (`| head -0`)
@@ -360,7 +362,7 @@ def test_broken_pipe_is_quiet_and_files_are_still_written(tmp_path):
 def test_ctrl_c_prints_one_line_exits_130_and_leaves_no_file(tmp_path):
     js = tmp_path / "t.json"
     e = dict(os.environ, PYTHONPATH=str(ROOT))
-    p = subprocess.Popen([sys.executable, "-m", "circuits.cli", "tune", "mixed3b:curves", "--json", str(js)],
+    p = subprocess.Popen([sys.executable, "-c", CLI, "tune", "mixed3b:curves", "--json", str(js)],
                          cwd=ROOT, env=e, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     seen = b""
     deadline = time.time() + 120
@@ -554,3 +556,9 @@ def test_every_unit_and_family_name_in_the_readme_resolves_in_api_and_cli(hb):
     for u in units[:3]:
         r = cli("unit", u)
         assert r.returncode == 0 and u in r.stdout
+
+
+def test_python_m_circuits_cli_runs():
+    r = subprocess.run([sys.executable, "-m", "circuits.cli", "unit", "mixed3b:379"], capture_output=True, text=True,
+                       cwd=ROOT, env=dict(os.environ, PYTHONPATH=str(ROOT)), timeout=60)
+    assert r.returncode == 0 and "mixed3b_5x5 channel 59" in r.stdout
