@@ -15,11 +15,39 @@ import os
 # cores are free. Only effective if torch is not imported yet; a user's setting wins.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-from circuits.core import graph  # noqa: E402
-from circuits.analysis.ablation import ablate  # noqa: E402
-from circuits.core.inputs import from_model_input, to_model_input  # noqa: E402
-from circuits.core.model import InceptionV1, InceptionV3, StateDictError, check_state_dict  # noqa: E402
-from circuits.core.units import Unit, parse_unit, resolve_units  # noqa: E402
+# Names are imported on first use (PEP 562), so that `import circuits` (and the
+# command line's --help, `layers`, `unit`, `families`) does not import torch.
+_EXPORTS = {
+    "graph": ("circuits.core.graph", None),
+    "ablate": ("circuits.analysis.ablation", "ablate"),
+    "from_model_input": ("circuits.core.inputs", "from_model_input"),
+    "to_model_input": ("circuits.core.inputs", "to_model_input"),
+    "Network": ("circuits.core.model", "Network"),
+    "InceptionV1": ("circuits.core.model", "InceptionV1"),
+    "InceptionV3": ("circuits.core.model", "InceptionV3"),
+    "StateDictError": ("circuits.core.model", "StateDictError"),
+    "check_state_dict": ("circuits.core.model", "check_state_dict"),
+    "Unit": ("circuits.core.units", "Unit"),
+    "parse_unit": ("circuits.core.units", "parse_unit"),
+    "resolve_units": ("circuits.families", "resolve_units"),
+}
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        import importlib
+
+        module, attr = _EXPORTS[name]
+        value = importlib.import_module(module)
+        value = value if attr is None else getattr(value, attr)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'circuits' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_EXPORTS))
+
 
 __all__ = [
     "graph",

@@ -5,7 +5,7 @@ them into weights for `circuits.core.model.InceptionV1` (registered as the weigh
 ``"handbuilt"``).
 
 Example:
-    >>> import handbuilt
+    >>> import handbuilt, torch
     >>> model = handbuilt.build()
     >>> model.run(torch.zeros(1, 3, 97, 97), until="mixed3b").abs().max().item()   # a blank image
     0.0
@@ -13,24 +13,39 @@ Example:
 
 from __future__ import annotations
 
-import torch
+from typing import TYPE_CHECKING
 
-from circuits.core.model import InceptionV1
-
-from .compile import SpecError, check_spec, compile_spec
 from .rules import Spec
+
+if TYPE_CHECKING:
+    import torch
+
+    from circuits.core.model import InceptionV1
 
 __all__ = ["state_dict", "build", "implant", "register_families", "SpecError", "check_spec", "compile_spec"]
 
+# The compiler needs torch; listing the banks' families does not (`circuits families`).
+_LAZY = {"SpecError", "check_spec", "compile_spec"}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        from . import compile as _compile
+
+        return getattr(_compile, name)
+    raise AttributeError(f"module 'handbuilt' has no attribute {name!r}")
+
 
 def register_families(spec: Spec | None = None) -> list:
-    """Register each bank of the spec as a family ``layer:hb_<bank>`` (idempotent).
+    """Register each bank of the spec as a family ``layer:hb_<bank>`` (idempotent); return them.
 
     The hand-built 3b curves read a uniform 32-orientation early-curve bank
     (``mixed3a:hb_early_curve_bank``) through opponent relays
     (``mixed3b_5x5_bottleneck:hb_curve_relay``); the 11 published early-curve units
     are built by the same rule at their published angles but do not feed the curves.
-    Importing `handbuilt` registers the default spec's banks.
+    Nothing is registered on import: the weight source ``handbuilt`` calls this when
+    it is loaded (`weights.model("handbuilt")`, or a command given ``--weights
+    handbuilt``), and `build()` does; the families' source is ``"handbuilt"``.
 
     >>> [f.id for f in register_families()][:3]
     ['conv2d0:hb_gabors', 'conv2d1:hb_complex_gabors', 'conv2d2:hb_lines']
@@ -40,7 +55,9 @@ def register_families(spec: Spec | None = None) -> list:
     if spec is None:
         from .spec import SPEC as spec
     return [
-        register_family(b.layer, f"handbuilt {b.name}", b.channels, aliases=[f"hb_{b.name}"], replace=True)
+        register_family(
+            b.layer, f"handbuilt {b.name}", b.channels, aliases=[f"hb_{b.name}"], replace=True, source="handbuilt"
+        )
         for b in spec.banks
     ]
 
@@ -52,15 +69,20 @@ def state_dict(spec: Spec | None = None) -> dict[str, torch.Tensor]:
     >>> len(sd)
     116
     """
+    from .compile import compile_spec
+
     if spec is None:
         from .spec import SPEC as spec
     return compile_spec(spec)
 
 
 def build(spec: Spec | None = None) -> InceptionV1:
-    """A ready InceptionV1 (eval mode) with the hand-built weights."""
+    """A ready InceptionV1 (eval mode) with the hand-built weights; its banks are its `families`."""
+    from circuits.core.model import InceptionV1
+
     m = InceptionV1(state_dict(spec)).eval()
     m.source = "handbuilt"
+    m.families = tuple(register_families(spec))
     return m
 
 
@@ -86,5 +108,3 @@ def implant(model: InceptionV1, units="mixed3b:curves"):
     edit.apply(model)
     return edit
 
-
-register_families()

@@ -18,7 +18,8 @@ import torch.nn.functional as F
 
 from circuits import graph, to_model_input
 from circuits.core import ops
-from circuits.analysis.attribution import LAYERS, attribute, conv_of, plot, previous_layer, visualize
+from circuits.analysis.attribution import LAYERS, attribute, conv_of, previous_layer, visualize
+from circuits.plots.attribution import plot_attribution as plot
 from circuits.cli import main as cli_main
 from circuits.core.units import Unit, parse_unit
 

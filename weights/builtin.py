@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from circuits.core.model import InceptionV3
-
 from .registry import random_state_dict, register
 
 
@@ -33,6 +31,12 @@ def _handbuilt() -> dict:
     return handbuilt.state_dict()
 
 
+def _handbuilt_families() -> list:
+    import handbuilt
+
+    return handbuilt.register_families()
+
+
 register("random", random_state_dict, "deterministic random weights (seed 0, He-scaled), for baselines")
 register(
     "lucid",
@@ -51,6 +55,7 @@ register(
     _handbuilt,
     "hand-built curve detectors (Curve Circuits' artificial network), compiled from handbuilt/spec.py on load: "
     "Gabor -> complex Gabor -> lines -> early curves (mixed3a) -> curves (mixed3b); every other unit zero",
+    families=_handbuilt_families,
 )
 register(
     "nsfwjs-inception-v3",
@@ -58,5 +63,5 @@ register(
     "InceptionV3 (keras.applications) trunk through mixed10 from npm's nsfwjs@4.4.0, BN folded; "
     "ImageNet weights through mixed5 (frozen), the rest fine-tuned for a 5-class head (not included); "
     "the package is cached in $CIRCUITS_CACHE (fetched with `npm pack` if absent); input RGB in [-1, 1]",
-    network=InceptionV3,
+    network="InceptionV3",
 )

@@ -51,7 +51,28 @@ def _unwrap(obj: object, path: Path) -> Mapping[str, torch.Tensor]:
     return obj
 
 
+# What a file torch.save wrote starts with: a zip archive (the default since torch 1.6)
+# or, in the legacy format, a pickle (protocol 2 or later opens with 0x80).
+_ZIP_MAGIC = b"PK\x03\x04"
+_PICKLE_MAGIC = b"\x80"
+
+
+def _sniff_torch(path: Path) -> None:
+    """Refuse a file that is neither of torch.save's formats, saying what it is not."""
+    with open(path, "rb") as f:
+        head = f.read(8)
+    if not head:
+        raise CheckpointError(f"{path} is empty (0 bytes): not a PyTorch checkpoint")
+    if not (head.startswith(_ZIP_MAGIC) or head.startswith(_PICKLE_MAGIC)):
+        raise CheckpointError(
+            f"{path} is not a PyTorch checkpoint: torch.save writes a zip archive (starting 'PK') or a pickle "
+            f"(starting 0x80), and this file starts with bytes {head.hex(' ')}; is it another format, "
+            "or damaged?"
+        )
+
+
 def _load_torch(path: Path) -> Mapping[str, torch.Tensor]:
+    _sniff_torch(path)
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
@@ -120,6 +141,12 @@ def load_file(path: str | os.PathLike) -> StateDict:
         check_state_dict(sd)
     except StateDictError as e:
         raise StateDictError(f"{path}: {e}") from None
+    from .registry import NonFiniteWeightsError, check_finite
+
+    try:
+        check_finite(sd)
+    except NonFiniteWeightsError as e:
+        raise NonFiniteWeightsError(f"{path}: {e}") from None
     return sd
 
 

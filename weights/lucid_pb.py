@@ -1,8 +1,8 @@
 """Lucid's TensorFlow GraphDef (`InceptionV1.pb`, a.k.a. inception5h) as a state dict.
 
-The GraphDef is parsed with tensorboard's copies of TensorFlow's protos and its
-TensorProto -> numpy conversion (which reads both `tensor_content` and the
-`float_val` list form), so TensorFlow itself is not needed.
+The GraphDef is parsed by `weights.graphdef`, a pure-Python reader of the few
+protobuf fields that hold Const tensors (both `tensor_content` and the `float_val`
+list form), so neither TensorFlow nor protobuf nor tensorboard is needed.
 
 Lucid stores each layer's parameters as Const nodes named after the layer:
 `conv2d0_w` / `conv2d0_b` for the conv whose output Lucid calls `conv2d0_pre_relu`,
@@ -84,32 +84,15 @@ def _tf_shape(shape: tuple[int, ...]) -> tuple[int, ...]:
 
 
 def read_consts(path: str | os.PathLike) -> dict[str, np.ndarray]:
-    """Every floating-point Const node of a GraphDef file, by node name."""
-    from google.protobuf.message import DecodeError
-    from tensorboard.compat.proto import graph_pb2
-    from tensorboard.util import tensor_util
-
+    """Every floating-point Const node of a GraphDef file, by node name (pure Python, see `weights.graphdef`)."""
     from .checkpoint import CheckpointError
+    from .graphdef import GraphDefError, read_float_consts
 
     path = Path(path)
-    gd = graph_pb2.GraphDef()
     try:
-        gd.ParseFromString(path.read_bytes())
-    except DecodeError as e:
+        return read_float_consts(path.read_bytes())
+    except GraphDefError as e:
         raise CheckpointError(f"{path} is truncated or corrupt (not a TensorFlow GraphDef: {e})") from e
-    out = {}
-    for node in gd.node:
-        if node.op != "Const" or "value" not in node.attr:
-            continue
-        proto = node.attr["value"].tensor
-        try:
-            a = tensor_util.make_ndarray(proto)
-        except (ValueError, TypeError) as e:
-            # e.g. tensor_content shorter than its declared shape
-            raise CheckpointError(f"{path}: Const {node.name!r} is truncated or corrupt ({e})") from e
-        if np.issubdtype(a.dtype, np.floating):
-            out[node.name] = a
-    return out
 
 
 def convert(

@@ -12,27 +12,36 @@ import difflib
 import importlib
 import os
 from dataclasses import dataclass
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
-import torch
+from circuits.core import graph
 
-from circuits import graph
-from circuits.core.model import InceptionV1, Network, check_state_dict
+if TYPE_CHECKING:  # torch is imported where weights are built, not to list sources
+    import torch
 
-__all__ = ["DEFAULT", "register", "sources", "load", "model", "network_of"]
+    from circuits.core.model import Network
+
+__all__ = [
+    "DEFAULT", "register", "sources", "load", "model", "network_of", "source_families", "check_finite",
+    "NonFiniteWeightsError",
+]
 
 DEFAULT = "handbuilt"
 
-StateDict = dict[str, torch.Tensor]
+class NonFiniteWeightsError(ValueError):
+    """A weight set with NaN or infinite values (refused at load, naming the tensors)."""
 
 
 @dataclass(frozen=True)
 class Source:
     name: str
-    fn: Callable[[], StateDict]
+    fn: Callable[[], dict]
     description: str
-    # The model class the state dict is for (its graph checks the keys and shapes).
-    network: type[Network] = InceptionV1
+    # Registers and returns the families this network defines (its own banks), if any.
+    families: Callable[[], list] | None = None
+    # The model class (of circuits.core.model) the state dict is for; its graph checks
+    # the keys and shapes. A name, so that listing sources does not import torch.
+    network: str = "InceptionV1"
 
 
 _SOURCES: dict[str, Source] = {}
@@ -42,12 +51,76 @@ _SOURCES: dict[str, Source] = {}
 _BUILTIN_MODULES = ("weights.builtin",)
 
 
-def register(name: str, fn: Callable[[], StateDict], description: str = "",
-             network: type[Network] = InceptionV1) -> None:
-    """Register a weight source: `fn()` returns a state dict with the keys of `network`'s graph."""
-    if not name or os.sep in name or name.endswith((".pth", ".pt", ".safetensors", ".pb")):
+def register(
+    name: str, fn: Callable[[], dict], description: str = "", *, families: Callable[[], list] | None = None,
+    network: str = "InceptionV1",
+) -> None:
+    """Register a weight source: `fn()` returns a state dict with the keys of `network`'s graph
+    (`network`: a model class of circuits.core.model, e.g. "InceptionV3").
+
+    families: a function that registers the families the network defines (with
+    `circuits.families.register_family(..., source=name)`) and returns them; it is
+    called when the source's model is loaded, or when a command needs its family
+    names before that (`source_families`).
+    """
+    if not isinstance(name, str) or not name or os.sep in name or name.endswith((".pth", ".pt", ".safetensors", ".pb")):
         raise ValueError(f"bad source name {name!r}: names are short words, files are given by path")
-    _SOURCES[name] = Source(name, fn, description, network)
+    _SOURCES[name] = Source(name, fn, description, families, network)
+
+
+def _key(source) -> str:
+    """The source as a string key; a clear TypeError for anything that is neither name nor path."""
+    if isinstance(source, (str, os.PathLike)):
+        key = os.fspath(source)
+        if isinstance(key, str):
+            return key
+    raise TypeError(
+        f"weight source must be a registered name or a file path (str or os.PathLike), "
+        f"got {type(source).__name__} {source!r}; e.g. weights.model('handbuilt')"
+    )
+
+
+def source_families(source: str | os.PathLike = DEFAULT) -> list:
+    """The families that the network of `source` defines, registered (idempotent).
+
+    Published families are always registered; this adds a network's own, e.g. the
+    hand-built banks ``mixed3a:hb_early_curve_bank``. Files and sources without
+    families give [].
+
+    >>> [f.id for f in source_families("handbuilt")][-1]
+    'mixed3b:hb_curves'
+    >>> source_families("random")
+    []
+    """
+    _ensure_builtins()
+    s = _SOURCES.get(_key(source))
+    if s is None or s.families is None:
+        return []
+    return list(s.families())
+
+
+def check_finite(state_dict) -> None:
+    """Raise NonFiniteWeightsError naming every tensor that holds NaN or infinity.
+
+    >>> import torch
+    >>> check_finite({"conv2d0_pre_relu_conv.bias": torch.tensor([0.0, float("nan")])})
+    Traceback (most recent call last):
+    ...
+    weights.registry.NonFiniteWeightsError: refused: non-finite weights (NaN or inf) in conv2d0_pre_relu_conv.bias (1 of 2 values); a network with them computes NaN everywhere
+    """
+    import torch
+
+    bad = []
+    for k, v in state_dict.items():
+        if torch.is_tensor(v) and torch.is_floating_point(v):
+            n = int((~torch.isfinite(v)).sum())
+            if n:
+                bad.append(f"{k} ({n} of {v.numel()} values)")
+    if bad:
+        shown = ", ".join(bad[:6]) + (f", and {len(bad) - 6} more" if len(bad) > 6 else "")
+        raise NonFiniteWeightsError(
+            f"refused: non-finite weights (NaN or inf) in {shown}; a network with them computes NaN everywhere"
+        )
 
 
 def _ensure_builtins() -> None:
@@ -61,7 +134,7 @@ def sources() -> dict[str, str]:
     return {s.name: s.description for s in _SOURCES.values()}
 
 
-def load(source: str | os.PathLike = DEFAULT) -> StateDict:
+def load(source: str | os.PathLike = DEFAULT) -> dict:
     """A checked state dict from a registered name or a file path.
 
     >>> sd = load("random")
@@ -69,7 +142,7 @@ def load(source: str | os.PathLike = DEFAULT) -> StateDict:
     116
     """
     _ensure_builtins()
-    key = os.fspath(source)
+    key = _key(source)
     if key in _SOURCES:
         sd = _SOURCES[key].fn()
     elif os.path.isfile(key):
@@ -89,40 +162,54 @@ def load(source: str | os.PathLike = DEFAULT) -> StateDict:
             f"unknown weight source {key!r}: not a registered name ({', '.join(sorted(_SOURCES))}) "
             f"and no such file.{hint} A file is an inception5h.pth, a .safetensors or Lucid's .pb"
         )
+    from circuits.core.model import check_state_dict
+
     check_state_dict(sd, network_of(key).graph)
+    try:
+        check_finite(sd)
+    except NonFiniteWeightsError as e:
+        raise NonFiniteWeightsError(f"{key}: {e}") from None
     return sd
 
 
-def network_of(source: str | os.PathLike) -> type[Network]:
+def network_of(source: str | os.PathLike) -> type["Network"]:
     """The model class a source's weights are for (files: InceptionV1).
 
-    >>> network_of("random").__name__
-    'InceptionV1'
+    >>> network_of("random").__name__, network_of("nsfwjs-inception-v3").__name__
+    ('InceptionV1', 'InceptionV3')
     """
+    from circuits.core import model as models
+
     _ensure_builtins()
-    s = _SOURCES.get(os.fspath(source))
-    return s.network if s else InceptionV1
+    s = _SOURCES.get(_key(source))
+    return getattr(models, s.network if s else "InceptionV1")
 
 
-def model(source: str | os.PathLike = DEFAULT) -> Network:
+def model(source: str | os.PathLike = DEFAULT) -> "Network":
     """A ready model (eval mode) with the weights of `source`: the source's network class
     (InceptionV1 unless it was registered with another).
 
     An edited model saved by `weights.edited.save_edited` comes back with its edits.
     """
-    key = os.fspath(source)
+    key = _key(source)
+    _ensure_builtins()
     if os.path.isfile(key) and key not in _SOURCES:
         from .edited import is_edited_file, load_edited
 
         if is_edited_file(key):
             return load_edited(key)
-    m = network_of(source)(load(source)).eval()
-    m.source = os.fspath(source)
+    families = source_families(key)
+    m = network_of(key)(load(key)).eval()
+    m.source = key
+    # The families this network defines: they label its channels (circuits.families.labels).
+    m.families = tuple(families)
     return m
 
 
-def random_state_dict(seed: int = 0, scale: float = 1.0) -> StateDict:
+def random_state_dict(seed: int = 0, scale: float = 1.0) -> dict:
     """Deterministic random weights (He-scaled normal), for tests and baselines."""
+    import torch
+
     g = torch.Generator().manual_seed(seed)
     out = {}
     for k, shape in graph.parameter_shapes().items():

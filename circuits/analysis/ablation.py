@@ -24,7 +24,8 @@ import torch
 
 from circuits.core import graph
 from circuits.core.hooks import HookSpec
-from circuits.core.units import Unit, resolve_units
+from circuits.core.units import Unit
+from circuits.families import resolve_units
 
 __all__ = ["ablate", "MODES"]
 

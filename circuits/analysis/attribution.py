@@ -37,21 +37,17 @@ Example:
 from __future__ import annotations
 
 import math
-import os
 from dataclasses import dataclass
-from pathlib import Path
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
-from circuits.core.files import atomic_path
 from circuits.core import graph
-from circuits.core.inputs import from_model_input, to_model_input
+from circuits.core.inputs import to_model_input
 from circuits.core.model import InceptionV1
 from circuits.core.units import Unit, parse_unit
 
-__all__ = ["Attribution", "attribute", "previous_layer", "conv_of", "visualize", "plot", "LAYERS"]
+__all__ = ["Attribution", "attribute", "previous_layer", "conv_of", "visualize", "LAYERS"]
 
 # Lucid's layer list (conv2d0 .. mixed5b): the tensors that end a top-level block.
 LAYERS: tuple[str, ...] = graph.INCEPTION_V1.trunk_layers
@@ -135,22 +131,32 @@ class Attribution:
         order = torch.argsort(key, descending=True)[:k].tolist()
         return [(Unit(self.source, c), float(v[c])) for c in order]
 
-    def per_family(self, source: str | None = "early_vision") -> dict[str, float]:
+    def per_family(self, source: str | None = "early_vision", model=None) -> dict[str, float]:
         """Summed contribution per family of the source layer.
 
         source: which families: "early_vision" (default; the published partition, so
         the values add up to the total), "article", "user", or None for all
         registered families (they may overlap). Channels in none of them are summed
         under "(no family)". Empty if the source layer has no families (a bottleneck).
+        model: with the default source, label channels by the families this network
+        defines first (`circuits.families.labels`; e.g. the hand-built banks), then
+        by the published partition; still a partition, so the values add up.
         """
         from circuits import families
 
         v = self.per_channel()
         out: dict[str, float] = {}
         seen: set[int] = set()
-        for fam in families.families(self.source, source=source):
-            out[fam.name] = float(v[fam.channels].sum())
-            seen.update(fam.channels)
+        if source == "early_vision" and model is not None:
+            fams = families.labels(self.source, model)
+        else:
+            fams = families.families(self.source, source=source)
+        for fam in fams:
+            chans = [c for c in fam.channels if c not in seen] if source == "early_vision" else fam.channels
+            if not chans:
+                continue
+            out[fam.name] = out.get(fam.name, 0.0) + float(v[chans].sum())
+            seen.update(chans)
         if out and len(seen) < v.numel():
             rest = [c for c in range(v.numel()) if c not in seen]
             out["(no family)"] = float(v[rest].sum())
@@ -180,7 +186,8 @@ class Attribution:
         return objectives.attribution(self.source, self.contributions.abs())
 
 
-def _image_input(image) -> torch.Tensor:
+def image_input(image) -> torch.Tensor:
+    """One image as model input [1, 3, H, W] (see `circuits.to_model_input`)."""
     x = to_model_input(image)
     if x.shape[0] != 1:
         raise ValueError(f"attribution takes one image, got a batch of {x.shape[0]}")
@@ -216,7 +223,7 @@ def attribute(
     graph.node(source)
     if source not in graph.ancestors(conv.name) or source == conv.name:
         raise ValueError(f"source {source!r} is not upstream of {u.id} (computed by {conv.name})")
-    x = _image_input(image)
+    x = image_input(image)
     size = tuple(x.shape[-2:])
     out_hw = graph.output_hw(conv.name, size)
     py, px = graph.centre_position(conv.name, size) if position is None else position
@@ -267,51 +274,3 @@ def visualize(model: InceptionV1, attribution: Attribution, size: int = 128, **r
 
     seed = render_kw.get("seed", 0)
     return render(model, attribution.objective(), image(size, seed=seed), **render_kw)
-
-
-def plot(attribution: Attribution, image, path: str | os.PathLike, k: int = 10, vis: torch.Tensor | None = None) -> Path:
-    """Save a figure: the image with the heat map, the top-k source units, the families
-    (and the attribution visualization `vis` [3, H, W] if given), atomically."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    a = attribution
-    img = from_model_input(_image_input(image))[0].permute(1, 2, 0).numpy()
-    heat = a.heatmap().numpy()
-    fams = a.per_family()
-    panels = 3 + (vis is not None) - (not fams)
-    fig, axes = plt.subplots(1, panels, figsize=(4.2 * panels, 4.2))
-    ax = axes[0]
-    lim = float(abs(heat).max()) or 1.0
-    ax.imshow(img)
-    # Cells outside the kernel's window stay transparent so the image shows through.
-    ax.imshow(np.ma.masked_equal(heat, 0.0), cmap="RdBu_r", vmin=-lim, vmax=lim, alpha=0.7)
-    ax.set_title(f"{a.unit.id} at {a.position}: W ⊙ h from {a.source}", fontsize=9)
-    ax.axis("off")
-    top = a.top(k)
-    ax = axes[1]
-    ax.barh([u.id for u, _ in top][::-1], [v for _, v in top][::-1], color=["#c33" if v > 0 else "#36c" for _, v in top][::-1])
-    ax.set_title(f"top {len(top)} source units ({'exact' if a.exact else 'expanded weights'})", fontsize=9)
-    ax.tick_params(labelsize=7)
-    i = 2
-    if fams:
-        ax = axes[i]
-        names = list(fams)
-        ax.barh(names[::-1], [fams[n] for n in names][::-1], color=["#c33" if fams[n] > 0 else "#36c" for n in names][::-1])
-        ax.set_title(f"per family of {a.source}", fontsize=9)
-        ax.tick_params(labelsize=7)
-        i += 1
-    if vis is not None:
-        axes[i].imshow(vis.detach().permute(1, 2, 0).clamp(0, 1).numpy())
-        axes[i].set_title("FeatureVis(abs(W ⊙ h))", fontsize=9)
-        axes[i].axis("off")
-    fig.tight_layout()
-    path = Path(path)
-    try:
-        with atomic_path(path) as tmp:
-            fig.savefig(tmp, dpi=110, format=(path.suffix or ".png")[1:])
-    finally:
-        plt.close(fig)
-    return path

@@ -55,7 +55,8 @@ import torch
 
 from circuits import families as fam
 from circuits.core import graph
-from circuits.core.units import Unit, resolve_units
+from circuits.core.units import Unit
+from circuits.families import resolve_units
 
 __all__ = [
     "trunk_layers",
@@ -113,11 +114,15 @@ def _columns(layers) -> list[str]:
     return list(layers)
 
 
-def _family_table(layer: str) -> tuple[dict[int, tuple[str, str, int, int]], list[tuple[str, str, list[int]]]]:
-    """channel -> (family id, name, family rank, rank in family); and the groups in order."""
+def _family_table(layer: str, model=None) -> tuple[dict[int, tuple[str, str, int, int]], list[tuple[str, str, list[int]]]]:
+    """channel -> (family id, name, family rank, rank in family); and the groups in order.
+
+    Channels are labelled by the families `model`'s network defines first (e.g. the
+    hand-built banks), then by the published partition (`circuits.families.labels`).
+    """
     table: dict[int, tuple[str, str, int, int]] = {}
     groups: list[tuple[str, str, list[int]]] = []
-    for f in fam.families(layer, source="early_vision"):
+    for f in fam.labels(layer, model):
         chans = [c for c in f.channels if c not in table]
         for r, c in enumerate(chans):
             table[c] = (f.id, f.name, len(groups), r)
@@ -214,7 +219,7 @@ def circuit_graph(
     if threshold is not None and not (isinstance(threshold, (int, float)) and threshold >= 0):
         raise ValueError(f"threshold must be a non-negative number, got {threshold!r}")
     cols = _columns(layers)
-    tables = {layer: _family_table(layer) for layer in cols}
+    tables = {layer: _family_table(layer, model) for layer in cols}
 
     # The groups (one per node) of each column: lists of channels.
     def groups_of(layer: str) -> list[tuple[str, list[int]]]:

@@ -69,7 +69,8 @@ import torch.nn.functional as F
 
 from circuits.core import graph
 from circuits.core import ops
-from circuits.core.units import Unit, resolve_units
+from circuits.core.units import Unit
+from circuits.families import Family, resolve_units
 
 __all__ = [
     "Route",
@@ -106,8 +107,6 @@ def _check_range(u: Unit, role: str) -> None:
 
 
 def _units(spec, role: str) -> list[Unit]:
-    from circuits.families import Family  # families import units only; no cycle at import time
-
     if isinstance(spec, Family):
         units = list(spec.units)
     else:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+from circuits.cli.options import positive_int
 from circuits.core import graph
 from circuits.core.units import parse_unit
 
@@ -11,18 +12,16 @@ from circuits.core.units import parse_unit
 def register(sub) -> None:
     p = sub.add_parser("layers", help="print the layer table (channels, branch offsets, receptive fields)")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    p.add_argument("--input-size", type=int, default=224, help="input side in pixels (default 224)")
+    p.add_argument("--input-size", type=positive_int, default=224, help="input side in pixels (default 224)")
     p.set_defaults(func=cmd_layers)
 
     p = sub.add_parser("unit", help="print where a unit (layer:channel) lives")
     p.add_argument("unit", help="unit id, e.g. mixed3b:379")
-    p.add_argument("--input-size", type=int, default=224)
+    p.add_argument("--input-size", type=positive_int, default=224, help="input side in pixels (default 224)")
     p.set_defaults(func=cmd_unit)
 
 
 def cmd_layers(args) -> int:
-    if args.input_size < 1:
-        raise ValueError(f"--input-size must be a positive number of pixels, got {args.input_size}")
     rows = graph.layer_table(args.input_size)
     if args.json:
         print(json.dumps(rows, indent=1))

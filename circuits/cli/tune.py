@@ -14,8 +14,32 @@ import json
 import math
 from pathlib import Path
 
-import numpy as np
+from circuits.cli.options import (
+    add_weights,
+    check_outputs,
+    load_network,
+    positive_float,
+    positive_int,
+    require_live,
+    resolve,
+    unit_list,
+    weights_name,
+)
 from circuits.core.files import atomic_path
+
+# The stimulus kinds of circuits.tuning.stimuli.KINDS (kept equal by a test), listed
+# here so that building the parser does not import torch.
+KINDS = ("curve", "line", "edge", "angle", "rounded-angle", "combing")
+PLOT_SUFFIXES = (".png", ".svg", ".pdf")
+# A tuning curve's width and echo need at least 4 samples over 360 degrees.
+MIN_ANGLES = 4
+
+
+def _angles(text: str) -> int:
+    n = positive_int(text)
+    if n < MIN_ANGLES:
+        raise argparse.ArgumentTypeError(f"must be at least {MIN_ANGLES} orientations over 360 degrees, got {n}")
+    return n
 
 
 def _floats(text: str) -> list[float]:
@@ -25,6 +49,19 @@ def _floats(text: str) -> list[float]:
         raise argparse.ArgumentTypeError(f"expected a number or a comma-separated list of numbers, got {text!r}")
     if not vals:
         raise argparse.ArgumentTypeError("expected at least one number")
+    bad = [v for v in vals if not math.isfinite(v)]
+    if bad:
+        raise argparse.ArgumentTypeError(f"expected finite numbers, got {text!r}")
+    return vals
+
+
+def _curvatures(text: str) -> list[float]:
+    vals = _floats(text)
+    bad = [v for v in vals if not 0 <= v <= 1]
+    if bad:
+        raise argparse.ArgumentTypeError(
+            f"curvatures are fractions of a half circle in 0..1, got {', '.join(f'{v:g}' for v in bad)}"
+        )
     return vals
 
 
@@ -55,8 +92,6 @@ _GEOMETRY = {
 
 
 def register(sub) -> None:
-    from circuits.tuning.stimuli import KINDS
-
     p = sub.add_parser(
         "stimuli",
         help="render synthetic stimuli (curves, lines, edges, angles, rounded angles, combing) to an image",
@@ -79,8 +114,8 @@ def register(sub) -> None:
     p.add_argument("--filled", action="store_true", help="curve: fill between the arc and its chord")
     p.add_argument("--fg", type=_colour, default="black", help="colour name or R,G,B in 0..255 (default black)")
     p.add_argument("--bg", type=_colour, default="white", help="colour name or R,G,B in 0..255 (default white)")
-    p.add_argument("--size", type=int, default=96, help="image side in pixels (default 96)")
-    p.add_argument("--scale", type=float, default=1.0, help="image pixels per stimulus pixel (default 1)")
+    p.add_argument("--size", type=positive_int, default=96, help="image side in pixels (default 96)")
+    p.add_argument("--scale", type=positive_float, default=1.0, help="image pixels per stimulus pixel (default 1)")
     p.add_argument("--out", required=True, help="output image (.png/.svg/.pdf); several stimuli make a sheet")
     p.set_defaults(func=cmd_stimuli)
 
@@ -90,16 +125,17 @@ def register(sub) -> None:
         description="Measure radial tuning curves (post-ReLU response to curves, averaged over curvature) and "
         "print preferred orientation, FWHM and echo; against the published curves when ../shared/reference exists.",
     )
-    p.add_argument("units", help="unit id (mixed3b:379), family id (mixed3b:curves) or comma-separated unit ids")
-    p.add_argument("--weights", default=None, help="weight source name or file (default: weights.DEFAULT)")
-    p.add_argument("--angles", type=int, default=720, help="orientations over 360 degrees (default 720)")
-    p.add_argument("--curvatures", type=_floats, default=None,
+    p.add_argument("units", nargs="+",
+                   help="unit id (mixed3b:379), family id (mixed3b:curves), comma-separated or repeated ids")
+    add_weights(p)
+    p.add_argument("--angles", type=_angles, default=720, help="orientations over 360 degrees, at least 4 (default 720)")
+    p.add_argument("--curvatures", type=_curvatures, default=None,
                    help="curvatures in 0..1 (fraction of a half circle), default 8 from 0.125 to 1")
-    p.add_argument("--arc-length", type=float, help="pixels (default: half the layer's receptive field)")
-    p.add_argument("--width", type=float, help="pixels (default: receptive field / 30)")
+    p.add_argument("--arc-length", type=positive_float, help="pixels (default: half the layer's receptive field)")
+    p.add_argument("--width", type=positive_float, help="pixels (default: receptive field / 30)")
     p.add_argument("--fg", type=_colour, help="stroke colour (default black)")
     p.add_argument("--bg", type=_colour, help="background colour (default white)")
-    p.add_argument("--batch-size", type=int, help="stimuli per forward pass (default: sized to memory)")
+    p.add_argument("--batch-size", type=positive_int, help="stimuli per forward pass (default: sized to memory)")
     p.add_argument("--plot", help="write the radial tuning plot here (.png/.svg/.pdf)")
     p.add_argument("--overlay", help="write measured-vs-published overlays here (.png/.svg/.pdf)")
     p.add_argument("--json", help="write curves, metrics and n_stimuli here")
@@ -111,6 +147,7 @@ def register(sub) -> None:
 
 
 def cmd_stimuli(args) -> int:
+    check_outputs([("--out", args.out, PLOT_SUFFIXES)])
     from circuits.plots.tuning import _check_path, plot_stimuli
     from circuits.tuning.stimuli import KINDS, render
 
@@ -162,13 +199,13 @@ def _fmt(v: float) -> str:
     return f"{v:g}"
 
 
-def _save_image(rgb: np.ndarray, path: Path) -> None:
+def _save_image(rgb, path: Path) -> None:
     """The stimulus pixels themselves (no axes), written atomically."""
-    import matplotlib
+    import numpy as np
 
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
+    from circuits.plots.setup import pyplot
 
+    plt = pyplot()
     with atomic_path(path) as tmp:
         plt.imsave(tmp, np.clip(rgb, 0, 1), format=path.suffix[1:])
 
@@ -177,26 +214,24 @@ def _save_image(rgb: np.ndarray, path: Path) -> None:
 
 
 def cmd_tune(args) -> int:
-    import weights
-
     from circuits.tuning import reference
     from circuits.tuning.measure import DEFAULT_CURVATURES, radial_tuning
     from circuits.tuning.metrics import curve_metrics
-    from circuits.core.units import resolve_units
 
-    spec = args.units.split(",") if "," in args.units else args.units
-    units = resolve_units(spec)
-    for opt in ("plot", "overlay", "json"):
-        path = getattr(args, opt)
-        if path:
-            if opt != "json":
-                from circuits.plots.tuning import _check_path
-
-                _check_path(path)
-            elif not Path(path).parent.exists():
-                raise FileNotFoundError(f"cannot write {path}: folder {Path(path).parent} does not exist")
-    source = args.weights if args.weights is not None else weights.DEFAULT
-    model = weights.model(source)
+    # Everything that can be checked is checked before the sweep.
+    check_outputs([("--plot", args.plot, PLOT_SUFFIXES), ("--overlay", args.overlay, PLOT_SUFFIXES),
+                   ("--json", args.json, ())])
+    source = weights_name(args)
+    specs = unit_list(args.units)
+    units = resolve(specs, source)
+    if args.overlay:
+        if not reference.available():
+            raise ValueError(f"--overlay needs the published curves, which are not here ({reference.reference_dir()})")
+        missing = [u.id for u in units if reference.published_curve(u) is None]
+        if missing:
+            raise ValueError(f"--overlay: no published curve for {', '.join(missing)}; drop --overlay or those units")
+    model = load_network(source)
+    require_live(model, {u.layer for u in units}, "tune")
     stimulus = {k: v for k, v in (("arc_length", args.arc_length), ("width", args.width), ("fg", args.fg),
                                   ("bg", args.bg)) if v is not None}
     rt = radial_tuning(
@@ -219,15 +254,14 @@ def cmd_tune(args) -> int:
             row.update({k: versus[u][k] for k in ("published_pref_deg", "angle_error", "correlation")})
         rows.append(row)
     _print_table(rows, bool(published), source, rt)
+    label = ", ".join(specs)
     if args.plot:
         from circuits.plots.tuning import plot_radial
 
         plot_radial(rt.angles_deg, dict(zip(rt.units, rt.curves)), args.plot,
-                    title=f"{args.units} ({Path(str(source)).name} weights)")
+                    title=f"{label} ({Path(str(source)).name} weights)")
         print(f"wrote {args.plot}")
     if args.overlay:
-        if not published:
-            raise ValueError("--overlay needs published curves for these units; none are available")
         _overlay_sheet(rt, published, args.overlay, str(source))
         print(f"wrote {args.overlay}")
     if args.json:
@@ -267,10 +301,13 @@ def _num(v: float, digits: int) -> str:
 
 def _overlay_sheet(rt, published, path, source) -> None:
     """One polar panel per unit: measured and published curves, each scaled to a peak of 1."""
-    from circuits.plots.tuning import _closed, _plt, _polar, save_figure
+    import numpy as np
+
+    from circuits.plots.setup import pyplot
+    from circuits.plots.tuning import _closed, _polar, save_figure
     from circuits.tuning.reference import published_angles
 
-    plt = _plt()
+    plt = pyplot()
     units = [u for u in rt.units if u in published]
     ncols = min(5, len(units))
     nrows = -(-len(units) // ncols)

@@ -3,6 +3,7 @@
 Example:
     $ circuits families mixed3a
     $ circuits weights mixed3a:early_curves mixed3b:curves --weights random --plot w.png
+    $ circuits weights mixed3a:hb_early_curve_bank mixed3b:curves
 """
 
 from __future__ import annotations
@@ -10,33 +11,51 @@ from __future__ import annotations
 import json
 
 from circuits import families as fam
+from circuits.cli.options import (
+    add_weights,
+    check_outputs,
+    load_network,
+    network_families,
+    positive_int,
+    require_live,
+    resolve,
+    weights_name,
+)
 from circuits.core import graph
+
+PLOT_SUFFIXES = (".png",)
 
 
 def register(sub) -> None:
     p = sub.add_parser("families", help="list the neuron families of a layer (or of every layer)")
     p.add_argument("layer", nargs="?", help="layer name, e.g. mixed3b (default: all layers)")
     p.add_argument(
-        "--source", choices=("early_vision", "article", "user"), help="only families from this source"
+        "--source", metavar="SOURCE",
+        help="only families from this source: early_vision, article, user, or the network's own (e.g. handbuilt)",
     )
     p.add_argument("--json", action="store_true", help="print JSON (id, name, aliases, source, channels)")
+    add_weights(p, help="also list the families this network defines (default handbuilt: its hb_* banks; "
+                "e.g. --weights lucid for the published ones only)")
     p.set_defaults(func=cmd_families)
 
     p = sub.add_parser(
         "weights",
         help="weights between two units or families (direct slice or expanded weights): summary table",
     )
-    p.add_argument("src", help="source unit or family id, e.g. mixed3a:early_curves")
-    p.add_argument("dst", help="destination unit or family id, e.g. mixed3b:curves")
-    p.add_argument("--weights", dest="source", default=None, help="weight source (default: weights.DEFAULT)")
+    p.add_argument("src", help="source units or family, e.g. mixed3a:early_curves or mixed3a:81,mixed3a:104")
+    p.add_argument("dst", help="destination units or family, e.g. mixed3b:curves or mixed3b:379,mixed3b:406")
+    add_weights(p)
     p.add_argument("--plot", metavar="FILE", help="also save the Distill-style tile grid to FILE (.png)")
     p.add_argument("--method", choices=("compose", "autograd"), default="compose")
-    p.add_argument("--top", type=int, default=None, metavar="K", help="only the K pairs with the largest |total|")
+    p.add_argument("--top", type=positive_int, default=None, metavar="K", help="only the K pairs with the largest |total|")
     p.add_argument("--json", action="store_true", help="print the rows as JSON")
     p.set_defaults(func=cmd_weights)
 
 
 def cmd_families(args) -> int:
+    network_families(weights_name(args))  # the loaded network's own families are listed too
+    if args.source is not None and args.source not in fam.sources():
+        raise ValueError(f"unknown family source {args.source!r}; use one of {', '.join(fam.sources())}")
     if args.layer is not None:
         graph.node(args.layer)  # unknown layer: one clear line with close matches
         fs = fam.families(args.layer, source=args.source)
@@ -54,27 +73,29 @@ def cmd_families(args) -> int:
         ]
         print(json.dumps(rows, indent=1))
         return 0
-    print(f"{'id':38} {'name':34} {'n':>4}  {'source':12} channels")
+    wide = args.layer is None
+    print(f"{'id':38} {'name':34} {'n':>4}  {'source':12} {'also':24} channels")
     for f in fs:
         chans = " ".join(map(str, f.channels))
-        if args.layer is None and len(chans) > 40:
+        if wide and len(chans) > 40:
             chans = chans[:37].rsplit(" ", 1)[0] + " ..."
-        print(f"{f.id:38} {f.name[:34]:34} {len(f):4d}  {f.source:12} {chans}")
+        # Every other name the family answers to, as layer:alias would be typed.
+        also = ", ".join(f.aliases[1:])
+        print(f"{f.id:38} {f.name[:34]:34} {len(f):4d}  {f.source:12} {also:24} {chans}")
     if args.layer in fam.COMPLETE_LAYERS and args.source in (None, "early_vision"):
         print(f"({args.layer}: the Early Vision families partition all {graph.node(args.layer).channels} channels)")
     return 0
 
 
 def cmd_weights(args) -> int:
-    import weights as weight_sources
-
     from circuits.analysis.expanded import connection, summary_rows, weights_between
 
-    conn = connection(args.src, args.dst)  # validate before loading weights
-    if args.top is not None and args.top < 1:
-        raise ValueError(f"--top must be a positive number of pairs, got {args.top}")
-    source = args.source or weight_sources.DEFAULT
-    model = weight_sources.model(source)
+    source = weights_name(args)
+    check_outputs([("--plot", args.plot, PLOT_SUFFIXES)])
+    src, dst = resolve(args.src, source), resolve(args.dst, source)
+    conn = connection(src, dst)  # validate before loading weights
+    model = load_network(source)
+    require_live(model, sorted({u.layer for u in dst}, key=graph.index), f"weights {args.src} {args.dst}")
     w = weights_between(model, conn.src_units, conn.dst_units, method=args.method)
     rows = summary_rows(w, conn.src_units, conn.dst_units)
     if args.top is not None:

@@ -79,8 +79,12 @@ def read_image(path: str | os.PathLike, size: int | tuple[int, int] | None = Non
     return img
 
 
-def load_image(path: str | os.PathLike, size: int = 224) -> torch.Tensor:
+def load_image(path: str | os.PathLike, size: int = 224, *, min_size: int | None = None) -> torch.Tensor:
     """An image file as model input [1, 3, size, size]: shorter side resized to `size`, centre crop.
+
+    min_size: refuse an image whose shorter side is below this many pixels (e.g. the
+    receptive field of the units asked about) instead of blowing it up to `size`:
+    a 5x5 image resized to 224 only shows the resize's blur.
 
     >>> load_image("photo.jpg").shape          # doctest: +SKIP
     torch.Size([1, 3, 224, 224])
@@ -88,5 +92,11 @@ def load_image(path: str | os.PathLike, size: int = 224) -> torch.Tensor:
     from torchvision.transforms.v2 import functional as TF
 
     img = read_image(path)
+    if min_size is not None and min(img.shape[-2:]) < min_size:
+        h, w = img.shape[-2:]
+        raise ValueError(
+            f"image {path} is {w}x{h} px, smaller than the {min_size} px receptive field it is asked about; "
+            f"give an image of at least {min_size}x{min_size} (it is not enlarged)"
+        )
     img = TF.center_crop(TF.resize(img, size, antialias=True), [size, size])
     return to_model_input(img)

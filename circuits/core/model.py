@@ -84,6 +84,13 @@ def _plan(network: graph.Graph, targets: tuple[str, ...]) -> tuple[tuple[graph.N
     return tuple((n, tuple(f)) for n, f in zip(order, free))
 
 
+def _grad_mode(x, grad: bool | None):
+    """Record autograd only in gradient code: grad=True, or grad enabled and `x` requiring grad."""
+    if grad is None:
+        grad = isinstance(x, torch.Tensor) and x.requires_grad
+    return contextlib.nullcontext() if grad and torch.is_grad_enabled() else torch.no_grad()
+
+
 class Network(nn.Module):
     """A declared network (`graph`) with TensorFlow numerics and a hook point at every tensor.
 
@@ -220,15 +227,32 @@ class Network(nn.Module):
         """softmax2 probabilities, shape [N, 1008]."""
         return self.run(x)
 
-    def run(self, x: torch.Tensor, until: str | None = None) -> torch.Tensor:
-        """The tensor `until` (default: the network's output), computing only what it needs."""
+    def run(self, x: torch.Tensor, until: str | None = None, *, grad: bool | None = None) -> torch.Tensor:
+        """The tensor `until` (default: the network's output), computing only what it needs.
+
+        Outside gradient code the result carries no autograd graph (no
+        ``requires_grad``, no memory kept for a backward pass). A graph is recorded
+        when gradients are enabled and `x` requires grad (feature visualization,
+        gradients with respect to the input), or when ``grad=True`` (e.g.
+        gradients with respect to the weights or to a hooked tensor).
+
+        >>> m = InceptionV1()
+        >>> m.run(torch.zeros(1, 3, 32, 32), until="conv2d0").requires_grad
+        False
+        >>> x = torch.zeros(1, 3, 32, 32, requires_grad=True)
+        >>> m.run(x, until="conv2d0").requires_grad
+        True
+        """
         until = until or self.graph.output
-        return self._execute(x, (until,))[until]
+        with _grad_mode(x, grad):
+            return self._execute(x, (until,))[until]
 
     def run_with_cache(
-        self, x: torch.Tensor, names: Iterable[str] | str, detach: bool = True
+        self, x: torch.Tensor, names: Iterable[str] | str, detach: bool = True, *, grad: bool | None = None
     ) -> dict[str, torch.Tensor]:
         """Copies of the named tensors only; the run stops after the last of them.
+
+        grad: as in `run` (with ``detach=False``, the tensors keep their graph).
 
         >>> m = InceptionV1()
         >>> sorted(m.run_with_cache(torch.zeros(1, 3, 64, 64), ["conv2d0", "maxpool0"]))
@@ -237,13 +261,16 @@ class Network(nn.Module):
         names = [names] if isinstance(names, str) else list(names)
         if not names:
             raise ValueError("run_with_cache needs at least one hook name (see `circuits layers`)")
-        out = self._execute(x, tuple(names))
-        return {n: (out[n].detach() if detach else out[n]).clone() for n in names}
+        with _grad_mode(x, grad):
+            out = self._execute(x, tuple(names))
+            return {n: (out[n].detach() if detach else out[n]).clone() for n in names}
 
-    def run_with_hooks(self, x: torch.Tensor, hooks: Iterable[HookSpec], until: str | None = None) -> torch.Tensor:
+    def run_with_hooks(
+        self, x: torch.Tensor, hooks: Iterable[HookSpec], until: str | None = None, *, grad: bool | None = None
+    ) -> torch.Tensor:
         """Run to `until` with temporary hooks, removed afterwards whatever happens."""
         with self.hooks(hooks):
-            return self.run(x, until)
+            return self.run(x, until, grad=grad)
 
     # --- the interpreter ---------------------------------------------------
 

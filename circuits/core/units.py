@@ -14,11 +14,11 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Iterable, Union
+from typing import Union
 
 from circuits.core import graph
 
-__all__ = ["Unit", "parse_unit", "UnitSpec", "resolve_units"]
+__all__ = ["Unit", "parse_unit", "UnitSpec"]
 
 _UNIT_RE = re.compile(r"^\s*([A-Za-z0-9_]+)\s*:\s*(-?\d+)\s*$")
 
@@ -82,27 +82,3 @@ def parse_unit(spec: UnitSpec) -> Unit:
     graph.node(layer)  # unknown layer: raises with close matches
     graph.branch_of(layer, channel)  # out of range: raises with the valid range
     return Unit(layer, channel)
-
-
-def resolve_units(spec) -> list[Unit]:
-    """Units from a unit id, a family id (``"mixed3b:curves"``) or a list of either.
-
-    >>> [u.id for u in resolve_units(["conv2d0:1", ("conv2d0", 2)])]
-    ['conv2d0:1', 'conv2d0:2']
-    """
-    if isinstance(spec, (str, Unit)) or (isinstance(spec, tuple) and len(spec) == 2 and isinstance(spec[0], str)):
-        if isinstance(spec, str) and ":" in spec:
-            layer, rest = spec.split(":", 1)
-            if not rest.strip().lstrip("-").isdigit():
-                from circuits import families  # families are optional for unit parsing
-
-                return list(families.family(spec).units)
-        return [parse_unit(spec)]
-    if isinstance(spec, Iterable):
-        out: list[Unit] = []
-        for s in spec:
-            out.extend(resolve_units(s))
-        if not out:
-            raise ValueError("empty list of units")
-        return out
-    raise ValueError(f"bad unit or family {spec!r}: expected 'layer:channel', 'layer:family' or a list")

@@ -83,7 +83,8 @@ from typing import TYPE_CHECKING, Iterable, Iterator, Sequence
 import torch
 
 from circuits.core import graph
-from circuits.core.units import Unit, resolve_units
+from circuits.core.units import Unit
+from circuits.families import resolve_units
 
 if TYPE_CHECKING:  # pragma: no cover
     from circuits.core.model import InceptionV1

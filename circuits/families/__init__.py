@@ -28,6 +28,13 @@ published mixed4a/4b lists repeat a channel; repeats are dropped (first kept).
 `family_of(unit)` gives a unit's Early Vision family (unique for conv2d0 .. mixed3b);
 `families_of(unit)` gives every registered family holding it.
 
+A network can define families of its own: the weight source registers them when
+the network is loaded (the hand-built network's banks, ``mixed3a:hb_early_curve_bank``
+..., source ``"handbuilt"``) and the model lists them in ``model.families``.
+`labels(layer, model)` labels a layer's channels by the families *that* network
+defines first and by the published partition for the rest, so a hand-built bank
+channel is not called by the published name of its channel id.
+
 Example:
     >>> f = family("mixed3b:curves")
     >>> f.name, len(f), f.units[0].id
@@ -45,9 +52,10 @@ from typing import Iterable, Iterator
 
 from circuits.families import published as family_data
 from circuits.core import graph
-from circuits.core.units import Unit, parse_unit
+from circuits.core.units import Unit, UnitSpec, parse_unit
 
 __all__ = [
+    "resolve_units",
     "Family",
     "UnknownFamilyError",
     "family",
@@ -57,6 +65,10 @@ __all__ = [
     "register_family",
     "unregister_family",
     "layers_with_families",
+    "labels",
+    "label_of",
+    "network_families",
+    "sources",
     "snake",
     "COMPLETE_LAYERS",
 ]
@@ -164,7 +176,7 @@ def _add(layer: str, name: str, units: list[Unit], aliases: Iterable[str], sourc
         raise ValueError(
             f"family alias already registered in {layer}: {owners}; choose another name or pass replace=True"
         )
-    published = [table[a] for a in taken if table[a].source != USER]
+    published = [table[a] for a in taken if table[a].source in (EARLY_VISION, ARTICLE)]
     if published:
         raise ValueError(f"cannot replace published family {published[0].id} ({published[0].name!r}); choose another alias")
     fam = Family(layer, name, tuple(keys), units, source)
@@ -238,17 +250,28 @@ def layers_with_families() -> list[str]:
     return sorted((l for l, fs in _FAMILIES.items() if fs), key=graph.index)
 
 
+def sources() -> list[str]:
+    """Every family source: early_vision, article, user, and each network that registered its own.
+
+    >>> sources()[:3]
+    ['early_vision', 'article', 'user']
+    """
+    extra = sorted({f.source for fs in _FAMILIES.values() for f in fs} - {EARLY_VISION, ARTICLE, USER})
+    return [EARLY_VISION, ARTICLE, USER, *extra]
+
+
 def families(layer: str | None = None, source: str | None = None) -> list[Family]:
     """The registered families of `layer` (all layers if None), optionally of one source.
 
-    source: "early_vision", "article" or "user" (families registered at run time,
-    e.g. by you, or the hand-built network's banks once `handbuilt` is imported).
+    source: "early_vision", "article", "user" (registered by you at run time), or a
+    network's name for the families it defines (e.g. "handbuilt", registered when
+    the hand-built weights are loaded).
 
     >>> [f.name for f in families("conv2d0", source="early_vision")]
     ['Gabor Filters', 'Color Contrast', 'Other Units']
     """
-    if source not in (None, EARLY_VISION, ARTICLE, USER):
-        raise ValueError(f"unknown family source {source!r}; use early_vision, article or user")
+    if source is not None and source not in sources():
+        raise ValueError(f"unknown family source {source!r}; use one of {', '.join(sources())}")
     if layer is None:
         layers = layers_with_families()
     else:
@@ -292,6 +315,8 @@ def family(spec, name: str | None = None) -> Family:
         )
     close = [f"{layer}:{a}" for a in difflib.get_close_matches(key, sorted(table), n=5, cutoff=0.5)]
     hint = f"; did you mean {', '.join(close)}?" if close else ""
+    if key.startswith("hb_"):
+        hint += "; the hand-built network's hb_* banks exist once its weights are loaded (--weights handbuilt)"
     raise UnknownFamilyError(
         f"unknown family {name!r} in {layer}{hint} (run `circuits families {layer}` for the list)"
     )
@@ -320,12 +345,20 @@ def families_of(unit) -> list[Family]:
 
 
 def register_family(
-    layer: str, name: str, units: Iterable, aliases: Iterable[str] = (), *, replace: bool = False
+    layer: str,
+    name: str,
+    units: Iterable,
+    aliases: Iterable[str] = (),
+    *,
+    replace: bool = False,
+    source: str = USER,
 ) -> Family:
     """Register your own family of units of `layer`, usable wherever a family is.
 
     units: channel indices or unit ids of `layer` (repeats dropped). The family is
     reachable as ``layer:<snake(name)>`` and ``layer:<alias>``.
+    source: "user" (default), or the name of the network that defines the family
+    (a weight source registering its own banks uses its name, e.g. "handbuilt").
 
     >>> f = register_family("mixed3a", "My Curves", [81, "mixed3a:104"], aliases=["mine"])
     >>> family("mixed3a:mine").channels
@@ -339,12 +372,81 @@ def register_family(
         aliases = [aliases]
     if isinstance(units, (str, Unit)):
         units = [units]
-    return _add(layer, name.strip(), _units(layer, units), aliases, USER, replace=replace)
+    if not isinstance(source, str) or not _ALIAS_RE.match(source.replace("-", "_")) or source in (EARLY_VISION, ARTICLE):
+        raise ValueError(
+            f"bad family source {source!r}: use 'user' or the name of the network that defines the family "
+            "(early_vision and article are the published sets)"
+        )
+    return _add(layer, name.strip(), _units(layer, units), aliases, source, replace=replace)
 
 
 def unregister_family(spec) -> None:
-    """Remove a user family (published families cannot be removed)."""
+    """Remove a user or network family (published families cannot be removed)."""
     fam = family(spec)
-    if fam.source != USER:
+    if fam.source in (EARLY_VISION, ARTICLE):
         raise ValueError(f"{fam.id} ({fam.name!r}) is a published family and cannot be unregistered")
     _remove(fam)
+
+
+# --- labels by the loaded network ----------------------------------------------------
+
+
+def network_families(model) -> list[Family]:
+    """The families the network of `model` defines (``model.families``; [] for a model without any).
+
+    Entries may be `Family` objects or family ids.
+    """
+    return [family(f) for f in (getattr(model, "families", None) or ())]
+
+
+def labels(layer: str, model=None) -> list[Family]:
+    """Families that label the channels of `layer`: the network's own first, then the published partition.
+
+    Each channel belongs to the first listed family that holds it (a channel the
+    network's families hold is not also labelled by its published family; the
+    published families are listed only with their remaining channels counted, so
+    use `label_of` per channel). Without a model (or for a network without
+    families of its own) this is the Early Vision partition.
+
+    >>> [f.name for f in labels("conv2d0")]
+    ['Gabor Filters', 'Color Contrast', 'Other Units']
+    """
+    graph.node(layer)
+    own = [f for f in network_families(model) if f.layer == layer] if model is not None else []
+    return own + [f for f in _FAMILIES.get(layer, []) if f.source == EARLY_VISION]
+
+
+def label_of(unit, model=None) -> Family | None:
+    """The family that labels `unit` in `model`'s network: its own family first, else the published one.
+
+    >>> label_of("mixed3a:81").name
+    'Curves'
+    """
+    u = parse_unit(unit)
+    for f in labels(u.layer, model):
+        if u in f.units:
+            return f
+    return None
+
+
+def resolve_units(spec) -> list[Unit]:
+    """Units from a unit id, a family id (``"mixed3b:curves"``) or a list of either: the one
+    resolution of unit and family specs that every entry point (API and CLI) uses.
+
+    >>> [u.id for u in resolve_units(["conv2d0:1", ("conv2d0", 2)])]
+    ['conv2d0:1', 'conv2d0:2']
+    """
+    if isinstance(spec, (str, Unit)) or (isinstance(spec, tuple) and len(spec) == 2 and isinstance(spec[0], str)):
+        if isinstance(spec, str) and ":" in spec:
+            layer, rest = spec.split(":", 1)
+            if not rest.strip().lstrip("-").isdigit():
+                return list(family(spec).units)
+        return [parse_unit(spec)]
+    if isinstance(spec, Iterable):
+        out: list[Unit] = []
+        for s in spec:
+            out.extend(resolve_units(s))
+        if not out:
+            raise ValueError("empty list of units")
+        return out
+    raise ValueError(f"bad unit or family {spec!r}: expected 'layer:channel', 'layer:family' or a list")

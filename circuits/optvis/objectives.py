@@ -28,7 +28,8 @@ import torch
 import torch.nn.functional as F
 
 from circuits.core import graph
-from circuits.core.units import Unit, parse_unit, resolve_units
+from circuits.core.units import Unit, parse_unit
+from circuits.families import resolve_units
 
 __all__ = [
     "Objective",

@@ -38,7 +38,15 @@ from .param import ImageParam, image
 from .redirected_relu import LUCID_REDIRECT_STEPS, redirected_relu_hooks
 from .transform import Transform, compose, standard_transforms
 
-__all__ = ["render", "RenderResult", "NonFiniteObjectiveError", "evaluate", "save_png", "DEFAULT_STEPS"]
+__all__ = [
+    "render",
+    "RenderResult",
+    "NonFiniteObjectiveError",
+    "evaluate",
+    "save_png",
+    "zero_objective_message",
+    "DEFAULT_STEPS",
+]
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +80,11 @@ class RenderResult:
         """The images at the last threshold reached."""
         return self.images[max(self.images)]
 
+    @property
+    def stayed_zero(self) -> bool:
+        """Whether the objective was exactly 0 at every step (the image never changed)."""
+        return bool(self.values) and all(v == 0.0 for v in self.values)
+
     def save(self, path: str | os.PathLike) -> Path:
         """Write a PNG grid: one row per kept step, one column per image of the batch."""
         rows = [torch.cat(list(self.images[s]), dim=-1) for s in sorted(self.images)]
@@ -103,6 +116,42 @@ def save_png(images: torch.Tensor, path: str | os.PathLike) -> Path:
     with atomic_path(path) as tmp:
         Image.fromarray(arr).save(tmp, format="PNG")
     return path
+
+
+def zero_objective_message(result: RenderResult, size: tuple[int, int], redirected_relu: bool) -> str:
+    """Why a render whose objective stayed at 0 (or ended at 0) produced a useless image, and what to try.
+
+    The objective is exactly 0 when the unit never fires on the images tried; a ReLU
+    that is off passes no gradient, so the optimizer never moves the image.
+
+    >>> r = RenderResult({1: torch.zeros(1, 3, 8, 8)}, [0.0], "channel mixed3b:379", hooks=("mixed3b",))
+    >>> "at least 91" in zero_objective_message(r, (8, 8), False)
+    True
+    """
+    hook = result.hooks[-1] if result.hooks else None
+    fired = sum(v != 0.0 for v in result.values)
+    if not fired:
+        msg = (
+            f"the objective {result.objective} stayed at 0 for all {len(result.values)} steps: the unit never "
+            "fired, a ReLU that is off passes no gradient, so the image is the unoptimized start (flat grey)"
+        )
+    else:
+        msg = (
+            f"the objective {result.objective} is 0 on the final image (it was above 0 at only {fired} of "
+            f"{len(result.values)} steps, on transformed images): the image shows nothing the unit responds to"
+        )
+    rf = graph.receptive_field(hook).size if hook else 0
+    if hook and min(size) < rf:
+        return msg + (
+            f"; the image ({size[0]}x{size[1]} px) is smaller than the receptive field of {hook} ({rf} px): "
+            f"use a size of at least {rf}"
+        )
+    if not redirected_relu:
+        return msg + (
+            f"; try the redirected ReLU gradient (redirected_relu=True, --redirected-relu), which lets gradient "
+            f"through the ReLUs for the first {LUCID_REDIRECT_STEPS} steps, as Lucid does"
+        )
+    return msg + "; even with the redirected ReLU: the unit is probably dead in this network (all its weights 0?)"
 
 
 def _check_steps(steps, thresholds) -> tuple[int, tuple[int, ...]]:
@@ -233,6 +282,8 @@ def render(
     finally:
         bar.close()
     result = RenderResult(images, values, objective.description, interrupted, seed, hooks)
+    if result.stayed_zero:
+        log.warning("%s", zero_objective_message(result, param.size, redirected_relu))
     if out is not None:
         result.save(out)
     return result

@@ -17,7 +17,7 @@ from typing import Mapping
 
 import numpy as np
 
-from circuits.plots.tuning import _closed, _plt, _polar, save_figure
+from circuits.plots.tuning import _closed, _plt, _polar, orientation_colour, save_figure
 from circuits.tuning.reference import published_angles
 
 __all__ = ["plot_family_comparison", "plot_unit_multiples"]
@@ -29,22 +29,34 @@ def _norm(c) -> np.ndarray:
 
 
 def plot_family_comparison(tuning, published: Mapping[str, np.ndarray], path, *, label: str = "measured") -> Path:
-    """Measured (solid) vs published (dashed) curves of a family around one circle."""
+    """Measured vs published (dashed) curves of a family around one circle.
+
+    tuning: one `RadialTuning` (drawn solid, called `label`), or {label: RadialTuning}
+    for several models (hand-built solid, the next dash-dot, then dotted), all drawn.
+    """
+    tunings = dict(tuning) if isinstance(tuning, Mapping) else {label: tuning}
+    if not tunings:
+        raise ValueError("no tuning curves to plot")
     plt = _plt()
     fig = plt.figure(figsize=(7, 7))
     ax = fig.add_subplot(projection="polar")
     _polar(ax)
-    cmap = plt.get_cmap("hsv")
     pub_angles = published_angles() if published else None
-    for u, c in zip(tuning.units, tuning.curves):
-        c = _norm(c)
-        colour = cmap(np.argmax(c) / c.size * 0.9)
-        ax.plot(*_closed(tuning.angles_deg, c), "-", color=colour, lw=1.4, label=u)
+    styles = ["-", "-.", ":"]
+    first = next(iter(tunings.values()))
+    for u in first.units:
+        c0 = _norm(first.curve(u))
+        colour = orientation_colour(np.argmax(c0) / c0.size)
+        for j, (name, t) in enumerate(tunings.items()):
+            ax.plot(*_closed(t.angles_deg, _norm(t.curve(u))), styles[j % 3], color=colour, lw=1.4,
+                    label=u if len(tunings) == 1 else f"{u} {name}")
         if u in published:
             ax.plot(*_closed(pub_angles, _norm(published[u])), "--", color=colour, lw=1.0)
     ax.set_ylim(0, 1.05)
-    ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize=8, frameon=False)
-    what = f"{label} (solid) vs published (dashed)" if published else label
+    ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize=7, frameon=False)
+    names = " / ".join(f"{n} ({'solid' if j == 0 else 'dash-dot' if j == 1 else 'dotted'})"
+                       for j, n in enumerate(tunings))
+    what = f"{names} vs published (dashed)" if published else names
     ax.set_title(f"radial tuning, {what}, each normalized", pad=18)
     return save_figure(fig, path)
 
@@ -71,18 +83,3 @@ def plot_unit_multiples(tunings: Mapping[str, object], published: Mapping[str, n
             ax.legend(loc="lower left", bbox_to_anchor=(-0.35, -0.35), fontsize=7, frameon=False)
     fig.tight_layout()
     return save_figure(fig, path)
-
-
-def plot_comparison(cmp, radial_path=None, multiples_path=None, *, model: str | None = None) -> list[Path]:
-    """A `TuningComparison` drawn: one radial plot of the family (`model` solid, published
-    dashed) and/or small multiples per unit.
-
-    >>> plot_comparison(cmp, "curves.png")  # doctest: +SKIP
-    """
-    model = model or next(iter(cmp.tunings))
-    out = []
-    if radial_path:
-        out.append(plot_family_comparison(cmp.tunings[model], cmp.published, radial_path, label=model))
-    if multiples_path:
-        out.append(plot_unit_multiples(cmp.tunings, cmp.published, multiples_path))
-    return out

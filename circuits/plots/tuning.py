@@ -26,18 +26,48 @@ import numpy as np
 import torch
 from circuits.core.files import atomic_path
 
-__all__ = ["plot_radial", "plot_overlay", "plot_response_map", "plot_stimuli", "save_figure"]
+__all__ = ["plot_radial", "plot_overlay", "plot_response_map", "plot_stimuli", "save_figure", "orientation_colour"]
 
 SUFFIXES = (".png", ".svg", ".pdf")
 
+# What plot_radial shows, said on the figure: the radial axis and the default title.
+RADIAL_QUANTITY = "post-ReLU response, mean over curvature"
+# Darkest relative luminance allowed for a curve colour: at most 0.25 gives a contrast
+# of at least 3:1 against white (WCAG's minimum for graphics).
+MAX_LUMINANCE = 0.25
+
+
+def _luminance(rgb) -> float:
+    """WCAG relative luminance of an sRGB colour in [0, 1]."""
+    lin = [c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4 for c in rgb]
+    return 0.2126 * lin[0] + 0.7152 * lin[1] + 0.0722 * lin[2]
+
+
+def orientation_colour(fraction: float) -> tuple[float, float, float]:
+    """A colour around the hue circle (fraction 0..1 of a turn), dark enough to read on white.
+
+    Hues are those of matplotlib's "hsv" map, but yellows and greens (too light at
+    full value) are darkened until their contrast with white is at least 3:1.
+
+    >>> r, g, b = orientation_colour(1 / 6)       # yellow, darkened
+    >>> round(1.05 / (_luminance((r, g, b)) + 0.05), 1) >= 3.0
+    True
+    """
+    import colorsys
+
+    h = float(fraction) % 1.0
+    light = 0.5
+    rgb = colorsys.hls_to_rgb(h, light, 1.0)
+    while _luminance(rgb) > MAX_LUMINANCE and light > 0.05:
+        light -= 0.01
+        rgb = colorsys.hls_to_rgb(h, light, 1.0)
+    return rgb
+
 
 def _plt():
-    import matplotlib
+    from circuits.plots.setup import pyplot
 
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-
-    return plt
+    return pyplot()
 
 
 def _check_path(path) -> Path:
@@ -66,7 +96,7 @@ def _polar(ax):
     ax.set_theta_zero_location("E")
     ax.set_theta_direction(-1)
     ax.set_xticks(np.deg2rad(np.arange(0, 360, 45)))
-    ax.set_yticklabels([])
+    ax.set_yticklabels([])  # plot_radial labels its radial axis (raw units); normalized plots need none
     ax.grid(alpha=0.3)
 
 
@@ -86,6 +116,9 @@ def plot_radial(
 ) -> Path:
     """Radial tuning plot of a family: {label: curve}, all sampled at `angles_deg`.
 
+    The radius is the post-ReLU response averaged over curvature, in the network's
+    raw units (labelled on the radial axis); each unit has its own colour, from its
+    preferred orientation, dark enough to read on white.
     normalize: scale each curve to a peak of 1 (to compare shapes across units).
     """
     if not curves:
@@ -94,21 +127,30 @@ def plot_radial(
     fig = plt.figure(figsize=(6.4, 6.4))
     ax = fig.add_subplot(projection="polar")
     _polar(ax)
-    cmap = plt.get_cmap("hsv")
     for i, (label, c) in enumerate(curves.items()):
         c = np.asarray(c, dtype=float)
         if c.shape != np.shape(angles_deg):
             raise ValueError(f"curve {label!r} has {c.size} samples for {len(angles_deg)} angles")
         if normalize and c.max() > 0:
             c = c / c.max()
-        colour = cmap((np.argmax(c) / c.size) * 0.9)
+        colour = orientation_colour(np.argmax(c) / c.size)
         a, r = _closed(angles_deg, c)
-        ax.plot(a, r, color=colour, lw=1.2, label=label)
+        ax.plot(a, r, color=colour, lw=1.4, label=label)
         if fill:
-            ax.fill(a, r, color=colour, alpha=0.15)
+            ax.fill(a, r, color=colour, alpha=0.12)
     ax.set_ylim(bottom=0)
+    # Radial ticks with their values, and what they measure.
+    ax.yaxis.set_major_formatter(plt.matplotlib.ticker.FormatStrFormatter("%g"))
+    ax.tick_params(axis="y", labelsize=7, labelcolor="0.3")
+    ax.set_rlabel_position(112.5)
+    units = "each unit normalized to its peak" if normalize else "raw units"
+    radial_label = f"{RADIAL_QUANTITY} ({units})"
+    ax.text(np.deg2rad(112.5), ax.get_rmax() * 1.08, radial_label, fontsize=7, color="0.3",
+            ha="left", va="bottom", rotation=0)
     ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize=8, frameon=False)
-    ax.set_title(title or "radial tuning (post-ReLU, mean over curvature)", pad=18)
+    ax.set_title(title or f"radial tuning: {RADIAL_QUANTITY}", pad=18)
+    fig.text(0.5, 0.02, f"radius: {radial_label}; angle: curve orientation in degrees (0 = ')', 90 = '∪')",
+             ha="center", fontsize=8, color="0.25")
     return save_figure(fig, path)
 
 

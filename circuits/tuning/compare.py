@@ -29,7 +29,7 @@ from circuits.tuning import reference
 from circuits.tuning.stimuli import angle, curve, line
 from circuits.tuning.measure import DEFAULT_CURVATURES, RadialTuning, default_curve_params, input_size_for, radial_tuning, responses
 from circuits.tuning.metrics import compare_curves, curve_metrics
-from circuits.core.units import resolve_units
+from circuits.families import resolve_units
 
 __all__ = ["TARGETS", "Targets", "UnitRow", "TuningComparison", "compare_tuning", "stimulus_checks", "StimulusChecks"]
 

@@ -42,7 +42,8 @@ from circuits.core import graph
 from circuits.core.model import InceptionV1
 from circuits.tuning.stimuli import Stimuli, curve_sweep
 from circuits.tuning.metrics import TuningMetrics, angles_for, curve_metrics
-from circuits.core.units import Unit, resolve_units
+from circuits.core.units import Unit
+from circuits.families import resolve_units
 
 __all__ = [
     "DEFAULT_CURVATURES",

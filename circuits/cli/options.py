@@ -1,0 +1,200 @@
+"""Options and checks every `circuits` command shares, defined once.
+
+* `add_weights(parser)`: the one ``--weights NAME|FILE`` option (dest ``weights``,
+  default `DEFAULT_WEIGHTS`, which is `weights.DEFAULT`; a test keeps them equal so
+  that ``--help`` need not import torch to print it).
+* Numeric argument types (`positive_int`, `nonnegative_int`, `positive_float`,
+  `nonnegative_float`) that reject a bad value while the command line is parsed,
+  before anything is computed.
+* `unit_list`: unit and family ids given comma-separated, repeated, or both.
+* `check_outputs`: every output path has an accepted suffix and a folder that exists
+  and is writable, checked before any computation; the error names the user's path.
+* `load_network` / `resolve`: the weight source's own families are registered, then
+  unit specs are resolved once, at the entry point, into `Unit`s.
+
+Example:
+    >>> positive_int("3")
+    3
+    >>> unit_list(["mixed3b:379,mixed3b:406", "mixed3b:385"])
+    ['mixed3b:379', 'mixed3b:406', 'mixed3b:385']
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+from pathlib import Path
+from typing import Iterable, Sequence
+
+__all__ = [
+    "DEFAULT_WEIGHTS",
+    "add_weights",
+    "weights_name",
+    "positive_int",
+    "nonnegative_int",
+    "positive_float",
+    "nonnegative_float",
+    "unit_list",
+    "check_outputs",
+    "network_families",
+    "load_network",
+    "resolve",
+    "require_live",
+]
+
+# Equal to weights.DEFAULT (tests/test_newcomer.py checks it); a literal here so that
+# building the parser does not import the weight sources (and torch).
+DEFAULT_WEIGHTS = "handbuilt"
+
+
+def add_weights(parser: argparse.ArgumentParser, help: str | None = None) -> None:
+    """The ``--weights NAME|FILE`` option of every command that reads a network."""
+    parser.add_argument(
+        "--weights",
+        dest="weights",
+        default=DEFAULT_WEIGHTS,
+        metavar="NAME|FILE",
+        help=help
+        or f"weight source: handbuilt, lucid, lucid-pb, random, or a .pth/.safetensors/.pb file (default {DEFAULT_WEIGHTS})",
+    )
+
+
+def weights_name(args) -> str:
+    """The weight source a parsed command line asks for."""
+    return str(getattr(args, "weights", None) or DEFAULT_WEIGHTS)
+
+
+# --- numbers, checked while parsing ----------------------------------------------
+
+
+def _number(kind, text: str, ok, what: str):
+    try:
+        v = kind(text)
+    except (TypeError, ValueError):
+        raise argparse.ArgumentTypeError(f"must be {what}, got {text!r}") from None
+    if isinstance(v, float) and not math.isfinite(v):
+        raise argparse.ArgumentTypeError(f"must be {what}, got {text!r}")
+    if not ok(v):
+        raise argparse.ArgumentTypeError(f"must be {what}, got {text}")
+    return v
+
+
+def positive_int(text: str) -> int:
+    """An int >= 1 (argparse type).
+
+    >>> positive_int("0")
+    Traceback (most recent call last):
+    ...
+    argparse.ArgumentTypeError: must be >= 1 (a whole number), got 0
+    """
+    return _number(int, text, lambda v: v >= 1, ">= 1 (a whole number)")
+
+
+def nonnegative_int(text: str) -> int:
+    """An int >= 0 (argparse type)."""
+    return _number(int, text, lambda v: v >= 0, ">= 0 (a whole number)")
+
+
+def positive_float(text: str) -> float:
+    """A finite float > 0 (argparse type)."""
+    return _number(float, text, lambda v: v > 0, "> 0 (a finite number)")
+
+
+def nonnegative_float(text: str) -> float:
+    """A finite float >= 0 (argparse type)."""
+    return _number(float, text, lambda v: v >= 0, ">= 0 (a finite number)")
+
+
+# --- units ---------------------------------------------------------------------
+
+
+def unit_list(values: str | Iterable[str] | None) -> list[str]:
+    """Unit/family ids from one or several arguments, each possibly comma-separated.
+
+    >>> unit_list("mixed3b:379, mixed3b:406")
+    ['mixed3b:379', 'mixed3b:406']
+    """
+    if values is None:
+        return []
+    if isinstance(values, str):
+        values = [values]
+    out = [p.strip() for v in values for p in str(v).split(",") if p.strip()]
+    if not out:
+        raise ValueError(f"no unit or family given (got {list(values)!r}); e.g. mixed3b:379 or mixed3b:curves")
+    return out
+
+
+def network_families(source: str) -> list:
+    """Register the families the weight source defines (e.g. ``hb_*`` for handbuilt); return them.
+
+    Cheap: the source's family function runs, its weights are not built.
+    """
+    from weights.registry import source_families
+
+    return source_families(source)
+
+
+def resolve(specs: str | Sequence[str], source: str | None = None) -> list:
+    """Units of `specs` (ids, family ids, comma lists), with `source`'s families known."""
+    from circuits.families import resolve_units
+
+    if source is not None:
+        network_families(source)
+    return resolve_units(unit_list(specs))
+
+
+def load_network(source: str):
+    """The model of `source` (a registered name or a file; an edited file comes back edited)."""
+    import weights
+
+    return weights.model(source)
+
+
+def require_live(model, layers: Iterable[str], what: str) -> None:
+    """Stop with a clear error if `what` reads a layer past the network's last live layer."""
+    from circuits.core.extent import check_reaches
+
+    check_reaches(model, list(layers), what)
+
+
+# --- output paths ------------------------------------------------------------------
+
+
+def check_outputs(outputs: Iterable[tuple[str, str | os.PathLike | None, Sequence[str]]]) -> list[Path]:
+    """Check ``(option, path, suffixes)`` triples before any work; None paths are skipped.
+
+    Each path must end in one of `suffixes` (empty: any), name a folder that exists
+    and is writable, and not be an existing folder itself. Two options may not name
+    the same file.
+
+    >>> check_outputs([("--out", "/no/such/folder/x.png", (".png",))])
+    Traceback (most recent call last):
+    ...
+    FileNotFoundError: cannot write --out /no/such/folder/x.png: folder /no/such/folder does not exist
+    """
+    seen: dict[Path, str] = {}
+    out = []
+    for option, path, suffixes in outputs:
+        if path is None:
+            continue
+        p = Path(path)
+        if suffixes and p.suffix.lower() not in suffixes:
+            accepted = " or ".join([", ".join(suffixes[:-1]), suffixes[-1]] if len(suffixes) > 1 else suffixes)
+            raise ValueError(f"{option} must end in {accepted}, got {path}")
+        folder = p.parent
+        if not folder.is_dir():
+            what = "is not a folder" if folder.exists() else "does not exist"
+            raise FileNotFoundError(f"cannot write {option} {path}: folder {folder} {what}")
+        if not os.access(folder, os.W_OK | os.X_OK):
+            raise PermissionError(f"cannot write {option} {path}: folder {folder} is not writable")
+        if p.is_dir():
+            raise IsADirectoryError(f"cannot write {option} {path}: it is a folder")
+        if p.exists() and not os.access(p, os.W_OK):
+            raise PermissionError(f"cannot write {option} {path}: the file exists and is read-only")
+        key = p.resolve()
+        if key in seen:
+            raise ValueError(f"{seen[key]} and {option} both name {path}; give each output its own file")
+        seen[key] = option
+        out.append(p)
+    return out
