@@ -101,6 +101,11 @@ def check_spec(spec: Spec) -> None:
                 f"bank {b.name!r}: {n_or} orientations for {len(b.channels)} channels "
                 "(one orientation per channel)"
             )
+        if b.fwhm is not None and (len(b.fwhm) != len(b.channels) or not all(0 < w <= 360 for w in b.fwhm)):
+            raise SpecError(
+                f"bank {b.name!r}: fwhm needs one width in (0, 360] degrees per channel "
+                f"({len(b.channels)}), got {list(b.fwhm)}"
+            )
         if b.phases is not None and len(b.phases) != len(b.channels):
             raise SpecError(f"bank {b.name!r}: {len(b.phases)} phases for {len(b.channels)} channels (one per channel)")
         for c in b.channels:
@@ -119,6 +124,7 @@ def check_spec(spec: Spec) -> None:
                 raise SpecError(f"bank {b.name!r}: channel {c} of {b.layer} is named twice{where}")
             owner[key] = b.name
     computed: dict[str, str] = {}
+    tiled: dict[str, set[str]] = {}
     for r in spec.rules:
         if isinstance(r, Normalize):
             _check_normalize(spec, r, owner)
@@ -128,9 +134,11 @@ def check_spec(spec: Spec) -> None:
                 spec.bank(d)
             except KeyError as e:
                 raise SpecError(f"rule {_rule_name(r)}: {e.args[0]}") from None
-            if d in computed:
+            if d in computed and not (isinstance(r, Tile) and d in tiled and r.src not in tiled[d]):
                 raise SpecError(f"rule {_rule_name(r)}: bank {d!r} is already computed by {computed[d]}")
-            computed[d] = _rule_name(r)
+            computed.setdefault(d, _rule_name(r))
+            if isinstance(r, Tile):  # several Tile rules may add up in one bank, one per source
+                tiled.setdefault(d, set()).add(r.src)
         src = getattr(r, "src", None)
         if src is not None:
             try:
@@ -264,7 +272,10 @@ def _tile_kernels(rule: Tile, src: Bank, dst: Bank, k: int, stride: int) -> np.n
         # [samples, ky, kx]: how much each grid cell sees each path sample
         near = np.exp(-0.5 * ((gx[None] - px[:, None, None]) ** 2 + (gy[None] - py[:, None, None]) ** 2) / rule.spread**2)
         # [src units, samples]: how well each source orientation fits the path there
-        fit = rule.tuning(src_ori[:, None] - expected[None, :], src.period)
+        tuning = rule.tuning
+        if rule.reference_fwhm is not None and dst.fwhm is not None:
+            tuning = tuning.stretched(dst.fwhm[u] / rule.reference_fwhm, rule.balanced)
+        fit = tuning(src_ori[:, None] - expected[None, :], src.period)
         w = np.einsum("km,mij->kij", fit, near) / rule.samples
         pos = w[w > 0].sum()
         out[u] = w * (rule.gain / pos) if pos > 0 else w
