@@ -93,9 +93,10 @@ LINE_RELAY_3B_CHANNELS = tuple(range(N_EARLY, N_EARLY + N_LINE_3A))
 # normalizes); the relay to the 3b curves divides it out again.
 EARLY_CURVE_SCALE = 180.0
 LINE_3A_SCALE = 100.0
-CURVE_TUNING = Tuning(width=11.0, opposite=0.6, opposite_width=35.0, surround=0.15, surround_width=40.0)
+CURVE_TUNING = Tuning(width=11.0, opposite=0.45, opposite_width=35.0, surround=0.15, surround_width=40.0)
 CURVE_REFERENCE_FWHM = 50.0
 LINE_TO_CURVE_GAIN = 60.0
+CURVE_BIAS = -15.0
 
 _gabor_orients = tuple(o for o in uniform(N_GABOR, 180.0) for _ in PHASES)
 
@@ -154,7 +155,8 @@ RULES = (
     Tile("line_relay", ("early_curves", "early_curve_bank"),
          Arc(radius=12.0, length=24.0),  # px: the curvature early curves like best; 3 tiles of the 8 px grid
          tuning=Tuning(width=15.0,  # deg: tolerance of each tile to the line's orientation
-                       opposite=1.0, opposite_width=25.0),  # a line across the arc vetoes it
+                       opposite=0.8, opposite_width=25.0),  # a line across the arc inhibits it, but does not
+                                                            # veto the opposite curve's tangent lines: the echo
          spread=4.0,  # px: position tolerance of a tile
          gain=EARLY_CURVE_SCALE,  # the original's scale: radial tuning peaks of ~300-450
          bias=0.0,  # no threshold: early curves keep a weak response to lines, as the original's do
@@ -176,13 +178,13 @@ RULES = (
          tuning=CURVE_TUNING,
          spread=5.0,  # px: position tolerance of a tile
          gain=560.0,  # the original's scale: radial tuning peaks of ~550-830
-         bias=0.0,
+         bias=CURVE_BIAS,
          reference_fwhm=CURVE_REFERENCE_FWHM, balanced=True),
     # ... and 3a lines along the arc's tangent.
     Tile("line_relay_3b", ("curves",),
          Arc(radius=45.0, length=40.0),
          tuning=Tuning(width=10.0, opposite=0.0),
-         spread=5.0, gain=LINE_TO_CURVE_GAIN, bias=0.0,
+         spread=5.0, gain=LINE_TO_CURVE_GAIN, bias=CURVE_BIAS,
          reference_fwhm=CURVE_REFERENCE_FWHM, balanced=True),
 )
 
