@@ -26,10 +26,11 @@ __all__ = ["state_dict", "build", "implant", "register_families", "SpecError", "
 def register_families(spec: Spec | None = None) -> list:
     """Register each bank of the spec as a family ``layer:hb_<bank>`` (idempotent).
 
-    The hand-built 3b curves read a uniform 32-orientation early-curve bank
-    (``mixed3a:hb_early_curve_bank``) through opponent relays
-    (``mixed3b_5x5_bottleneck:hb_curve_relay``); the 11 published early-curve units
-    are built by the same rule at their published angles but do not feed the curves.
+    The hand-built 3b curves read a uniform 24-orientation early-curve bank
+    (``mixed3a:hb_early_curve_bank``) and 8 3a lines (``mixed3a:hb_lines_3a``) through
+    copies in the 3b 5x5 bottleneck (``mixed3b_5x5_bottleneck:hb_curve_relay`` and
+    ``:hb_line_relay_3b``); the 11 published early-curve units are built by the same rule
+    at their published angles and widths but do not feed the curves.
     Importing `handbuilt` registers the default spec's banks.
 
     >>> [f.id for f in register_families()][:3]

@@ -1,20 +1,24 @@
 """The hand-built curve circuit of "Curve Circuits", declared.
 
 Gabor filters (conv2d0) -> complex Gabors (conv2d1) -> lines (conv2d2) -> early curves
-(mixed3a, 3x3 branch, read through its bottleneck) -> curves (mixed3b, 5x5 branch, read
-through its 32-channel bottleneck). Each family sits on the channels where the
-original network keeps it ("An Overview of Early Vision"); the mixed3a and mixed3b
-curve units keep their ids and are tuned to their original preferred orientations
-(Curve Detectors' tuning table). Where a rule needs an evenly spaced bank of
-orientations the family is completed on free channels, named below.
+and 3a lines (mixed3a, 3x3 branch, read through its bottleneck) -> curves (mixed3b, 5x5
+branch, read through its 32-channel bottleneck). Each family sits on the channels where
+the original network keeps it ("An Overview of Early Vision"); the mixed3a and mixed3b
+curve units keep their ids and are tuned to their original preferred orientations and
+built to their published tuning widths (Curve Detectors' tuning table: facts about each
+unit, written in below with their source, not fitted). Where a rule needs an evenly
+spaced bank of orientations the family is completed on free channels, named below.
 
 Rules follow the article: each family is built from the one before by tiling it along
 its tangent (`Tile`), weighted by orientation difference (`Tuning`), with inhibition
-from the opposite orientation: perpendicular lines veto lines and early curves, and
-each early curve reaches the curves minus the early curve bulging the other way (the
-opponent relay in the 3b bottleneck), which removes the echo early curves have and
-silences straight edges. Every unit of a bank is one template rotated to its
-orientation, so the network is rotation-equivariant by construction.
+from the opposite orientation: perpendicular lines inhibit lines and early curves. The
+3b bottleneck only copies (the path mixed3a -> 3b curves is linear, so its expanded
+weights are the real circuit); the curves read early curves with a positive band at the
+local bulge surrounded by negative weights that grow to the opposite orientation --
+which removes the echo early curves have (the opposite curve runs tangent to the arc in
+the middle, where the lines fire) and silences straight edges -- plus 3a lines along the
+tangent. Every unit of a bank is one template rotated to its orientation (and stretched
+to its published width), so the network is rotation-equivariant by construction.
 
 Cosmetic invariance: the complex Gabors sum the four phases of each Gabor orientation
 (+/- even, +/- odd), an energy detector blind to contrast polarity; and LRN1 divides
@@ -89,14 +93,19 @@ LINES_3A_CHANNELS = (75, 146, 69, 169, 154, 187, 134, 150)
 CURVE_RELAY_CHANNELS = tuple(range(N_EARLY))
 LINE_RELAY_3B_CHANNELS = tuple(range(N_EARLY, N_EARLY + N_LINE_3A))
 
-# Early curves are written at the original's activation scale (nothing after them
-# normalizes); the relay to the 3b curves divides it out again.
+# Early curves and 3a lines are written at the original's activation scale (nothing after
+# them normalizes); the copies in the 3b bottleneck divide it out again.
 EARLY_CURVE_SCALE = 180.0
 LINE_3A_SCALE = 100.0
+# The curves' template over early-curve orientation (difference from the local bulge): a
+# positive band, inhibition at the opposite orientation (outweighs the early curves' echo
+# and the straight-edge response both bulges share) and a surround growing with the
+# difference (narrows the band). A unit published CURVE_REFERENCE_FWHM wide uses it as
+# is; others are stretched to their published width (Tuning.stretched, balanced).
 CURVE_TUNING = Tuning(width=11.0, opposite=0.45, opposite_width=35.0, surround=0.15, surround_width=40.0)
-CURVE_REFERENCE_FWHM = 50.0
-LINE_TO_CURVE_GAIN = 60.0
-CURVE_BIAS = -15.0
+CURVE_REFERENCE_FWHM = 50.0  # deg: about the width this template gives unstretched
+LINE_TO_CURVE_GAIN = 60.0  # 3a lines add ~1/5 of a curve's response ("early curves only" lowers peaks)
+CURVE_BIAS = -15.0  # a small threshold: silences the residue of straight lines (< 3% of a peak)
 
 _gabor_orients = tuple(o for o in uniform(N_GABOR, 180.0) for _ in PHASES)
 
@@ -161,9 +170,9 @@ RULES = (
          gain=EARLY_CURVE_SCALE,  # the original's scale: radial tuning peaks of ~300-450
          bias=0.0,  # no threshold: early curves keep a weak response to lines, as the original's do
          reference_fwhm=48.0),  # the bank's own width: a published unit is stretched to its FWHM
-    # 3a lines: lines tiled along a longer straight path.
+    # 3a lines: lines tiled along a longer straight path (3 tiles of the 8 px grid).
     Tile("line_relay", ("lines_3a",), Segment(length=24.0),
-         tuning=Tuning(width=12.0, opposite=1.0, opposite_width=25.0),
+         tuning=Tuning(width=12.0, opposite=1.0, opposite_width=25.0),  # as the conv2d2 lines: crossings veto
          spread=4.0, gain=LINE_3A_SCALE, bias=0.0),
     # 3b bottleneck: plain copies (non-negative weights of non-negative inputs, no bias, so
     # its ReLUs never cut anything: the path 3a -> 3b curves is linear and its expanded

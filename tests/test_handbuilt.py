@@ -312,3 +312,17 @@ def test_unknown_banks_and_banks_without_rules_are_errors():
     assert "early_curve_bnak" in msg and "did you mean early_curve_bank" in msg
     no_rule = dataclasses.replace(S.SPEC, rules=tuple(r for r in S.SPEC.rules if getattr(r, "dst", None) != ("curves",)))
     assert "'curves' has no rule" in _error(no_rule)
+
+
+def test_published_widths_that_do_not_fit_the_bank_are_an_error():
+    msg = _error(_replace_bank(S.SPEC, "curves", fwhm=(40.0,) * 9))
+    assert "'curves'" in msg and "fwhm needs one width" in msg and "(10)" in msg
+    msg = _error(_replace_bank(S.SPEC, "curves", fwhm=(40.0,) * 9 + (0.0,)))
+    assert "(0, 360]" in msg
+
+
+def test_two_tile_rules_from_one_source_into_one_bank_are_an_error():
+    """Several Tile rules may add up in a bank only from different sources."""
+    twice = next(r for r in S.SPEC.rules if getattr(r, "src", None) == "curve_relay")
+    msg = _error(dataclasses.replace(S.SPEC, rules=S.SPEC.rules + (twice,)))
+    assert "Tile(curve_relay -> curves)" in msg and "already computed" in msg
