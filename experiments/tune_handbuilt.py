@@ -13,8 +13,9 @@ destination bank; nested fields with dots).
 
 Run (quick: 72 orientations):
     python experiments/tune_handbuilt.py --n-angles 72
-Full (720 orientations x 8 curvatures, the published resolution; ~30 s on 2 cores):
-    python experiments/tune_handbuilt.py --n-angles 720
+Full (720 orientations x 8 curvatures, the published resolution; ~2 min on 2 cores),
+with the editing experiments:
+    python experiments/tune_handbuilt.py --n-angles 720 --edits
 """
 
 from __future__ import annotations
@@ -83,6 +84,8 @@ def main(argv=None) -> int:
     ap.add_argument("--families", default="mixed3b:curves,mixed3a:curves")
     ap.add_argument("--set", nargs="*", default=[], help="rule overrides, e.g. curves.bias=-2 curves.tuning.width=8")
     ap.add_argument("--no-checks", action="store_true", help="skip the polarity/colour/fill and shape checks")
+    ap.add_argument("--edits", action="store_true",
+                    help="also the Curve Circuits editing experiments (circuits.editing.experiment, direct route)")
     args = ap.parse_args(argv)
     torch.set_num_threads(2)
     t0 = time.perf_counter()
@@ -90,6 +93,17 @@ def main(argv=None) -> int:
     print(f"built in {time.perf_counter() - t0:.3f} s" + (f" with {' '.join(args.set)}" if args.set else ""))
     for family in args.families.split(","):
         measure(model, family, args.n_angles, checks=not args.no_checks)
+    if args.edits:
+        from circuits.editing.experiment import edit_experiment
+
+        t0 = time.perf_counter()
+        exp = edit_experiment(model, "mixed3b:curves", "mixed3b_5x5_bottleneck:hb_curve_relay",
+                              n_angles=args.n_angles, progress=False)
+        print(f"\nediting experiments ({time.perf_counter() - t0:.1f} s)")
+        print(exp.table())
+        for cond, sm in exp.summary().items():
+            print(f"  {cond:35} median peak {sm['median_peak']:6.1f}, echo median {sm['median_echo']:.3f} "
+                  f"({sm['min_echo']:.3f}..{sm['max_echo']:.3f}), median FWHM {sm['median_fwhm']:.1f}")
     return 0
 
 

@@ -39,10 +39,11 @@ def __getattr__(name: str):
 def register_families(spec: Spec | None = None) -> list:
     """Register each bank of the spec as a family ``layer:hb_<bank>`` (idempotent); return them.
 
-    The hand-built 3b curves read a uniform 32-orientation early-curve bank
-    (``mixed3a:hb_early_curve_bank``) through opponent relays
-    (``mixed3b_5x5_bottleneck:hb_curve_relay``); the 11 published early-curve units
-    are built by the same rule at their published angles but do not feed the curves.
+    The hand-built 3b curves read a uniform 24-orientation early-curve bank
+    (``mixed3a:hb_early_curve_bank``) and 8 3a lines (``mixed3a:hb_lines_3a``) through
+    copies in the 3b 5x5 bottleneck (``mixed3b_5x5_bottleneck:hb_curve_relay`` and
+    ``:hb_line_relay_3b``); the 11 published early-curve units are built by the same rule
+    at their published angles and widths but do not feed the curves.
     Nothing is registered on import: the weight source ``handbuilt`` calls this when
     it is loaded (`weights.model("handbuilt")`, or a command given ``--weights
     handbuilt``), and `build()` does; the families' source is ``"handbuilt"``.

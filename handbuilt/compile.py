@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from circuits.core import graph, ops
+from circuits.core.bounds import graph_bounds
 
 from .rules import KINDS, Arc, Bank, Gabor, Normalize, PoolEnergy, PoolPhases, Relay, Rule, Segment, Spec, Tile
 
@@ -100,6 +101,11 @@ def check_spec(spec: Spec) -> None:
                 f"bank {b.name!r}: {n_or} orientations for {len(b.channels)} channels "
                 "(one orientation per channel)"
             )
+        if b.fwhm is not None and (len(b.fwhm) != len(b.channels) or not all(0 < w <= 360 for w in b.fwhm)):
+            raise SpecError(
+                f"bank {b.name!r}: fwhm needs one width in (0, 360] degrees per channel "
+                f"({len(b.channels)}), got {list(b.fwhm)}"
+            )
         if b.phases is not None and len(b.phases) != len(b.channels):
             raise SpecError(f"bank {b.name!r}: {len(b.phases)} phases for {len(b.channels)} channels (one per channel)")
         for c in b.channels:
@@ -118,6 +124,7 @@ def check_spec(spec: Spec) -> None:
                 raise SpecError(f"bank {b.name!r}: channel {c} of {b.layer} is named twice{where}")
             owner[key] = b.name
     computed: dict[str, str] = {}
+    tiled: dict[str, set[str]] = {}
     for r in spec.rules:
         if isinstance(r, Normalize):
             _check_normalize(spec, r, owner)
@@ -127,9 +134,11 @@ def check_spec(spec: Spec) -> None:
                 spec.bank(d)
             except KeyError as e:
                 raise SpecError(f"rule {_rule_name(r)}: {e.args[0]}") from None
-            if d in computed:
+            if d in computed and not (isinstance(r, Tile) and d in tiled and r.src not in tiled[d]):
                 raise SpecError(f"rule {_rule_name(r)}: bank {d!r} is already computed by {computed[d]}")
-            computed[d] = _rule_name(r)
+            computed.setdefault(d, _rule_name(r))
+            if isinstance(r, Tile):  # several Tile rules may add up in one bank, one per source
+                tiled.setdefault(d, set()).add(r.src)
         src = getattr(r, "src", None)
         if src is not None:
             try:
@@ -262,7 +271,10 @@ def _tile_kernels(rule: Tile, src: Bank, dst: Bank, k: int, stride: int) -> np.n
         # [samples, ky, kx]: how much each grid cell sees each path sample
         near = np.exp(-0.5 * ((gx[None] - px[:, None, None]) ** 2 + (gy[None] - py[:, None, None]) ** 2) / rule.spread**2)
         # [src units, samples]: how well each source orientation fits the path there
-        fit = rule.tuning(src_ori[:, None] - expected[None, :], src.period)
+        tuning = rule.tuning
+        if rule.reference_fwhm is not None and dst.fwhm is not None:
+            tuning = tuning.stretched(dst.fwhm[u] / rule.reference_fwhm, rule.balanced)
+        fit = tuning(src_ori[:, None] - expected[None, :], src.period)
         w = np.einsum("km,mij->kij", fit, near) / rule.samples
         pos = w[w > 0].sum()
         out[u] = w * (rule.gain / pos) if pos > 0 else w
@@ -343,23 +355,15 @@ def _compile_rule(sd: dict, spec: Spec, rule: Rule) -> None:
 
 
 def upper_bounds(sd: Mapping[str, torch.Tensor], until: str) -> dict[str, torch.Tensor]:
-    """Per-channel upper bound of every tensor up to `until`, for any input in Lucid's range.
+    """Per-channel upper bound of every tensor up to `until`, for any input in Lucid's range
+    (`circuits.core.bounds`: each op's interval arithmetic from the op table)."""
+    def params(name: str) -> SimpleNamespace:
+        return SimpleNamespace(weight=sd[f"{name}.weight"], bias=sd[f"{name}.bias"])
 
-    Interval arithmetic through the graph: a conv's bound adds each weight times the
-    bound of its input at the weight's sign (inputs after a ReLU are >= 0); max-pool and
-    ReLU keep bounds; LRN can only shrink a value (x / sqrt(2 + 1e-4 x^2) at most).
-    """
-    lo_in, hi_in = INPUT_RANGE
-    bounds: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
-    for n in graph.NODES[: graph.index(until) + 1]:
-        if not n.inputs:
-            bounds[n.name] = torch.full((3,), lo_in), torch.full((3,), hi_in)
-            continue
-        params = SimpleNamespace(weight=sd[f"{n.param}.weight"], bias=sd[f"{n.param}.bias"]) if n.param else None
-        try:
-            bounds[n.name] = n.kind.bounds(n, [bounds[i] for i in n.inputs], params)
-        except NotImplementedError:  # pragma: no cover - the hand-built network ends before the classifier
-            raise SpecError(f"bounds do not go past {n.name} ({n.op})") from None
+    try:
+        bounds = graph_bounds(graph.INCEPTION_V1, params, until, INPUT_RANGE)
+    except NotImplementedError as e:  # pragma: no cover - the hand-built network ends before the classifier
+        raise SpecError(f"bounds do not go as far as {until}: {e}") from None
     return {name: hi for name, (_, hi) in bounds.items()}
 
 

@@ -60,7 +60,9 @@ class Bank:
     `branch` is the tensor computing the channels (the layer itself outside a
     concatenation); a channel of `layer` that another branch computes is a spec error.
     `phases` (Gabor banks only) gives each channel's carrier phase in degrees.
-    A "contrast" bank has no orientations (None).
+    A "contrast" bank has no orientations (None). `fwhm` gives each unit's published
+    tuning width (a fact about the unit, like its orientation); a `Tile` rule with a
+    `reference_fwhm` stretches its orientation tuning for each unit by fwhm / reference_fwhm.
     """
 
     name: str
@@ -71,6 +73,7 @@ class Bank:
     kind: str = "curve"
     phases: tuple[float, ...] | None = None
     note: str = ""
+    fwhm: tuple[float, ...] | None = None  # published tuning width (FWHM, degrees) of each unit, where known
 
     @property
     def period(self) -> float:
@@ -81,22 +84,47 @@ class Bank:
 class Tuning:
     """Weight as a function of orientation difference Delta (source minus what the template expects).
 
-    h(Delta) = exp(-Delta^2 / 2 width^2) - opposite * exp(-(|Delta| - P/2)^2 / 2 opposite_width^2) - floor,
+    h(Delta) = exp(-Delta^2 / 2 width^2) - opposite * exp(-(|Delta| - P/2)^2 / 2 opposite_width^2)
+               - surround * (1 - exp(-Delta^2 / 2 surround_width^2)) - floor,
     with Delta wrapped into [-P/2, P/2] for the source's period P (180 for lines, 360 for
     curves): excitation from aligned sources, inhibition from the opposite orientation
-    (perpendicular lines, curves bulging the other way), and `floor` inhibition from all.
+    (perpendicular lines, curves bulging the other way), inhibition that grows with the
+    orientation difference (`surround`: the band of positive weights is surrounded by
+    negative ones), and `floor` inhibition from all.
     """
 
     width: float
     opposite: float = 0.0
     opposite_width: float = 30.0
     floor: float = 0.0
+    surround: float = 0.0
+    surround_width: float = 60.0
 
     def __call__(self, delta: np.ndarray, period: float) -> np.ndarray:
         d = np.abs((np.asarray(delta, dtype=np.float64) + period / 2) % period - period / 2)
         exc = np.exp(-0.5 * (d / self.width) ** 2)
         opp = self.opposite * np.exp(-0.5 * ((d - period / 2) / self.opposite_width) ** 2)
-        return exc - opp - self.floor
+        sur = self.surround * (1.0 - np.exp(-0.5 * (d / self.surround_width) ** 2))
+        return exc - opp - sur - self.floor
+
+    def stretched(self, factor: float, balanced: bool = False) -> "Tuning":
+        """The tuning of a unit `factor` times as broad as the template.
+
+        The excitatory band is `factor`**2 times as wide (the unit's response width is
+        about the band combined with its sources' own width, so the band has to grow
+        faster than the response), and the surround that inhibits around it reaches
+        `factor` times as far, with `factor` times its strength. `balanced` also scales
+        the opposite and floor inhibition with the band's mass (`factor`**2), so that a
+        broad unit's excitation does not outweigh the inhibition that removes echoes.
+
+        >>> t = Tuning(width=10.0, surround=0.5, surround_width=30.0).stretched(2.0)
+        >>> t.width, t.surround, t.surround_width
+        (40.0, 1.0, 60.0)
+        """
+        mass = factor**2
+        inh = mass if balanced else 1.0
+        return Tuning(self.width * mass, self.opposite * inh, self.opposite_width, self.floor * inh,
+                      self.surround * factor, self.surround_width * factor)
 
 
 @dataclass(frozen=True)
@@ -221,6 +249,10 @@ class Tile:
         exp(-|p - q|^2 / 2 spread^2) * tuning(orientation_k - expected orientation at q),
     where the expected orientation is the path's tangent (line sources) or local bulge
     (curve sources). The kernel is scaled so its positive weights sum to `gain`.
+    With `reference_fwhm`, a dst unit whose bank gives its published `fwhm` uses
+    ``tuning.stretched(fwhm / reference_fwhm, balanced)``: a unit published as broader
+    tolerates more orientation mismatch of its sources. Several `Tile` rules may
+    compute one bank from different sources (their weights add up).
     """
 
     src: str
@@ -231,6 +263,8 @@ class Tile:
     gain: float
     bias: float = 0.0
     samples: int = 97  # points along the path: the sum is then a smooth integral (changes < 1e-3 with more)
+    reference_fwhm: float | None = None
+    balanced: bool = False
 
 
 Rule = Union[Gabor, PoolPhases, Relay, Tile, PoolEnergy, Normalize]

@@ -1,20 +1,24 @@
 """The hand-built curve circuit of "Curve Circuits", declared.
 
 Gabor filters (conv2d0) -> complex Gabors (conv2d1) -> lines (conv2d2) -> early curves
-(mixed3a, 3x3 branch, read through its bottleneck) -> curves (mixed3b, 5x5 branch, read
-through its 32-channel bottleneck). Each family sits on the channels where the
-original network keeps it ("An Overview of Early Vision"); the mixed3a and mixed3b
-curve units keep their ids and are tuned to their original preferred orientations
-(Curve Detectors' tuning table). Where a rule needs an evenly spaced bank of
-orientations the family is completed on free channels, named below.
+and 3a lines (mixed3a, 3x3 branch, read through its bottleneck) -> curves (mixed3b, 5x5
+branch, read through its 32-channel bottleneck). Each family sits on the channels where
+the original network keeps it ("An Overview of Early Vision"); the mixed3a and mixed3b
+curve units keep their ids and are tuned to their original preferred orientations and
+built to their published tuning widths (Curve Detectors' tuning table: facts about each
+unit, written in below with their source, not fitted). Where a rule needs an evenly
+spaced bank of orientations the family is completed on free channels, named below.
 
 Rules follow the article: each family is built from the one before by tiling it along
 its tangent (`Tile`), weighted by orientation difference (`Tuning`), with inhibition
-from the opposite orientation: perpendicular lines veto lines and early curves, and
-each early curve reaches the curves minus the early curve bulging the other way (the
-opponent relay in the 3b bottleneck), which removes the echo early curves have and
-silences straight edges. Every unit of a bank is one template rotated to its
-orientation, so the network is rotation-equivariant by construction.
+from the opposite orientation: perpendicular lines inhibit lines and early curves. The
+3b bottleneck only copies (the path mixed3a -> 3b curves is linear, so its expanded
+weights are the real circuit); the curves read early curves with a positive band at the
+local bulge surrounded by negative weights that grow to the opposite orientation --
+which removes the echo early curves have (the opposite curve runs tangent to the arc in
+the middle, where the lines fire) and silences straight edges -- plus 3a lines along the
+tangent. Every unit of a bank is one template rotated to its orientation (and stretched
+to its published width), so the network is rotation-equivariant by construction.
 
 Cosmetic invariance: the complex Gabors sum the four phases of each Gabor orientation
 (+/- even, +/- odd), an energy detector blind to contrast polarity; and LRN1 divides
@@ -46,6 +50,13 @@ MIXED3B_CURVES = {379: 243.0, 406: 268.5, 385: 290.0, 343: 358.0, 342: 22.5,
                   388: 66.5, 324: 91.5, 340: 110.0, 330: 145.0, 349: 181.0}
 MIXED3A_CURVES = {81: 326.5, 104: 350.5, 92: 11.0, 145: 41.0, 95: 78.5, 163: 87.0,
                   171: 174.0, 71: 137.0, 147: 222.5, 189: 267.5, 137: 273.5}
+# Their published tuning widths: FWHM of the main lobe of each published radial tuning
+# curve, degrees (column fwhm_deg of ../shared/reference/tuning_table.csv, rounded to 0.1).
+# A fact about each unit like its angle; the templates are stretched to it, nothing is fitted.
+MIXED3B_FWHM = {379: 54.9, 406: 32.6, 385: 52.1, 343: 39.8, 342: 66.9,
+                388: 50.4, 324: 28.4, 340: 48.9, 330: 68.8, 349: 39.7}
+MIXED3A_FWHM = {81: 71.0, 104: 45.0, 92: 40.8, 145: 51.1, 95: 44.8, 163: 149.9,
+                171: 47.0, 71: 49.9, 147: 47.2, 189: 47.7, 137: 59.0}
 
 
 def _channels(family_id: str) -> list[int]:
@@ -57,7 +68,8 @@ def _channels(family_id: str) -> list[int]:
 N_GABOR = 8  # Gabor orientations, 22.5 deg apart over 180: closed under 90-degree rotation
 PHASES = (0.0, 90.0, 180.0, 270.0)  # +even, +odd, -even, -odd: rectified and summed = |even| + |odd|
 N_LINE = 16  # line orientations, 11.25 deg apart: fine enough to follow a curve's turning tangent
-N_EARLY = 32  # early-curve bank orientations, 11.25 deg apart: fills the 32-channel 3b bottleneck
+N_EARLY = 24  # early-curve bank orientations, 15 deg apart: 24 of the 32 channels of the 3b bottleneck
+N_LINE_3A = 8  # 3a line orientations, 22.5 deg apart: the other 8 channels of the 3b bottleneck
 
 # conv2d0: 28 published Gabor channels + 4 of the layer's "Other Units" make 8 x 4.
 GABOR_CHANNELS = tuple(_channels("conv2d0:gabors") + [19, 26, 31, 35])
@@ -70,16 +82,30 @@ LINE_CHANNELS = (3, 9, 15, 27, 33, 44, 55, 65, 97, 103, 125, 133, 141, 150, 157,
 # between the lines (they displace colour-contrast/texture units, which are not built).
 CONTRAST_CHANNELS = (0, 10, 28, 39, 60, 98, 128, 146, 161)
 # mixed3a 3x3 branch: the 11 published early curves sit at uneven orientations, so an
-# even 32-orientation bank for the 3b curves is added on channels of families that are
-# not built here (all in the 3x3 branch): "Other Units", "Line Misc.", "Angles", "Line Ends".
+# even 24-orientation bank for the 3b curves is added on channels of families that are
+# not built here (all in the 3x3 branch): "Other Units", "Line Misc.", "Angles".
 EARLY_BANK_CHANNELS = (67, 109, 122, 128, 142, 143, 155, 170, 179, 184, 190,  # "Other Units"
                        191, 121, 116, 159, 152, 165, 83, 173, 87, 90, 82,  # "Line Misc."
-                       188, 94, 164, 107, 77, 157, 149, 100,  # "Angles"
-                       133, 96)  # "Line Ends"
+                       188, 94)  # "Angles"
+# mixed3a 3x3 branch: 3a lines on the published 3a "Lines" channels of that branch (8 of its 10).
+LINES_3A_CHANNELS = (75, 146, 69, 169, 154, 187, 134, 150)
+# mixed3b 5x5 bottleneck: early curves on 0..23, 3a lines on 24..31.
+CURVE_RELAY_CHANNELS = tuple(range(N_EARLY))
+LINE_RELAY_3B_CHANNELS = tuple(range(N_EARLY, N_EARLY + N_LINE_3A))
 
-# Early curves are written at the original's activation scale (nothing after them
-# normalizes); the relay to the 3b curves divides it out again.
+# Early curves and 3a lines are written at the original's activation scale (nothing after
+# them normalizes); the copies in the 3b bottleneck divide it out again.
 EARLY_CURVE_SCALE = 180.0
+LINE_3A_SCALE = 100.0
+# The curves' template over early-curve orientation (difference from the local bulge): a
+# positive band, inhibition at the opposite orientation (outweighs the early curves' echo
+# and the straight-edge response both bulges share) and a surround growing with the
+# difference (narrows the band). A unit published CURVE_REFERENCE_FWHM wide uses it as
+# is; others are stretched to their published width (Tuning.stretched, balanced).
+CURVE_TUNING = Tuning(width=11.0, opposite=0.45, opposite_width=35.0, surround=0.15, surround_width=40.0)
+CURVE_REFERENCE_FWHM = 50.0  # deg: about the width this template gives unstretched
+LINE_TO_CURVE_GAIN = 60.0  # 3a lines add ~1/5 of a curve's response ("early curves only" lowers peaks)
+CURVE_BIAS = -15.0  # a small threshold: silences the residue of straight lines (< 3% of a peak)
 
 _gabor_orients = tuple(o for o in uniform(N_GABOR, 180.0) for _ in PHASES)
 
@@ -92,12 +118,18 @@ BANKS = (
          note="local contrast energy, the divisor of the lines in LRN1"),
     Bank("line_relay", "mixed3a_3x3_bottleneck", "mixed3a_3x3_bottleneck", tuple(range(N_LINE)),
          uniform(N_LINE, 180.0), "line", note="lines handed to the early curves (1x1 bottleneck)"),
-    Bank("early_curves", "mixed3a", "mixed3a_3x3", tuple(MIXED3A_CURVES), tuple(MIXED3A_CURVES.values()), "curve"),
+    Bank("early_curves", "mixed3a", "mixed3a_3x3", tuple(MIXED3A_CURVES), tuple(MIXED3A_CURVES.values()), "curve",
+         fwhm=tuple(MIXED3A_FWHM[c] for c in MIXED3A_CURVES)),
     Bank("early_curve_bank", "mixed3a", "mixed3a_3x3", EARLY_BANK_CHANNELS, uniform(N_EARLY, 360.0), "curve",
          note="evenly spaced early curves on free channels, read by the 3b curves"),
-    Bank("curve_relay", "mixed3b_5x5_bottleneck", "mixed3b_5x5_bottleneck", tuple(range(N_EARLY)),
-         uniform(N_EARLY, 360.0), "curve", note="early curves handed to the curves (1x1 bottleneck)"),
-    Bank("curves", "mixed3b", "mixed3b_5x5", tuple(MIXED3B_CURVES), tuple(MIXED3B_CURVES.values()), "curve"),
+    Bank("lines_3a", "mixed3a", "mixed3a_3x3", LINES_3A_CHANNELS, uniform(N_LINE_3A, 180.0), "line",
+         note="3a lines on published 3a Line channels, read by the 3b curves"),
+    Bank("curve_relay", "mixed3b_5x5_bottleneck", "mixed3b_5x5_bottleneck", CURVE_RELAY_CHANNELS,
+         uniform(N_EARLY, 360.0), "curve", note="early curves handed to the curves (1x1 bottleneck, a copy)"),
+    Bank("line_relay_3b", "mixed3b_5x5_bottleneck", "mixed3b_5x5_bottleneck", LINE_RELAY_3B_CHANNELS,
+         uniform(N_LINE_3A, 180.0), "line", note="3a lines handed to the curves (1x1 bottleneck, a copy)"),
+    Bank("curves", "mixed3b", "mixed3b_5x5", tuple(MIXED3B_CURVES), tuple(MIXED3B_CURVES.values()), "curve",
+         fwhm=tuple(MIXED3B_FWHM[c] for c in MIXED3B_CURVES)),
 )
 
 RULES = (
@@ -132,24 +164,37 @@ RULES = (
     Tile("line_relay", ("early_curves", "early_curve_bank"),
          Arc(radius=12.0, length=24.0),  # px: the curvature early curves like best; 3 tiles of the 8 px grid
          tuning=Tuning(width=15.0,  # deg: tolerance of each tile to the line's orientation
-                       opposite=1.0, opposite_width=25.0),  # a line across the arc vetoes it
+                       opposite=0.8, opposite_width=25.0),  # a line across the arc inhibits it, but does not
+                                                            # veto the opposite curve's tangent lines: the echo
          spread=4.0,  # px: position tolerance of a tile
          gain=EARLY_CURVE_SCALE,  # the original's scale: radial tuning peaks of ~300-450
-         bias=0.0),  # no threshold: early curves keep a weak response to lines, as the original's do
-    # Curve relay: the 3b bottleneck hands the evenly spaced early curves on as opponents:
-    # each minus 1.3 x the early curve bulging the opposite way, so after the ReLU a
-    # straight edge (which drives both alike) and the early curves' echo give nothing.
-    Relay("early_curve_bank", "curve_relay", gain=1.0 / EARLY_CURVE_SCALE, bias=0.0,  # back to ~2
-          tuning=Tuning(width=5.0, opposite=1.3, opposite_width=5.0)),  # widths < spacing: one unit each
-    # Curves: opponent early curves tiled along a wider arc, each at the arc's local bulge.
+         bias=0.0,  # no threshold: early curves keep a weak response to lines, as the original's do
+         reference_fwhm=48.0),  # the bank's own width: a published unit is stretched to its FWHM
+    # 3a lines: lines tiled along a longer straight path (3 tiles of the 8 px grid).
+    Tile("line_relay", ("lines_3a",), Segment(length=24.0),
+         tuning=Tuning(width=12.0, opposite=1.0, opposite_width=25.0),  # as the conv2d2 lines: crossings veto
+         spread=4.0, gain=LINE_3A_SCALE, bias=0.0),
+    # 3b bottleneck: plain copies (non-negative weights of non-negative inputs, no bias, so
+    # its ReLUs never cut anything: the path 3a -> 3b curves is linear and its expanded
+    # weights are the whole story, as in the article's weight diagrams).
+    Relay("early_curve_bank", "curve_relay", gain=1.0 / EARLY_CURVE_SCALE, bias=0.0),
+    Relay("lines_3a", "line_relay_3b", gain=1.0 / LINE_3A_SCALE, bias=0.0),
+    # Curves: early curves tiled along a wider arc, each at the arc's local bulge: a positive
+    # band at the local bulge, inhibition growing to the opposite orientation (negative
+    # weights: what removes the early curves' echo and silences straight edges).
     Tile("curve_relay", ("curves",),
          Arc(radius=45.0, length=40.0),  # px: 5 tiles of the 8 px grid along a gentle arc
-         tuning=Tuning(width=6.0,  # deg: only early curves at about the local bulge excite
-                       floor=0.065),  # every early curve inhibits a little: sharpens, and a filled
-                                      # curve's chord (which drives many) does not add
+         tuning=CURVE_TUNING,
          spread=5.0,  # px: position tolerance of a tile
          gain=560.0,  # the original's scale: radial tuning peaks of ~550-830
-         bias=0.0),  # no threshold: the floor above already silences what is not a curve
+         bias=CURVE_BIAS,
+         reference_fwhm=CURVE_REFERENCE_FWHM, balanced=True),
+    # ... and 3a lines along the arc's tangent.
+    Tile("line_relay_3b", ("curves",),
+         Arc(radius=45.0, length=40.0),
+         tuning=Tuning(width=10.0, opposite=0.0),
+         spread=5.0, gain=LINE_TO_CURVE_GAIN, bias=CURVE_BIAS,
+         reference_fwhm=CURVE_REFERENCE_FWHM, balanced=True),
 )
 
 SPEC = Spec(BANKS, RULES)

@@ -487,9 +487,11 @@ class LRN(_Identity):
         return torch.einsum("ck,ksij->csij", lrn_jacobian(point).to(k.dtype), k), jump
 
     def bounds(self, node, ins, m):
-        # x / sqrt(2 + 1e-4 x^2) <= x: an LRN can only shrink a value (inputs are >= 0 here).
+        # |lrn(x)_c| <= |x_c| / sqrt(2 + 1e-4 x_c^2) (the window sum holds x_c^2), which grows
+        # with |x_c|: an LRN only shrinks a value, towards 0.
         lo, hi = ins[0]
-        return torch.zeros_like(hi), hi / torch.sqrt(LRN_BIAS + LRN_ALPHA * hi * hi)
+        shrink = lambda v: v / torch.sqrt(LRN_BIAS + LRN_ALPHA * v * v)  # noqa: E731
+        return shrink(lo.clamp(max=0)), shrink(hi.clamp(min=0))
 
 
 class Concat(Op):

@@ -23,9 +23,16 @@ re-expressed units, see `Reexpress`). There is no silent approximation.
   done as direct edits of K. *Exact* in the same sense: the real network with
   those weights, whose expanded weights are the edited ones; the max-pool stays a
   max-pool. ("set" on such a path is no edit of K: refused like the next case.)
-* **Through nonlinearities** -- anything else (a bottleneck conv and its ReLU, an
-  LRN, several layers; e.g. ``mixed3a`` early curves -> ``mixed3b`` curves via the
-  5x5 branch's bottleneck). No network has the edited expanded weights with its
+* **Linear paths** -- every nonlinearity on the path is a ReLU that is the identity
+  for every input: its input's interval lower bound (`circuits.core.bounds`, with the
+  current parameters, over the whole input range) is >= 0, e.g. the hand-built
+  network's 3b 5x5 bottleneck, whose units copy post-ReLU early curves with positive
+  weights and no bias. The path is then linear, its expanded weights are the real map,
+  and the edit's hook (``dst_pre_relu += conv(src, W_edited - W)``, below) is *exact*
+  on the real network ("exact (linear path)").
+* **Through nonlinearities** -- anything else (a bottleneck conv and a ReLU that can
+  clip, an LRN, several layers; e.g. ``mixed3a`` early curves -> ``mixed3b`` curves via
+  the 5x5 branch's bottleneck of a trained network). No network has the edited expanded weights with its
   other weights unchanged, so the edit is **refused** (`EditError` naming the
   nonlinearities on the path) unless the destination units are re-expressed from
   the source layer: after ``Reexpress(src_layer, dst)``, or with
@@ -83,6 +90,7 @@ from typing import TYPE_CHECKING, Iterable, Iterator, Sequence
 import torch
 
 from circuits.core import graph
+from circuits.core.bounds import always_identity_relus, interval_bounds
 from circuits.core.units import Unit
 from circuits.families import resolve_units
 
@@ -465,8 +473,14 @@ class WeightEdit(Edit):
         current = {}
         for j, p in enumerate(self.parts):
             if p.kind == "expanded" and not _reexpressed(model, p):
+                if self.route != "linearized" and not _active_nonlinearities(model, p):
+                    # Every ReLU on the path is the identity for every input (its input is
+                    # provably >= 0) and nothing else is nonlinear: the path is linear, so
+                    # the expanded weights are the real map and their edit is exact.
+                    rec.linear_paths.append(j)
+                    continue
                 if self.route != "linearized":
-                    raise EditError(_refusal(self, p))
+                    raise EditError(_refusal(self, p, _active_nonlinearities(model, p)))
                 _paths.check_supported(p)
                 rec.reexpressed.append(j)
         for p in self.parts:
@@ -509,9 +523,19 @@ def _reexpressed(model: "InceptionV1", p: _Part) -> bool:
     return set(p.dst_idx) <= covered
 
 
-def _refusal(edit: "WeightEdit", p: _Part) -> str:
-    """Why an expanded edit across nonlinearities is refused, and the exact alternatives."""
+def _active_nonlinearities(model: "InceptionV1", p: _Part) -> list[str]:
+    """'name (op)' of each nonlinearity on the paths of `p` that is not the identity for
+    every input: all of them but the ReLUs whose input's interval lower bound is >= 0
+    (`circuits.core.bounds`, with the model's current parameters)."""
     nonlin = _nonlinearities(p.src_layer, p.conv)
+    if not nonlin:
+        return []
+    identity = always_identity_relus(interval_bounds(model, p.conv), model.graph)
+    return [n for n in nonlin if n.split(" ")[0] not in identity]
+
+
+def _refusal(edit: "WeightEdit", p: _Part, nonlin: list[str]) -> str:
+    """Why an expanded edit across nonlinearities is refused, and the exact alternatives."""
     what = ", ".join(nonlin[:4]) + (", ..." if len(nonlin) > 4 else "")
     verb = "is" if len(nonlin) == 1 else "are"
     src, dst = _short(edit.shown_src), _short(edit.dst_spec)
@@ -779,6 +803,9 @@ class _Record:
     # Parts (indices) whose destination units this edit re-expressed itself
     # (route="linearized"); their _ReexpressItems follow the parts' items.
     reexpressed: list = field(default_factory=list)
+    # Parts (indices) acting through a path whose nonlinearities are all the identity for
+    # every input: their expanded-weight hooks are exact on the real network.
+    linear_paths: list = field(default_factory=list)
 
     @property
     def keys(self) -> list[str]:
@@ -924,7 +951,8 @@ def edit_log(model: "InceptionV1") -> list[dict]:
     """JSON-able descriptions of the applied edits, oldest first.
 
     Each entry is the edit's `describe()` plus "realised": for each part, "exact"
-    (real parameters, or an implant's donor values), "linearized model" (on units
+    (real parameters, or an implant's donor values), "exact (linear path)" (expanded
+    weights through ReLUs that are the identity for every input), "linearized model" (on units
     re-expressed from the source layer) or "linear correction (not exact)" (only in
     logs saved before edits said what they are), and "reexpressed": the parts whose
     units the edit re-expressed itself (route="linearized").
@@ -934,16 +962,19 @@ def edit_log(model: "InceptionV1") -> list[dict]:
 
 def _log_entry(rec: _Record) -> dict:
     entry = rec.edit.describe()
-    entry["realised"] = [_realised(rec.edit, p) for p in rec.edit.parts]
+    entry["realised"] = [_realised(rec, j) for j in range(len(rec.edit.parts))]
     if rec.reexpressed:
         entry["reexpressed"] = list(rec.reexpressed)
     return entry
 
 
-def _realised(edit: Edit, p: _Part) -> str:
-    """How part `p` of `edit` acts: see `edit_log`."""
+def _realised(rec: "_Record", j: int) -> str:
+    """How part `j` of the record's edit acts: see `edit_log`."""
+    edit, p = rec.edit, rec.edit.parts[j]
     if p.kind != "expanded":
         return "exact"
+    if j in rec.linear_paths:
+        return "exact (linear path)"
     if getattr(edit, "route", None) == "legacy":
         return "linear correction (not exact)"
     return "linearized model"
@@ -951,8 +982,8 @@ def _realised(edit: Edit, p: _Part) -> str:
 
 def _summary_with_kind(rec: _Record) -> str:
     how: dict[str, list[str]] = {}
-    for p in rec.edit.parts:
-        how.setdefault(_realised(rec.edit, p), []).append(f"{p.kind} {p.src_layer}->{p.conv}")
+    for j, p in enumerate(rec.edit.parts):
+        how.setdefault(_realised(rec, j), []).append(f"{p.kind} {p.src_layer}->{p.conv}")
     parts = "; ".join(f"{k}: {', '.join(v)}" for k, v in how.items())
     return f"{rec.edit.summary()} ({parts})"
 

@@ -1,0 +1,139 @@
+"""Curve stimuli drawn independently of `circuits.tuning.stimuli`, and the hand-built network measured with them.
+
+A blind check of the hand-built curves must not rely on the renderer they were designed
+against. Here an arc is drawn by another method: each pixel's ink is the fraction of its
+4 x 4 sub-pixel samples that lie within width/2 of the arc (distance to a circle, clipped
+to the arc's angular extent, else to its nearer endpoint), on a 128 px canvas, with thinner
+strokes and other arc lengths than the project's defaults (mixed3b: 45.5 px long, 3 px wide).
+
+Geometry (the articles' convention): orientation theta is the direction from the centre of
+curvature to the arc's midpoint, degrees clockwise on screen from +x (y down); curvature is
+the fraction of a half circle the arc subtends (radius = length / (curvature * pi)); the
+midpoint sits on the unit's receptive-field centre.
+
+Run (the full table: 720 orientations x 4 curvatures x 2 lengths, the editing conditions too;
+a few minutes on 2 cores):
+    python experiments/independent_arcs.py --n-angles 720
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+import time
+from typing import Sequence
+
+import numpy as np
+import torch
+
+CANVAS = 128
+WIDTH = 2.0  # px: thinner than the project's 3 px
+LENGTHS = (36.0, 56.0)  # px: shorter and longer than the project's 45.5
+CURVATURES = (0.2, 0.45, 0.7, 0.95)
+SUPERSAMPLE = 4
+
+
+def arcs(orientations: Sequence[float], curvature: float, length: float, width: float = WIDTH,
+         size: int = CANVAS, centre: tuple[float, float] | None = None) -> torch.Tensor:
+    """Black arcs on white as Lucid model input [N, 3, size, size] (pixels 0..255 minus 117).
+
+    >>> x = arcs([0.0], 1.0, 40.0, size=64, centre=(32.0, 32.0))   # a ')' bulging right
+    >>> ink = (138.0 - x[0, 0]) / 255                            # 0 background .. 1 ink
+    >>> float(ink[:, 34:].sum()), bool(ink[:, :31].sum() > 20)   # all ink at or left of the midpoint
+    (0.0, True)
+    """
+    cy, cx = centre if centre is not None else ((size - 1) / 2, (size - 1) / 2)
+    s = SUPERSAMPLE
+    # Only a box around the midpoint can hold ink (every point of the arc is within length/2 of it).
+    reach = length / 2 + width
+    y0, y1 = max(0, int(math.floor(cy - reach))), min(size, int(math.ceil(cy + reach)) + 1)
+    x0, x1 = max(0, int(math.floor(cx - reach))), min(size, int(math.ceil(cx + reach)) + 1)
+    sy = y0 + (np.arange((y1 - y0) * s) + 0.5) / s - 0.5  # sub-pixel sample positions
+    sx = x0 + (np.arange((x1 - x0) * s) + 0.5) / s - 0.5
+    yy, xx = np.meshgrid(sy, sx, indexing="ij")
+    r = length / (curvature * math.pi)
+    half = length / (2 * r)  # radians each side of the midpoint
+    out = torch.full((len(orientations), 3, size, size), 255.0 - 117.0)
+    for i, theta in enumerate(orientations):
+        t = math.radians(theta)
+        oy, ox = cy - r * math.sin(t), cx - r * math.cos(t)  # the centre of curvature
+        dy, dx = yy - oy, xx - ox
+        ang = np.remainder(np.arctan2(dy, dx) - t + math.pi, 2 * math.pi) - math.pi
+        d = np.abs(np.hypot(dy, dx) - r)  # distance to the circle ...
+        ends = [(oy + r * math.sin(t + e), ox + r * math.cos(t + e)) for e in (-half, half)]
+        d_end = np.minimum(*[np.hypot(yy - ey, xx - ex) for ey, ex in ends])
+        d = np.where(np.abs(ang) <= half, d, d_end)  # ... where the arc is, else to its nearer end
+        ink = (d <= width / 2).reshape(y1 - y0, s, x1 - x0, s).mean((1, 3))
+        out[i, :, y0:y1, x0:x1] = torch.from_numpy(255.0 * (1.0 - ink)).float()[None] - 117.0
+    return out
+
+
+def radial(model, units, n_angles: int, curvatures=CURVATURES, lengths=LENGTHS, width: float = WIDTH,
+           batch: int = 96) -> tuple[np.ndarray, np.ndarray]:
+    """(angles [A], curves [U, A]): post-ReLU centre responses to these arcs, averaged over
+    curvature and length (as the published curves average over curvature)."""
+    from circuits.core.units import resolve_units
+    from circuits.tuning.measure import responses
+
+    us = resolve_units(units)
+    centre = us[0].centre_in_input(CANVAS)
+    angles = np.arange(n_angles) * 360.0 / n_angles
+    total = torch.zeros(n_angles, len(us))
+    for c in curvatures:
+        for L in lengths:
+            for a in range(0, n_angles, batch):
+                x = arcs(angles[a:a + batch], c, L, width, CANVAS, centre)
+                total[a:a + batch] += torch.relu(responses(model, us, x))
+    return angles, (total / (len(curvatures) * len(lengths))).T.double().numpy()
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--n-angles", type=int, default=72)
+    args = ap.parse_args(argv)
+    torch.set_num_threads(2)
+    import handbuilt
+    from circuits.editing.edits import editing
+    from circuits.editing.experiment import CONDITIONS, condition_edits
+    from circuits.tuning import reference
+    from circuits.tuning.metrics import compare_curves, curve_metrics
+
+    model = handbuilt.build()
+    units, early = "mixed3b:curves", "mixed3b_5x5_bottleneck:hb_curve_relay"
+    print(f"independent arcs: {CANVAS} px canvas, width {WIDTH} px, lengths {LENGTHS}, curvatures {CURVATURES}, "
+          f"{args.n_angles} orientations")
+    results = {}
+    for cond in CONDITIONS:
+        t0 = time.perf_counter()
+        with editing(model, *condition_edits(cond, units, early, "direct")):
+            angles, curves = radial(model, units, args.n_angles)
+        results[cond] = curves
+        print(f"  {cond}: {time.perf_counter() - t0:.1f} s")
+    from circuits.core.units import resolve_units
+
+    ids = [u.id for u in resolve_units(units)]
+    have_ref = reference.available()
+    print(f"\n{'unit':13} {'pub':>6} {'built':>6} {'err':>5} {'corr':>6} {'fwhm':>6} {'echo':>6} {'peak':>7} | "
+          f"{'early-only peak':>15} {'echo':>6} | {'positive-only peak':>18} {'echo':>6}")
+    corr = []
+    for i, u in enumerate(ids):
+        m = curve_metrics(results["unedited"][i])
+        e1, e2 = (curve_metrics(results[c][i]) for c in CONDITIONS[1:])
+        pub = err = cc = "-"
+        if have_ref:
+            p = reference.published_curve(u)
+            c = compare_curves(results["unedited"][i], p)
+            pub, err, cc = f"{curve_metrics(p).pref_deg:6.1f}", f"{c['angle_error']:5.1f}", f"{c['correlation']:6.3f}"
+            corr.append(c["correlation"])
+        print(f"{u:13} {pub:>6} {m.pref_deg:6.1f} {err:>5} {cc:>6} {m.fwhm_deg:6.1f} {m.echo:6.3f} {m.peak:7.1f} | "
+              f"{e1.peak:15.1f} {e1.echo:6.3f} | {e2.peak:18.1f} {e2.echo:6.3f}")
+    if corr:
+        print(f"correlation: min {min(corr):.3f}, median {np.median(corr):.3f}")
+    echo2 = [curve_metrics(c).echo for c in results[CONDITIONS[2]]]
+    print(f"positive early-curve weights only: echo median {np.median(echo2):.3f}, range {min(echo2):.3f}..{max(echo2):.3f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
