@@ -21,6 +21,7 @@ COMMAND_MODULES = (
     "circuits.cli.tune",  # stimuli, tune
     "circuits.cli.compare",  # compare
     "circuits.cli.vis",  # vis, attribute
+    "circuits.cli.discover",  # discover
 )
 
 
