@@ -256,3 +256,26 @@ def test_banner_plots(tmp_path):
     with pytest.raises(ValueError, match=r"\[0, 1\]"):
         plot_contact_sheet(torch.rand(1, 3, 8, 8) + 1, ["a"], tmp_path / "s.png")
     assert not (tmp_path / "s.png").exists()
+
+
+# --- rendering only the shape's window (speed) ----------------------------------------
+
+
+@pytest.mark.parametrize("kind, params", [
+    ("curve", dict(orientation=[0, 37, 90, 200, 300], curvature=[0.1, 0.5, 1.0, 0.0, 0.75], arc_length=45.5,
+                   width=3.0, size=97)),
+    ("curve", dict(orientation=[15, 250], curvature=0.8, filled=True, fg="white", bg="black", size=(61, 40),
+                   centre=(5.5, 38.0), scale=1.5)),
+    ("curve", dict(orientation=10, curvature=0.5, size=20, centre=(-60.0, 10.0))),  # off the canvas
+    ("line", dict(orientation=[0, 33, 120], length=45.5, width=3.0, size=97)),
+    ("angle", dict(orientation=[0, 45, 200], opening=[30, 90, 170], arm_length=22, corner_radius=[2, 5.5, 0],
+                   size=97)),
+])
+def test_windowed_rendering_equals_the_full_canvas(monkeypatch, kind, params):
+    # Second implementation: the same formulas evaluated on every pixel of the canvas.
+    from circuits.tuning import stimuli as S
+
+    fast = S.render(kind, **params)
+    monkeypatch.setattr(S, "_window", lambda cv, reach: (slice(None), slice(None)))
+    full = S.render(kind, **params)
+    assert torch.equal(fast, full)
