@@ -146,6 +146,7 @@ def test_score_matches_formulas():
     assert D.Criteria(min_polarity=0.9).failures(s)[0].startswith("polarity:")
     assert D.Criteria(min_curvature_tolerance=0.8).failures(s)[0].startswith("radius-specific:")
     assert D.Criteria(max_fwhm_deg=30).failures(s)[0].startswith("broad:")
+    assert D.Criteria(min_fwhm_deg=60).failures(s)[0].startswith("narrow:")
 
 
 def test_two_lobes_are_not_contiguous_and_silent_units_say_so():

@@ -24,6 +24,7 @@ def _floats(text: str) -> list[float]:
 # Criteria field -> command-line option.
 _CRITERIA_OPTIONS = {
     "min_peak": "--min-peak",
+    "min_fwhm_deg": "--min-fwhm",
     "max_fwhm_deg": "--max-fwhm",
     "max_line_ratio": "--max-line-ratio",
     "max_sharp_angle_ratio": "--max-angle-ratio",

@@ -70,6 +70,10 @@ class Criteria:
 
     min_peak: the radial tuning curve's peak (post-ReLU, mean over curvature) must
         exceed this; 0 only excludes units that never respond to a curve.
+    min_fwhm_deg: a response to a single orientation sample is not a range of
+        orientations: the narrowest published mixed3b curve is 28 degrees wide, 20 is
+        two samples of the default sweep. (Without it, 1 of 2400 units of five random
+        networks passed, with FWHM 11: see experiments/bench_discover.py.)
     max_fwhm_deg: orientation selectivity. Published mixed3b curves have FWHM 28-69
         degrees; 120 admits twice the broadest while rejecting units that respond to
         a third of the circle or more.
@@ -95,6 +99,7 @@ class Criteria:
     """
 
     min_peak: float = 0.0
+    min_fwhm_deg: float = 20.0
     max_fwhm_deg: float = 120.0
     contiguous: bool = True
     max_line_ratio: float = 0.5
@@ -129,6 +134,7 @@ class Criteria:
                 out.append(f"{what} {name} {value:.2f} < {limit:g}")
 
         high("fwhm", s.fwhm_deg, self.max_fwhm_deg, "broad:")
+        low("fwhm", s.fwhm_deg, self.min_fwhm_deg, "narrow:")
         if self.contiguous and not s.contiguous:
             out.append(f"not contiguous: {s.n_lobes} orientation ranges above half max")
         high("line/curve", s.line_ratio, self.max_line_ratio, "lines:")
