@@ -94,6 +94,20 @@ def test_handbuilt_early_curves_are_rejected_for_responding_to_lines():
     assert d2.family
 
 
+def test_an_ablated_curve_unit_is_not_found():
+    # The model's own hooks stay active during the sweep (measure.responses then runs the
+    # model, not the cone): zeroing 379 must drop exactly it from the family.
+    from circuits import ablate
+
+    model = weights.model("handbuilt")
+    chans = [379, 406, 385, 0, 100]
+    with model.hooks(ablate("mixed3b:379")):
+        d = D.discover(model, "mixed3b", channels=chans, register=False, progress=False)
+    assert model.active_hooks == []  # the ablation ended with its block
+    assert sorted(d.family) == ["mixed3b:385", "mixed3b:406"]
+    assert d.score("mixed3b:379").reasons[0].startswith("no response")
+
+
 @pytest.mark.parametrize("which", ["random", "random_biased"])
 def test_random_networks_have_no_curve_family(which, random_model):
     model = weights.model("random") if which == "random" else random_model

@@ -25,7 +25,7 @@ Example:
     >>> d = discover(weights.model("random"), "conv2d2", n_orientations=8,
     ...              curvatures=[0.5, 1.0], register=False, progress=False)
     >>> len(d.scores), d.n_stimuli
-    (192, 80)
+    (192, 64)
 """
 
 from __future__ import annotations
