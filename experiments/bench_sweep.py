@@ -15,13 +15,20 @@ are also checked against the fast sweep's.
 Speed does not depend on the weights, so random weights are used. The machine is
 shared: numbers are noisy; the script prints wall and CPU time and the load average.
 
-Run: python experiments/bench_sweep.py [--threads 2] [--naive 48] [--batch N]
+The main job end to end (issue 11): `circuits tune mixed3b:curves` in a fresh process
+(imports, weights, the sweep, the table; wall time, best of --cli runs), against the
+same naive extrapolation; and where a sweep's time goes: rendering the stimuli alone
+(CPU) vs the whole sweep (CPU).
+
+Run: python experiments/bench_sweep.py [--threads 2] [--naive 48] [--batch N] [--cli 2]
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import subprocess
+import sys
 import time
 
 # The machine is shared with other jobs: OpenMP threads that spin while waiting for a
@@ -45,6 +52,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2, help="torch threads (the goal is stated for 2 cores)")
     ap.add_argument("--naive", type=int, default=48, help="naive stimuli to time (extrapolated to 5760)")
     ap.add_argument("--batch", type=int, default=None, help="batch size of the fast sweep (default: automatic)")
+    ap.add_argument("--cli", type=int, default=2, help="runs of `circuits tune mixed3b:curves` to time (0: none)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     model = weights.model("random")
@@ -92,6 +100,32 @@ def main() -> None:
     print(f"ratio       : {naive_total / fast:6.1f}x faster (goal >= 30x); sweep {'<' if fast < 20 else '>='} 20 s "
           f"(goal < 20 s)")
     print(f"values agree with the naive forward on the timed subset: {agree}")
+
+    # Where the sweep's time goes: rendering alone, the same batches as the sweep.
+    bs = args.batch or tuning._default_batch(["mixed3b_5x5"], tuning.input_size_for(UNITS), None)
+    size = tuning.input_size_for(UNITS)
+    c = time.process_time()
+    for a in range(0, n, bs):
+        sweep.render(size=size, centre=Unit("mixed3b", 0).centre_in_input(size), start=a, stop=min(n, a + bs))
+    render_cpu = time.process_time() - c
+    print(f"rendering   : {render_cpu:7.2f} s CPU of the sweep's {fast_cpu:.2f} s CPU ({render_cpu / fast_cpu:.0%})")
+
+    if args.cli:
+        code = ("import sys; from circuits.cli import main; "
+                "sys.exit(main(['tune', 'mixed3b:curves', '--weights', 'random', '--no-progress']))")
+        walls = []
+        for _ in range(args.cli):
+            t = time.perf_counter()
+            subprocess.run([sys.executable, "-c", code], check=True, stdout=subprocess.DEVNULL,
+                           env={**os.environ, "OMP_NUM_THREADS": str(args.threads)})
+            walls.append(time.perf_counter() - t)
+        t = time.perf_counter()
+        subprocess.run([sys.executable, "-c", "import circuits.cli, weights, torch"], check=True)
+        imports = time.perf_counter() - t
+        best = min(walls)
+        print(f"circuits tune mixed3b:curves: {best:6.2f} s wall (best of {len(walls)}; imports alone "
+              f"{imports:.2f} s), {naive_total / best:.1f}x one full forward per stimulus (goal < 5 s, >= 30x)")
+    print(f"load average at the end: {os.getloadavg()[0]:.2f}")
 
 
 if __name__ == "__main__":

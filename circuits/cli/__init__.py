@@ -29,6 +29,7 @@ COMMAND_MODULES = (
     "circuits.cli.compare",  # compare
     "circuits.cli.vis",  # vis, attribute
     "circuits.cli.edit_experiment",  # edit-experiment
+    "circuits.cli.discover",  # discover
 )
 
 
