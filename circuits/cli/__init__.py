@@ -21,6 +21,7 @@ COMMAND_MODULES = (
     "circuits.cli.tune",  # stimuli, tune
     "circuits.cli.compare",  # compare
     "circuits.cli.vis",  # vis, attribute
+    "circuits.cli.dataset",  # dataset, dataset-sheet, dataset-labels, extract-curves, trace-curve
 )
 
 

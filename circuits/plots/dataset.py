@@ -1,0 +1,123 @@
+"""Figures of a dataset scan: the pre-activation histogram (linear and log density with the
+tail fits), quilts of sampled crops per activation bin, the top-k sheet, the attribution
+quilt, the three views of hand labels, and curve extraction / spline tracing figures.
+
+Every function takes the JSON record of a unit (`UnitStats.summary()`), the crop pixels
+it needs and an output path, and writes through the atomic writer.
+
+Example:
+    >>> histogram(summary, "hist.png")          # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Mapping, Sequence
+
+import numpy as np
+
+from circuits.core.files import atomic_path
+
+__all__ = ["histogram", "quilt", "topk_sheet", "label_views", "extraction_figure", "spline_figure", "save"]
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def save(fig, path: str | os.PathLike, dpi: int = 100) -> Path:
+    """Save `fig` atomically (format from the suffix) and close it."""
+    plt = _plt()
+    path = Path(path)
+    try:
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, dpi=dpi, format=(path.suffix or ".png")[1:], bbox_inches="tight")
+    finally:
+        plt.close(fig)
+    return path
+
+
+def _img(t) -> np.ndarray:
+    a = t.detach().cpu().numpy() if hasattr(t, "detach") else np.asarray(t)
+    if a.ndim == 3 and a.shape[0] == 3:
+        a = a.transpose(1, 2, 0)
+    return a.astype(np.float64) / 255.0 if a.dtype == np.uint8 else np.clip(a, 0, 1)
+
+
+def histogram(s: Mapping, path: str | os.PathLike) -> Path:
+    """The article's two views of the pre-ReLU distribution: linear density, and log density with
+    both exponential tail fits as lines."""
+    plt = _plt()
+    edges = np.asarray(s["histogram"]["edges"])
+    counts = np.asarray(s["histogram"]["counts"], dtype=float)
+    width = s["histogram"]["width"]
+    dens = counts / max(s["n_crops"], 1) / width
+    centres = (edges[:-1] + edges[1:]) / 2
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
+    for ax, log in zip(axes, (False, True)):
+        ax.bar(centres, dens, width=width, color=np.where(centres > 0, "#d62", "#888"), lw=0)
+        ax.axvline(0, color="k", lw=0.6)
+        ax.set_xlabel(f"{s['unit']} pre-ReLU activation")
+        ax.set_ylabel("log density" if log else "density")
+        if log:
+            ax.set_yscale("log")
+            for side, colour in (("positive", "#b00"), ("negative", "#03a")):
+                f = s["tail_fits"][side]
+                if f.get("rate"):
+                    x = np.linspace(*f["range"], 50)
+                    ax.plot(x, np.exp(f["intercept"] + f["slope"] * x), color=colour, lw=1.5,
+                            label=f"{side}: rate {f['rate']:.3g} (R² {f['r2']:.2f})")
+            ax.legend(fontsize=8)
+    fig.suptitle(f"{s['unit']}: {s['n_crops']} crops of {s['crop_size']} px, fires on {100 * s['firing_rate']:.1f}%, "
+                 f"mean {s['mean_pre_relu']:.1f}", fontsize=10)
+    return save(fig, path)
+
+
+def _grid(rows: Sequence[tuple[str, Sequence]], path, title: str, cell: float = 0.9) -> Path:
+    """rows: (label, [(image, caption or None), ...]); one row of thumbnails per label."""
+    plt = _plt()
+    n_cols = max((len(r) for _, r in rows), default=1) or 1
+    fig, axes = plt.subplots(len(rows), n_cols, figsize=(cell * n_cols + 1.2, cell * len(rows) + 0.6), squeeze=False)
+    for r, (label, items) in enumerate(rows):
+        for c in range(n_cols):
+            ax = axes[r][c]
+            ax.set_xticks([])
+            ax.set_yticks([])
+            for sp in ax.spines.values():
+                sp.set_visible(False)
+            if c < len(items):
+                im, cap = items[c]
+                ax.imshow(_img(im), interpolation="lanczos")
+                if cap:
+                    ax.set_title(cap, fontsize=6, pad=1)
+        axes[r][0].set_ylabel(label, fontsize=7, rotation=0, ha="right", va="center")
+    fig.suptitle(title, fontsize=10)
+    fig.subplots_adjust(wspace=0.05, hspace=0.25 if any(cap for _, it in rows for _, cap in it) else 0.05)
+    return save(fig, path)
+
+
+def quilt(s: Mapping, images: Mapping[str, object], path, per_bin: int = 8, title: str | None = None) -> Path:
+    """Random crops by activation bin, highest bin on top (`images`: crop id -> pixels; a crop
+    missing from it is left out, so an attribution quilt can pass its visualizations)."""
+    rows = []
+    for b in reversed(s["samples"]["bins"]):
+        items = [(images[c["crop_id"]], None) for c in b["crops"][:per_bin] if c["crop_id"] in images]
+        if items:
+            rows.append((f"[{b['lo']:g}, {b['hi']:g})", items))
+    return _grid(rows, path, title or f"{s['unit']}: random crops by pre-ReLU activation bin")
+
+
+def topk_sheet(s: Mapping, images: Mapping[str, object], path, k: int = 12) -> Path:
+    """The k crops that excite the unit most (top row block) and inhibit it most (bottom)."""
+    top = [(images[c["crop_id"]], f"{c['value']:.0f}") for c in s["top_k"][:k]]
+    bottom = [(images[c["crop_id"]], f"{c['value']:.0f}") for c in s["bottom_k"][:k]]
+    per_row = 6
+    rows = [("top" if i == 0 else "", top[i : i + per_row]) for i in range(0, len(top), per_row)]
+    rows += [("bottom" if i == 0 else "", bottom[i : i + per_row]) for i in range(0, len(bottom), per_row)]
+    return _grid(rows, path, f"{s['unit']}: strongest and most negative crops", cell=1.1)
