@@ -262,8 +262,10 @@ def cmd_extract(args: argparse.Namespace) -> int:
     model = weights.model(args.weights).eval()
     res = compare_with_canny(model, args.family, img, sigma=args.sigma)
     plots.extraction_figure(img, res, args.out, title=f"{args.family} attribution vs Canny on {args.image}")
-    print(f"ridge agreement (fraction of each map's top pixels within 2 px of a Sato ridge): "
-          f"attribution {res['ridge_precision']['attribution']:.3f}, canny {res['ridge_precision']['canny']:.3f}")
+    rp, rr = res["ridge_precision"], res["ridge_recall"]
+    print(f"against Sato ridges, {res['n_pixels']} pixels each (as many as Canny marks): precision "
+          f"attribution {rp['attribution']:.3f}, canny {rp['canny']:.3f} (chance {rp['chance']:.3f}); recall "
+          f"attribution {rr['attribution']:.3f}, canny {rr['canny']:.3f}")
     print(f"wrote      {args.out}")
     return 0
 

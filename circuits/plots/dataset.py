@@ -121,3 +121,75 @@ def topk_sheet(s: Mapping, images: Mapping[str, object], path, k: int = 12) -> P
     rows = [("top" if i == 0 else "", top[i : i + per_row]) for i in range(0, len(top), per_row)]
     rows += [("bottom" if i == 0 else "", bottom[i : i + per_row]) for i in range(0, len(bottom), per_row)]
     return _grid(rows, path, f"{s['unit']}: strongest and most negative crops", cell=1.1)
+
+
+def label_views(views: Mapping, path) -> Path:
+    """The three views of hand labels ("Curve Detectors"): p(label | activation bin) as a stack
+    plot, the density of all crops split by label, and each label's share of the expected
+    post-ReLU activation."""
+    plt = _plt()
+    labels = list(views["labels"])
+    colours = {"curve": "#2a7", "imperfect": "#9c4", "unrelated": "#bbb", "opposing": "#d64"}
+    x = np.asarray([b["centre"] for b in views["bins"]])
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
+    cond = np.asarray([[b["p_label"][lab] for b in views["bins"]] for lab in labels])
+    dens = np.asarray([[b["density_by_label"][lab] for b in views["bins"]] for lab in labels])
+    cs = [colours.get(lab, None) for lab in labels]
+    axes[0].stackplot(x, cond, labels=labels, colors=cs, step="mid")
+    axes[0].set(title="p(label | activation bin)", xlabel="pre-ReLU activation", ylim=(0, 1))
+    axes[1].stackplot(x, dens, labels=labels, colors=cs, step="mid")
+    axes[1].set(title="density of all crops, split by label", xlabel="pre-ReLU activation")
+    share = [views["expected_share"][lab] for lab in labels]
+    axes[2].bar(labels, share, color=cs)
+    axes[2].set(title="share of the expected post-ReLU activation", ylim=(0, 1))
+    axes[0].legend(fontsize=7, loc="upper left")
+    fig.suptitle(f"{views['unit']}: {views['n_labelled']} hand-labelled crops", fontsize=10)
+    return save(fig, path)
+
+
+def extraction_figure(image, res: Mapping, path, title: str = "") -> Path:
+    """The image, the family's attribution map and Canny's edges side by side."""
+    plt = _plt()
+    fig, axes = plt.subplots(1, 3, figsize=(12, 4.3))
+    a = np.where(res["inside"], res["attribution"], 0.0)
+    axes[0].imshow(_img(image))
+    axes[0].set_title("image", fontsize=9)
+    axes[1].imshow(a, cmap="magma", vmax=np.quantile(a, 0.995) or None)
+    rp = res["ridge_precision"]
+    rr = res["ridge_recall"]
+    axes[1].set_title(f"attribution (ridge precision {rp['attribution']:.2f}, recall {rr['attribution']:.2f})",
+                      fontsize=9)
+    axes[2].imshow(res["canny"], cmap="gray")
+    axes[2].set_title(f"Canny (ridge precision {rp['canny']:.2f}, recall {rr['canny']:.2f}; chance "
+                      f"{rp['chance']:.2f})", fontsize=9)
+    for ax in axes:
+        ax.axis("off")
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return save(fig, path, dpi=70)
+
+
+def spline_figure(image, amap, fits, path, title: str = "", truth=None) -> Path:
+    """The image with the traced spline(s) (and the true curve if known), and the attribution map."""
+    plt = _plt()
+    fits = fits if isinstance(fits, (list, tuple)) else [fits]
+    fig, axes = plt.subplots(1, 2, figsize=(8, 4.2))
+    axes[0].imshow(_img(image))
+    axes[1].imshow(np.asarray(amap), cmap="magma")
+    for ax in axes:
+        if truth is not None:
+            t = np.asarray(truth)
+            ax.plot(t[:, 1], t[:, 0], color="#3c3", lw=1, ls="--", label="true curve")
+        for f in fits:
+            q = f.points().numpy()
+            c = f.control_points.numpy()
+            ax.plot(q[:, 1], q[:, 0], color="#e22", lw=1.8, label="traced spline")
+            ax.plot(c[:, 1], c[:, 0], "o:", color="#06c", ms=3, lw=0.6)
+        ax.set_xlim(0, np.asarray(amap).shape[1])
+        ax.set_ylim(np.asarray(amap).shape[0], 0)
+        ax.axis("off")
+    axes[0].set_title("traced spline", fontsize=9)
+    axes[1].set_title("attribution map it maximizes", fontsize=9)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return save(fig, path, dpi=80)
