@@ -70,13 +70,14 @@ def _within(mask: np.ndarray, px: int) -> np.ndarray:
 
 def compare_with_canny(model, family, image: torch.Tensor, sigma: float = 2.0, ridge_quantile: float = 0.9) -> dict:
     """The attribution map, Canny's edges, a Sato ridge reference and each map's ridge precision."""
-    from scipy.ndimage import binary_erosion
+    from scipy.ndimage import binary_erosion, binary_fill_holes
     from skimage.filters import sato
 
     amap = attribution_map(model, family, image).numpy()
     edges = canny(image, sigma)
     g = grey(image)
-    inside = binary_erosion(g > 0.1, iterations=12)  # the fundus, not its dark surround (or the whole image)
+    # the bright region (the fundus, not its dark surround), dark curves inside it included
+    inside = binary_erosion(binary_fill_holes(g > 0.1), iterations=12)
     ridges = sato(g, sigmas=(1, 2, 3), black_ridges=True)
     ridge = (ridges > np.quantile(ridges[inside], ridge_quantile)) & inside
     near = _within(ridge, 2)
