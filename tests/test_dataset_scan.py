@@ -234,7 +234,7 @@ CLI = [sys.executable, "-m", "circuits.cli.dataset"]
 
 def _cli_args(photo_dir, out):
     return [*UNITS, "--images", str(photo_dir), "--image-size", "120", "--bin-width", "5", "--per-bin", "3",
-            "--top-k", "4", "--quiet", "--json", str(out)]
+            "--top-k", "4", "--quiet", "--no-plots", "--json", str(out)]
 
 
 @pytest.fixture(scope="module")

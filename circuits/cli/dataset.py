@@ -29,7 +29,9 @@ def register(sub) -> None:
     p.add_argument("--images", required=True, help="a folder of images, or 'skimage' (scikit-image's photographs)")
     p.add_argument("--weights", **w)
     p.add_argument("--json", help="write the results here (JSON)")
-    p.add_argument("--plots", metavar="DIR", help="write the histogram, quilt and top-k sheet per unit here")
+    p.add_argument("--plots", metavar="DIR", default="dataset-figures",
+                   help="write the histogram, quilts and top-k sheet per unit here (default ./dataset-figures)")
+    p.add_argument("--no-plots", action="store_true", help="write no figures")
     p.add_argument("--image-size", type=int, default=224, help="resize each image's shorter side to this (default 224)")
     p.add_argument("--sampling", choices=("grid", "random"), default="grid",
                    help="every valid position on a stride (default) or N random ones per image")
@@ -45,8 +47,8 @@ def register(sub) -> None:
     p.add_argument("--workers", type=int, default=0, help="DataLoader workers decoding images (default 0)")
     p.add_argument("--limit", type=int, help="scan only the first N images")
     p.add_argument("--device", help="cpu, cuda, cuda:1 (default: the local GPU if any)")
-    p.add_argument("--attribution-steps", type=int, default=0, metavar="N",
-                   help="also draw the attribution quilt, rendering each sample for N steps (default 0: no)")
+    p.add_argument("--attribution-steps", type=int, default=32, metavar="N",
+                   help="render each crop of the attribution quilt for N steps (default 32; 0: no attribution quilt)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_dataset)
 
@@ -144,7 +146,7 @@ def cmd_dataset(args: argparse.Namespace) -> int:
         print(f"  negative tail   {_fmt_fit(s['tail_fits']['negative'])}")
     for r in result["skipped"]:
         print(f"skipped    {r['image']}: {r['reason']}")
-    if args.plots:
+    if not args.no_plots:
         _plots(args, model, source, result)
     if args.json:
         print(f"wrote      {args.json}")
@@ -281,15 +283,20 @@ def cmd_trace(args: argparse.Namespace) -> int:
     img = _image(args.image, args.size)
     model = weights.model(args.weights).eval()
     amap = attribution_map(model, args.family, img)
+    t, l = 0, 0
+    amap[:8], amap[-8:], amap[:, :8], amap[:, -8:] = 0, 0, 0, 0  # padding makes edges of its own there
+    region = amap
     if args.box:
         t, l, h, w = args.box
         H, W = amap.shape
         if not (0 <= t < t + h <= H and 0 <= l < l + w <= W):
             raise ValueError(f"--box {args.box} is outside the {H}x{W} image")
-        mask = amap.new_zeros(amap.shape)
-        mask[t : t + h, l : l + w] = 1
-        amap = amap * mask
-    fit = trace(amap, steps=args.steps)
+        region = amap[t : t + h, l : l + w]  # trace in the box only (and render only its pixels)
+    fit = trace(region, steps=args.steps, margin=0)
+    fit.control_points += fit.control_points.new_tensor([t, l])
+    shown = amap.new_zeros(amap.shape)
+    shown[t : t + region.shape[0], l : l + region.shape[1]] = region
+    amap = shown
     plots.spline_figure(img, amap, fit, args.out, title=f"spline traced by {args.family} attribution")
     if args.json:
         _write_json(args.json, {"control_points_yx": fit.control_points.tolist(), "objective": fit.objective})

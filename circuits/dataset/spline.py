@@ -113,7 +113,8 @@ def trace(attribution: torch.Tensor, steps: int = 300, sigma: float = 1.0, lengt
     # (line ends, corners) so the stroke is drawn along the whole curve, not to one blob.
     m = margin
     a = a.clone()
-    a[:m], a[-m:], a[:, :m], a[:, -m:] = 0, 0, 0, 0
+    if m > 0:
+        a[:m], a[-m:], a[:, :m], a[:, -m:] = 0, 0, 0, 0
     a = (a / torch.quantile(a[a > 0], 0.98)).clamp(max=1.0)
     p = (init.clone() if init is not None else _init(a)).float().requires_grad_(True)
     opt = torch.optim.Adam([p], lr=lr)

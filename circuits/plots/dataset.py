@@ -98,8 +98,8 @@ def _grid(rows: Sequence[tuple[str, Sequence]], path, title: str, cell: float = 
                     ax.set_title(cap, fontsize=6, pad=1)
         axes[r][0].set_ylabel(label, fontsize=7, rotation=0, ha="right", va="center")
     fig.suptitle(title, fontsize=10)
-    fig.subplots_adjust(wspace=0.05, hspace=0.25 if any(cap for _, it in rows for _, cap in it) else 0.05)
-    return save(fig, path)
+    fig.subplots_adjust(wspace=0.05, hspace=0.25 if any(cap for _, it in rows for _, cap in it) else 0.05, top=0.93)
+    return save(fig, path, dpi=65)
 
 
 def quilt(s: Mapping, images: Mapping[str, object], path, per_bin: int = 8, title: str | None = None) -> Path:
