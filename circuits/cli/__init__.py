@@ -30,6 +30,7 @@ COMMAND_MODULES = (
     "circuits.cli.vis",  # vis, attribute
     "circuits.cli.edit_experiment",  # edit-experiment
     "circuits.cli.discover",  # discover
+    "circuits.cli.dataset",  # dataset, dataset-sheet, dataset-labels, extract-curves, trace-curve
 )
 
 
