@@ -62,7 +62,8 @@ def _cos_sin(deg: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _conv_of(bank: Bank) -> str:
-    return f"{bank.branch}_pre_relu"
+    """The convolution computing the bank's branch (None-safe: check_spec reports a branch without one)."""
+    return graph.INCEPTION_V1.pre_relu_of(bank.branch) or f"{bank.branch} (no convolution)"
 
 
 def check_spec(spec: Spec) -> None:
@@ -86,7 +87,7 @@ def check_spec(spec: Spec) -> None:
             graph.node(b.branch)
         except KeyError as e:
             raise SpecError(f"bank {b.name!r}: {e}") from None
-        if graph.INCEPTION_V1.pre_relu_of(b.branch) != _conv_of(b):
+        if graph.INCEPTION_V1.pre_relu_of(b.branch) is None:
             raise SpecError(f"bank {b.name!r}: branch {b.branch!r} is not computed by a convolution")
         if b.kind == "contrast":
             if b.orientations is not None:

@@ -84,17 +84,15 @@ def read_name(unit: Unit, pre_relu: bool = False) -> str:
     'mixed3b_5x5_pre_relu'
     """
     b = unit.branch
-    if not pre_relu or b.endswith("_pre_relu"):
+    if not pre_relu:
         return b
-    pre = f"{b}_pre_relu"
-    try:
-        graph.node(pre)
-    except KeyError:
+    found = graph.INCEPTION_V1.conv_of(unit.layer, unit.channel)
+    if found is None:
         raise ValueError(
             f"{unit.id} has no pre-ReLU value: {b} is a {graph.node(b).op} output, not a ReLU "
             "(use pre_relu=False)"
-        ) from None
-    return pre
+        )
+    return found[0]
 
 
 def _hw(size) -> tuple[int, int]:
