@@ -73,7 +73,7 @@ def radial(model, units, n_angles: int, curvatures=CURVATURES, lengths=LENGTHS, 
            batch: int = 96) -> tuple[np.ndarray, np.ndarray]:
     """(angles [A], curves [U, A]): post-ReLU centre responses to these arcs, averaged over
     curvature and length (as the published curves average over curvature)."""
-    from circuits.core.units import resolve_units
+    from circuits.families import resolve_units
     from circuits.tuning.measure import responses
 
     us = resolve_units(units)
@@ -110,7 +110,7 @@ def main(argv=None) -> int:
             angles, curves = radial(model, units, args.n_angles)
         results[cond] = curves
         print(f"  {cond}: {time.perf_counter() - t0:.1f} s")
-    from circuits.core.units import resolve_units
+    from circuits.families import resolve_units
 
     ids = [u.id for u in resolve_units(units)]
     have_ref = reference.available()

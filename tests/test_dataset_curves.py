@@ -55,7 +55,7 @@ def test_attribution_map_is_gradient_times_input(model):
     amap = attribution_map(model, "mixed3b:curves", img)
     y, x = divmod(int(torch.argmax(amap)), amap.shape[1])
     from circuits.analysis.attribution import conv_of
-    from circuits.core.units import resolve_units
+    from circuits.families import resolve_units
 
     table = [(conv_of(u).name, u.branch_channel) for u in resolve_units("mixed3b:curves")]
 

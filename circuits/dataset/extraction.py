@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from circuits.core.inputs import to_model_input
-from circuits.core.units import resolve_units
+from circuits.families import resolve_units
 
 __all__ = ["attribution_map", "canny", "compare_with_canny", "grey"]
 

@@ -39,7 +39,7 @@ import torch
 
 from circuits.core.files import atomic_path
 from circuits.core.inputs import to_model_input
-from circuits.core.units import resolve_units
+from circuits.families import resolve_units
 from circuits.dataset import distributed
 from circuits.dataset.accumulators import BinReservoir, Histogram, TopK
 from circuits.dataset.crops import crop_grid, crop_id, parse_crop_id, sample_positions, cut

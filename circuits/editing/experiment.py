@@ -43,7 +43,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from circuits.core import graph
-from circuits.core.units import resolve_units
+from circuits.families import resolve_units
 from circuits.editing.edits import EditError, Reexpress, drop_negative, editing, keep_only_inputs
 from circuits.tuning.measure import DEFAULT_CURVATURES, radial_tuning
 from circuits.tuning.metrics import curve_metrics

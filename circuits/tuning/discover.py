@@ -466,7 +466,7 @@ def feature_visualizations(
     ...                        progress=False).shape
     torch.Size([2, 3, 48, 48])
     """
-    from circuits.core.units import resolve_units
+    from circuits.families import resolve_units
     from circuits.optvis import objectives, param, render
 
     us = resolve_units(list(units))
