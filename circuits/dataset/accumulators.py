@@ -138,8 +138,10 @@ class TopK:
             raise ValueError(f"{v.size} values but {len(ids)} crop ids")
         if not self.k or not v.size:
             return
-        # Only the k best of this batch can enter: preselect with numpy.
-        order = np.argsort(-v if self.largest else v, kind="stable")[: self.k]
+        # Only the k best of this batch can enter: preselect with numpy, keeping every value tied
+        # with the k-th (the tie-break is by crop id, which numpy does not see).
+        s = -v if self.largest else v
+        order = np.nonzero(s <= np.partition(s, self.k - 1)[self.k - 1])[0] if v.size > self.k else range(v.size)
         cand = self.items + [(float(v[i]), ids[i]) for i in order]
         self.items = heapq.nsmallest(self.k, cand, key=self._key)
 
