@@ -17,17 +17,15 @@ import json
 import sys
 from pathlib import Path
 
+from circuits.cli.options import add_weights
 from circuits.core.files import atomic_path
 
 
 def register(sub) -> None:
-    import weights
-
-    w = dict(default=weights.DEFAULT, help=f"weight source name or file (default {weights.DEFAULT})")
     p = sub.add_parser("dataset", help="scan receptive-field crops of real images: histogram, tails, top-k, quilts")
     p.add_argument("units", metavar="UNITS", nargs="+", help="unit or family ids (mixed3b:379, mixed3b:curves)")
     p.add_argument("--images", required=True, help="a folder of images, or 'skimage' (scikit-image's photographs)")
-    p.add_argument("--weights", **w)
+    add_weights(p)
     p.add_argument("--json", help="write the results here (JSON)")
     p.add_argument("--plots", metavar="DIR", default="dataset-figures",
                    help="write the histogram, quilts and top-k sheet per unit here (default ./dataset-figures)")
@@ -73,7 +71,7 @@ def register(sub) -> None:
         p = sub.add_parser(name, help=helptext)
         p.add_argument("family", metavar="FAMILY", help="family or unit ids, e.g. mixed3b:curves")
         p.add_argument("--image", required=True, help="an image file or skimage:NAME (e.g. skimage:retina)")
-        p.add_argument("--weights", **w)
+        add_weights(p)
         p.add_argument("--size", type=int, default=None, help="resize the shorter side to this first")
         p.add_argument("--out", required=True, help="output figure (PNG)")
         if name == "extract-curves":

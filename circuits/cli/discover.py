@@ -10,6 +10,8 @@ from __future__ import annotations
 import argparse
 from dataclasses import fields
 
+from circuits.cli.options import add_weights
+
 
 def _floats(text: str) -> list[float]:
     try:
@@ -36,7 +38,7 @@ _CRITERIA_OPTIONS = {
 
 
 def register(sub) -> None:
-    from circuits.tuning.discover import DEFAULT_CURVATURES, DEFAULT_ORIENTATIONS, Criteria
+    from circuits.tuning.criteria import DEFAULT_CURVATURES, DEFAULT_ORIENTATIONS, Criteria
 
     d = Criteria()
     p = sub.add_parser(
@@ -50,7 +52,7 @@ def register(sub) -> None:
     p.add_argument("layer", nargs="?", help="layer to sweep, e.g. mixed3b")
     p.add_argument("--load", "--families", dest="load", metavar="FILE",
                    help="read a family file (written by --json) back, register it and print it")
-    p.add_argument("--weights", default=None, help="weight source name or file (default: weights.DEFAULT)")
+    add_weights(p)
     p.add_argument("--orientations", type=int, default=DEFAULT_ORIENTATIONS,
                    help=f"orientations over 360 degrees (default {DEFAULT_ORIENTATIONS})")
     p.add_argument("--curvatures", type=_floats, default=list(DEFAULT_CURVATURES),

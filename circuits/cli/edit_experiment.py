@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from circuits.cli.options import add_weights
+
 from circuits.core.files import atomic_path
 
 # The early curves the hand-built 3b curves read directly: their copies in the 3b 5x5
@@ -28,7 +30,7 @@ def register(sub) -> None:
         "'direct' (the real weights of the curves' convolution) or 'reexpress' (the curves re-expressed through "
         "their linearized path from the early curves' layer, edits on its expanded weights).",
     )
-    p.add_argument("--weights", default=None, help="weight source name or file (default: weights.DEFAULT)")
+    add_weights(p)
     p.add_argument("--curves", default="mixed3b:curves", help="the curve units or family (default mixed3b:curves)")
     p.add_argument("--early-curves", default=None,
                    help=f"the early-curve family (default: {HANDBUILT_EARLY_CURVES} on the hand-built network, "

@@ -33,14 +33,34 @@ Example:
 
 from __future__ import annotations
 
+import importlib
 from typing import TYPE_CHECKING, Mapping, Sequence
 
-import torch
-import torch.nn.functional as F
-from torch import nn
-
 if TYPE_CHECKING:  # pragma: no cover
+    import torch
+    import torch.nn.functional as F
+    from torch import nn
+
     from circuits.core.graph import Node
+
+
+class _OnFirstUse:
+    """A module imported when one of its attributes is first used: the geometry of the
+    op table (output sizes, receptive fields) serves `circuits layers`/`unit`/`families`
+    and `--help`, which need no torch (about a second to import)."""
+
+    def __init__(self, name: str):
+        self._name = name
+
+    def __getattr__(self, attr: str):
+        module = importlib.import_module(self._name)
+        globals()[self._alias] = module  # later uses go straight to the module
+        return getattr(module, attr)
+
+
+if not TYPE_CHECKING:
+    torch, F, nn = _OnFirstUse("torch"), _OnFirstUse("torch.nn.functional"), _OnFirstUse("torch.nn")
+    torch._alias, F._alias, nn._alias = "torch", "F", "nn"
 
 __all__ = [
     "OPS",
@@ -67,7 +87,7 @@ LRN_BETA = 0.5
 
 Window = tuple[int, int, int, int]  # y0, y1, x0, x1 (inclusive), in a tensor's own coordinates
 Geometry = tuple[int, int, float]  # receptive field along one axis: size, jump, first centre
-Kernel = tuple[torch.Tensor, int]  # composed kernel [C, S, kh, kw] and its jump in the source grid
+Kernel = tuple["torch.Tensor", int]  # composed kernel [C, S, kh, kw] and its jump in the source grid
 
 
 # --- TensorFlow's padding and pooling ----------------------------------------------

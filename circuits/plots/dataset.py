@@ -20,17 +20,13 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from circuits.core.files import atomic_path
+from circuits.plots.setup import pyplot
 
 __all__ = ["histogram", "quilt", "topk_sheet", "label_views", "extraction_figure", "spline_figure", "write_sheet", "save"]
 
 
 def _plt():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
+    return pyplot()
 
 
 def save(fig, path: str | os.PathLike, dpi: int = 100) -> Path:
