@@ -89,8 +89,8 @@ __all__ = [
     "METHODS",
 ]
 
-FIRST_LAYER = "conv2d0_pre_relu"
-LAST_LAYER = "mixed4a"
+# The tensors weights between units may span: declared with the network (its graph).
+FIRST_LAYER, LAST_LAYER = graph.INCEPTION_V1.expanded_span
 LRN_MODES = ("identity", "at_input")
 METHODS = ("compose", "autograd")
 

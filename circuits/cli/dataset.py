@@ -17,7 +17,7 @@ import json
 import sys
 from pathlib import Path
 
-from circuits.cli.options import add_weights
+from circuits.cli.options import add_weights, nonnegative_int, positive_float, positive_int
 from circuits.core.files import atomic_path
 
 
@@ -30,22 +30,22 @@ def register(sub) -> None:
     p.add_argument("--plots", metavar="DIR", default="dataset-figures",
                    help="write the histogram, quilts and top-k sheet per unit here (default ./dataset-figures)")
     p.add_argument("--no-plots", action="store_true", help="write no figures")
-    p.add_argument("--image-size", type=int, default=224, help="resize each image's shorter side to this (default 224)")
+    p.add_argument("--image-size", type=positive_int, default=224, help="resize each image's shorter side to this (default 224)")
     p.add_argument("--sampling", choices=("grid", "random"), default="grid",
                    help="every valid position on a stride (default) or N random ones per image")
-    p.add_argument("--stride", type=int, default=1, help="grid stride in map cells (default 1: every position)")
-    p.add_argument("--per-image", type=int, default=64, help="random crops per image (default 64)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--bin-width", type=float, help="histogram bin width (default: calibrated per unit)")
-    p.add_argument("--quilt-factor", type=int, default=10, help="histogram bins per quilt bin (default 10)")
-    p.add_argument("--per-bin", type=int, default=16, help="crops kept per quilt bin (default 16)")
-    p.add_argument("--top-k", type=int, default=36, help="strongest / weakest crops kept (default 36)")
+    p.add_argument("--stride", type=positive_int, default=1, help="grid stride in map cells (default 1: every position)")
+    p.add_argument("--per-image", type=positive_int, default=64, help="random crops per image (default 64)")
+    p.add_argument("--seed", type=nonnegative_int, default=0)
+    p.add_argument("--bin-width", type=positive_float, help="histogram bin width (default: calibrated per unit)")
+    p.add_argument("--quilt-factor", type=positive_int, default=10, help="histogram bins per quilt bin (default 10)")
+    p.add_argument("--per-bin", type=nonnegative_int, default=16, help="crops kept per quilt bin (default 16)")
+    p.add_argument("--top-k", type=positive_int, default=36, help="strongest / weakest crops kept (default 36)")
     p.add_argument("--checkpoint", help="checkpoint file: written as the scan goes, resumed from if present")
-    p.add_argument("--checkpoint-every", type=int, default=10, help="images between checkpoints (default 10)")
-    p.add_argument("--workers", type=int, default=0, help="DataLoader workers decoding images (default 0)")
-    p.add_argument("--limit", type=int, help="scan only the first N images")
+    p.add_argument("--checkpoint-every", type=positive_int, default=10, help="images between checkpoints (default 10)")
+    p.add_argument("--workers", type=nonnegative_int, default=0, help="DataLoader workers decoding images (default 0)")
+    p.add_argument("--limit", type=positive_int, help="scan only the first N images")
     p.add_argument("--device", help="cpu, cuda, cuda:1 (default: the local GPU if any)")
-    p.add_argument("--attribution-steps", type=int, default=32, metavar="N",
+    p.add_argument("--attribution-steps", type=nonnegative_int, default=32, metavar="N",
                    help="render each crop of the attribution quilt for N steps (default 32; 0: no attribution quilt)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_dataset)
@@ -53,8 +53,8 @@ def register(sub) -> None:
     p = sub.add_parser("dataset-sheet", help="write a blind labelling sheet of a scan's sampled crops")
     p.add_argument("--scan", required=True, help="the JSON written by `circuits dataset --json`")
     p.add_argument("--unit", help="which unit of the scan (default: its only one)")
-    p.add_argument("--per-bin", type=int, help="crops per quilt bin (default all the scan kept)")
-    p.add_argument("--seed", type=int, default=0, help="shuffle seed")
+    p.add_argument("--per-bin", type=nonnegative_int, help="crops per quilt bin (default all the scan kept)")
+    p.add_argument("--seed", type=nonnegative_int, default=0, help="shuffle seed")
     p.add_argument("--out", required=True, help="folder for sheet-NN.png and labels.csv")
     p.set_defaults(func=cmd_sheet)
 
@@ -72,15 +72,15 @@ def register(sub) -> None:
         p.add_argument("family", metavar="FAMILY", help="family or unit ids, e.g. mixed3b:curves")
         p.add_argument("--image", required=True, help="an image file or skimage:NAME (e.g. skimage:retina)")
         add_weights(p)
-        p.add_argument("--size", type=int, default=None, help="resize the shorter side to this first")
+        p.add_argument("--size", type=positive_int, default=None, help="resize the shorter side to this first")
         p.add_argument("--out", required=True, help="output figure (PNG)")
         if name == "extract-curves":
-            p.add_argument("--sigma", type=float, default=2.0, help="Canny's Gaussian sigma (default 2)")
+            p.add_argument("--sigma", type=positive_float, default=2.0, help="Canny's Gaussian sigma (default 2)")
             p.set_defaults(func=cmd_extract, size=512)
         else:
-            p.add_argument("--box", type=int, nargs=4, metavar=("TOP", "LEFT", "H", "W"),
+            p.add_argument("--box", type=nonnegative_int, nargs=4, metavar=("TOP", "LEFT", "H", "W"),
                            help="trace inside this box only (default the whole image)")
-            p.add_argument("--steps", type=int, default=300, help="optimizer steps (default 300)")
+            p.add_argument("--steps", type=positive_int, default=300, help="optimizer steps (default 300)")
             p.add_argument("--json", help="also write the control points here")
             p.set_defaults(func=cmd_trace, size=224)
 

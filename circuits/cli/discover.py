@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 from dataclasses import fields
 
-from circuits.cli.options import add_weights
+from circuits.cli.options import add_weights, nonnegative_float, nonnegative_int, positive_int
 
 
 def _floats(text: str) -> list[float]:
@@ -53,23 +53,23 @@ def register(sub) -> None:
     p.add_argument("--load", "--families", dest="load", metavar="FILE",
                    help="read a family file (written by --json) back, register it and print it")
     add_weights(p)
-    p.add_argument("--orientations", type=int, default=DEFAULT_ORIENTATIONS,
+    p.add_argument("--orientations", type=positive_int, default=DEFAULT_ORIENTATIONS,
                    help=f"orientations over 360 degrees (default {DEFAULT_ORIENTATIONS})")
     p.add_argument("--curvatures", type=_floats, default=list(DEFAULT_CURVATURES),
                    help="curvatures in (0, 1], fractions of a half circle (default "
                    f"{','.join(format(c, 'g') for c in DEFAULT_CURVATURES)})")
     for f in fields(Criteria):
         if f.name in _CRITERIA_OPTIONS:
-            p.add_argument(_CRITERIA_OPTIONS[f.name], dest=f.name, type=float, default=getattr(d, f.name),
+            p.add_argument(_CRITERIA_OPTIONS[f.name], dest=f.name, type=nonnegative_float, default=getattr(d, f.name),
                            help=f"criterion (default {getattr(d, f.name):g}; see Criteria)")
     p.add_argument("--allow-gaps", action="store_true",
                    help="do not require one contiguous orientation range above half max")
-    p.add_argument("--top", type=int, default=30, help="rows of the ranked table to print (default 30; 0: all)")
+    p.add_argument("--top", type=nonnegative_int, default=30, help="rows of the ranked table to print (default 30; 0: all)")
     p.add_argument("--json", metavar="FILE", help="write the family and every unit's scores (a family file)")
     p.add_argument("--plot", metavar="FILE", help="the family's normalised radial tuning curves (.png/.svg/.pdf)")
     p.add_argument("--sheet", metavar="FILE", help="contact sheet of the family's feature visualizations")
-    p.add_argument("--vis-steps", type=int, default=256, help="optimization steps per visualization (default 256)")
-    p.add_argument("--batch-size", type=int, help="stimuli per forward pass (default: sized to memory)")
+    p.add_argument("--vis-steps", type=positive_int, default=256, help="optimization steps per visualization (default 256)")
+    p.add_argument("--batch-size", type=positive_int, help="stimuli per forward pass (default: sized to memory)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_discover)
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from circuits.cli.options import add_weights
+from circuits.cli.options import add_weights, positive_int
 
 from circuits.core.files import atomic_path
 
@@ -38,7 +38,7 @@ def register(sub) -> None:
     p.add_argument("--route", choices=["direct", "reexpress"], default=None,
                    help="how the edits are carried out (default: direct when the early curves feed the curves' "
                    "convolution, else reexpress)")
-    p.add_argument("--n-angles", type=int, default=72, help="orientations over 360 degrees (default 72)")
+    p.add_argument("--n-angles", type=positive_int, default=72, help="orientations over 360 degrees (default 72)")
     p.add_argument("--plot", metavar="FILE", help="three radial panels, one per condition (.png/.svg/.pdf)")
     p.add_argument("--json", metavar="FILE", help="write curves, table and summary as JSON")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
