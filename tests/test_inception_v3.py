@@ -323,3 +323,16 @@ def test_matches_keras(trained, keras_reference, size):
 def test_model_is_ready(trained):
     assert type(trained) is InceptionV3 and not trained.training
     assert trained.input_range == (-1.0, 1.0) and trained.source == "nsfwjs-inception-v3"
+
+
+def test_hooks_are_checked_against_the_models_own_hook_points():
+    """A name of InceptionV1 ('mixed3b') is no hook of InceptionV3: refused before anything is
+    added, with InceptionV3's close names (its own hook points, not InceptionV1's table)."""
+    from circuits.core.graph import UnknownNameError
+    from circuits.core.model import InceptionV3
+
+    m = InceptionV3()
+    with pytest.raises(UnknownNameError, match=r"'mixed3b'.*did you mean mixed3"):
+        with m.hooks([("mixed2", lambda x, h: x), ("mixed3b", lambda x, h: x)]):
+            pass  # pragma: no cover
+    assert m.active_hooks == []

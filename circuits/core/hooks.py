@@ -91,7 +91,12 @@ def _check(points: Mapping[str, HookPoint], hooks: Iterable[HookSpec]) -> list[H
             raise TypeError(f"hooks are (hook_name, fn) pairs, got {spec!r}")
         name = spec[0]
         if name not in points:
-            graph.node(name)  # raises with close matches
+            # The model's own hook points, not one network's table: InceptionV1's names
+            # are no hooks of an InceptionV3.
+            raise graph.UnknownNameError(
+                f"unknown layer or hook name {name!r}{graph.suggest(str(name), points)} "
+                f"(run `circuits layers` for the full list)"
+            )
     return hooks
 
 
