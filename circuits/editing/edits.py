@@ -473,14 +473,15 @@ class WeightEdit(Edit):
         current = {}
         for j, p in enumerate(self.parts):
             if p.kind == "expanded" and not _reexpressed(model, p):
-                if self.route != "linearized" and not _active_nonlinearities(model, p):
+                active = _active_nonlinearities(model, p) if self.route != "linearized" else None
+                if active == []:
                     # Every ReLU on the path is the identity for every input (its input is
                     # provably >= 0) and nothing else is nonlinear: the path is linear, so
                     # the expanded weights are the real map and their edit is exact.
                     rec.linear_paths.append(j)
                     continue
                 if self.route != "linearized":
-                    raise EditError(_refusal(self, p, _active_nonlinearities(model, p)))
+                    raise EditError(_refusal(self, p, active))
                 _paths.check_supported(p)
                 rec.reexpressed.append(j)
         for p in self.parts:

@@ -46,10 +46,6 @@ def _union(a: Window | None, b: Window) -> Window:
     return min(a[0], b[0]), max(a[1], b[1]), min(a[2], b[2]), max(a[3], b[3])
 
 
-def _graph(model) -> graph.Graph:
-    return getattr(model, "graph", graph.INCEPTION_V1)
-
-
 @functools.lru_cache(maxsize=256)
 def _order(network: graph.Graph, names: tuple[str, ...]) -> tuple[graph.Node, ...]:
     needed: set[str] = set()
@@ -107,7 +103,7 @@ def centre_values(model, x: torch.Tensor, names: Sequence[str]) -> dict[str, tor
     Equal to ``model.run_with_cache(x, names)[name][:, :, cy, cx]`` (up to float
     rounding) for a model without hooks, when every receptive field fits in x.
     """
-    network = _graph(model)
+    network = model.graph
     names = tuple(dict.fromkeys(names))
     h, w = int(x.shape[-2]), int(x.shape[-1])
     wins = cone_windows(names, h, w, network)
