@@ -23,7 +23,6 @@ def main() -> None:
     ap.add_argument("--out", default=str(ROOT / "docs" / "dataset_spline.png"))
     args = ap.parse_args()
 
-    import numpy as np
     import weights
     from test_dataset_curves import arc_image  # the same arcs the tests use
 

@@ -16,7 +16,6 @@ Independent references:
 from __future__ import annotations
 
 import os
-import re
 from pathlib import Path
 
 import numpy as np

@@ -17,8 +17,6 @@ from typing import TYPE_CHECKING, Callable
 from circuits.core import graph
 
 if TYPE_CHECKING:  # torch is imported where weights are built, not to list sources
-    import torch
-
     from circuits.core.model import Network
 
 __all__ = [

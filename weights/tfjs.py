@@ -27,7 +27,6 @@ import base64
 import binascii
 import contextlib
 import hashlib
-import io
 import json
 import os
 import re

@@ -65,7 +65,6 @@ from dataclasses import dataclass
 from typing import Mapping, Sequence
 
 import torch
-import torch.nn.functional as F
 
 from circuits.core import graph
 from circuits.core import ops

@@ -26,7 +26,7 @@ import hashlib
 import heapq
 import math
 from dataclasses import dataclass, field
-from typing import Iterable, Sequence
+from typing import Sequence
 
 import numpy as np
 

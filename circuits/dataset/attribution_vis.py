@@ -16,7 +16,6 @@ from typing import Sequence
 
 import torch
 
-from circuits.core import graph
 from circuits.dataset.crops import crop_grid, parse_crop_id
 from circuits.dataset.sources import ImageSource
 

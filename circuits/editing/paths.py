@@ -26,12 +26,11 @@ from typing import TYPE_CHECKING
 import torch
 import torch.nn.functional as F
 
-from circuits.core import graph
-from circuits.core import ops
+from circuits.core import graph, ops  # noqa: F401 - ops: the docstring examples use it
 from circuits.core.units import Unit
 
 if TYPE_CHECKING:  # pragma: no cover
-    from circuits.editing.edits import _ExpandedItem, _Part, _ReexpressItem
+    from circuits.editing.edits import _Part
     from circuits.core.model import InceptionV1
 
 __all__ = ["aligned_conv", "path_nodes", "linearized_path", "current_expanded", "install"]

@@ -52,7 +52,7 @@ from typing import Iterable, Iterator
 
 from circuits.families import published as family_data
 from circuits.core import graph
-from circuits.core.units import Unit, UnitSpec, parse_unit
+from circuits.core.units import Unit, parse_unit
 
 __all__ = [
     "resolve_units",

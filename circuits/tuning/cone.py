@@ -25,7 +25,7 @@ Example:
 from __future__ import annotations
 
 import functools
-from typing import Mapping, Sequence
+from typing import Sequence
 
 import torch
 
