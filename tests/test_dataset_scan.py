@@ -262,13 +262,16 @@ def test_torchrun_two_processes_equal_one(photo_dir, tmp_path, one_process):
     two = tmp_path / "two.json"
     run = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
            "-m", "circuits.cli.dataset"]
+    # A launch of two processes on a shared 2-core machine can fail for the machine's reasons
+    # (another job took the rendezvous port; a gloo connection timed out): one more try. A scan
+    # that is wrong fails both, and a result that differs is never retried.
+    errors = []
     for attempt in range(2):
         p2 = subprocess.run(run + _cli_args(photo_dir, two), env=_env(), capture_output=True, text=True, timeout=300)
-        # the one failure that is the machine's, not the scan's: another job took the rendezvous port
-        busy = "address already in use" in p2.stderr.lower() or "EADDRINUSE" in p2.stderr
-        if p2.returncode == 0 or not busy:
+        if p2.returncode == 0:
             break
-    assert p2.returncode == 0, p2.stderr[-3000:]
+        errors.append(p2.stderr[-3000:])
+    assert p2.returncode == 0, "\n--- next attempt ---\n".join(errors)
     assert "2 process(es)" in p2.stdout
     assert json.loads(one_process[0].read_text()) == json.loads(two.read_text())
 
