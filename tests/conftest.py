@@ -32,3 +32,39 @@ def random_model():
 def image():
     g = torch.Generator().manual_seed(0)
     return torch.rand(2, 3, 67, 61, generator=g) * 255 - 117
+
+
+def random_v3(seed: int = 0):
+    """A random InceptionV3: He-scaled weights, small random biases (so ReLUs cut somewhere)."""
+    import numpy as np
+
+    from circuits import InceptionV3
+    from circuits.core.inception_v3 import INCEPTION_V3
+
+    g = torch.Generator().manual_seed(seed)
+    sd = {}
+    for k, shape in INCEPTION_V3.parameter_shapes().items():
+        if k.endswith(".bias"):
+            sd[k] = torch.randn(shape, generator=g) * 0.1
+        else:
+            sd[k] = torch.randn(shape, generator=g) * (2.0 / np.prod(shape[1:])) ** 0.5
+    return InceptionV3(sd).eval()
+
+
+@pytest.fixture(scope="session")
+def random_v3_model():
+    """A fixed random InceptionV3 (seed 0); see `random_v3`."""
+    return random_v3()
+
+
+@pytest.fixture(scope="session")
+def trained_v3():
+    """The trained InceptionV3 of nsfwjs@4.4.0 (its frozen ImageNet trunk); skips where the package
+    cannot be found or fetched (no cached copy and no npm)."""
+    import weights
+    from weights import tfjs
+
+    try:
+        return weights.model("nsfwjs-inception-v3")
+    except tfjs.TfjsFormatError as e:
+        pytest.skip(f"nsfwjs@4.4.0 not available: {e}")

@@ -101,7 +101,7 @@ def test_unknown_family_lists_close_matches():
         F.family("mixed3b:curvs")
     with pytest.raises(KeyError, match="mixed5b has no registered families"):
         F.family("mixed5b:curves")
-    with pytest.raises(KeyError, match="did you mean mixed3b"):
+    with pytest.raises(KeyError, match="did you mean .*mixed3b"):
         F.family("mixed3x:curves")
     with pytest.raises(KeyError, match="unknown family"):
         resolve_units("mixed3b:curvs")

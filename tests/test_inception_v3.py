@@ -34,21 +34,9 @@ SIZES = (299, 300, 224)
 TOLERANCE = 1e-4
 
 
-def random_v3(seed: int = 0) -> InceptionV3:
-    """He-scaled random weights with small random biases (so ReLUs cut somewhere)."""
-    g = torch.Generator().manual_seed(seed)
-    sd = {}
-    for k, shape in G.parameter_shapes().items():
-        if k.endswith(".bias"):
-            sd[k] = torch.randn(shape, generator=g) * 0.1
-        else:
-            sd[k] = torch.randn(shape, generator=g) * (2.0 / np.prod(shape[1:])) ** 0.5
-    return InceptionV3(sd).eval()
-
-
 @pytest.fixture(scope="module")
-def model_random():
-    return random_v3()
+def model_random(random_v3_model):
+    return random_v3_model
 
 
 # --- the declaration (no package needed) -------------------------------------------------

@@ -1,9 +1,15 @@
-"""Converting images to the range InceptionV1 expects: RGB in [0, 255] minus 117.
+"""Converting images to the range a network expects.
+
+InceptionV1 (the default): RGB in [0, 255] minus 117, i.e. [-117, 138]. InceptionV3:
+Keras's x / 127.5 - 1, i.e. [-1, 1]. Pass ``model.input_range`` (or call
+``model.to_input``) for any network other than InceptionV1.
 
 Example:
     >>> import torch
     >>> to_model_input(torch.ones(1, 3, 4, 4)).max().item()   # white in [0, 1]
     138.0
+    >>> to_model_input(torch.full((1, 3, 4, 4), 255, dtype=torch.uint8), (-1.0, 1.0)).max().item()
+    1.0
 """
 
 from __future__ import annotations
@@ -20,13 +26,23 @@ MEAN = 117.0
 INPUT_RANGE = (-117.0, 138.0)
 
 
-def to_model_input(images) -> torch.Tensor:
-    """Images -> float32 [N, 3, H, W] in [-117, 138].
+def _range(input_range) -> tuple[float, float]:
+    if input_range is None:
+        return INPUT_RANGE
+    lo, hi = (float(v) for v in input_range)
+    if not lo < hi:
+        raise ValueError(f"bad input_range {input_range!r}: expected (low, high) with low < high")
+    return lo, hi
+
+
+def to_model_input(images, input_range: tuple[float, float] | None = None) -> torch.Tensor:
+    """Images -> float32 [N, 3, H, W] in the network's input range (InceptionV1's [-117, 138] if None).
 
     Accepts torch tensors or numpy arrays, NCHW, CHW, NHWC or HWC (3 channels):
-    uint8 in [0, 255], or floats in [0, 1]. Floats outside [0, 1] are refused rather
-    than guessed at.
+    uint8 in [0, 255], or floats in [0, 1]; black maps to the range's low end, white
+    to its high end. Floats outside [0, 1] are refused rather than guessed at.
     """
+    lo, hi = _range(input_range)
     x = torch.as_tensor(np.asarray(images)) if not isinstance(images, torch.Tensor) else images
     if x.dim() == 3:
         x = x.unsqueeze(0)
@@ -37,21 +53,23 @@ def to_model_input(images) -> torch.Tensor:
     if x.shape[1] != 3:
         raise ValueError(f"images must have 3 (RGB) channels; got shape {list(x.shape)}")
     if x.dtype == torch.uint8:
-        return x.float() - MEAN
+        # (hi - lo) / 255 is exactly 1 for InceptionV1: its pixels are x - 117 exactly
+        return x.float() * ((hi - lo) / 255.0) + lo
     if not torch.is_floating_point(x):
         raise TypeError(f"images must be uint8 [0, 255] or float [0, 1]; got {x.dtype}")
-    lo, hi = float(x.min()), float(x.max())
-    if lo < 0 or hi > 1:
+    vmin, vmax = float(x.min()), float(x.max())
+    if vmin < 0 or vmax > 1:
         raise ValueError(
-            f"float images must lie in [0, 1]; got values in [{lo:.3g}, {hi:.3g}] "
-            "(if they already are model input in [-117, 138], pass them to the model directly)"
+            f"float images must lie in [0, 1]; got values in [{vmin:.3g}, {vmax:.3g}] "
+            f"(if they already are model input in [{lo:g}, {hi:g}], pass them to the model directly)"
         )
-    return x.float() * 255.0 - MEAN
+    return x.float() * (hi - lo) + lo
 
 
-def from_model_input(x: torch.Tensor) -> torch.Tensor:
-    """Model input in [-117, 138] -> images in [0, 1] (clamped)."""
-    return ((x + MEAN) / 255.0).clamp(0, 1)
+def from_model_input(x: torch.Tensor, input_range: tuple[float, float] | None = None) -> torch.Tensor:
+    """Model input in the network's range (InceptionV1's [-117, 138] if None) -> images in [0, 1] (clamped)."""
+    lo, hi = _range(input_range)
+    return ((x - lo) / (hi - lo)).clamp(0, 1)
 
 
 def read_image(path: str | os.PathLike, size: int | tuple[int, int] | None = None) -> torch.Tensor:

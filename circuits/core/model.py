@@ -25,6 +25,8 @@ import torch
 from torch import nn
 
 from circuits.core import graph
+from circuits.core.inputs import to_model_input
+from circuits.core.units import Unit, parse_unit
 from circuits.core.inception_v3 import INCEPTION_V3
 from circuits.core.hooks import HookFn, HookHandle, HookPoint, HookSpec, temporary_hooks
 
@@ -121,6 +123,18 @@ class Network(nn.Module):
     def input_range(self) -> tuple[float, float]:
         """(low, high) of the RGB input this network expects."""
         return self.graph.input_range
+
+    def unit(self, spec) -> "Unit":
+        """A unit id of this network, validated against its graph.
+
+        >>> InceptionV3().unit("mixed2:67").branch
+        'activation_22'
+        """
+        return parse_unit(spec, self.graph)
+
+    def to_input(self, images) -> torch.Tensor:
+        """Images (uint8 in [0, 255] or floats in [0, 1]) in this network's input range."""
+        return to_model_input(images, self.input_range)
 
     def load_weights(self, state_dict: Mapping[str, torch.Tensor]) -> "Network":
         """Copy a checked state dict into the model (keys and shapes must match exactly)."""

@@ -52,6 +52,7 @@ from typing import Iterable, Iterator
 
 from circuits.families import published as family_data
 from circuits.core import graph
+from circuits.core.networks import DECLARED, graph_of_layer
 from circuits.core.units import Unit, parse_unit
 
 __all__ = [
@@ -121,6 +122,11 @@ class Family:
     def channels(self) -> list[int]:
         return [u.channel for u in self.units]
 
+    @property
+    def graph(self) -> graph.Graph:
+        """The network whose units these are."""
+        return self.units[0].network
+
     def __len__(self) -> int:
         return len(self.units)
 
@@ -129,7 +135,7 @@ class Family:
 
     def __contains__(self, unit) -> bool:
         try:
-            return parse_unit(unit) in self.units
+            return parse_unit(unit, self.graph) in self.units
         except (ValueError, KeyError, IndexError):
             return False
 
@@ -145,12 +151,13 @@ _ALIAS_RE = re.compile(r"^[a-z_][a-z0-9_]*$")
 
 
 def _units(layer: str, members: Iterable) -> list[Unit]:
+    g = graph_of_layer(layer)
     out: list[Unit] = []
     seen: set[Unit] = set()
     for m in members:
         if isinstance(m, bool):
             raise ValueError(f"bad family member {m!r}: expected a channel index or a unit id")
-        u = parse_unit((layer, m)) if isinstance(m, int) else parse_unit(m)
+        u = parse_unit((layer, m), g) if isinstance(m, int) else parse_unit(m, g)
         if u.layer != layer:
             raise ValueError(f"unit {u.id} is not in layer {layer}: a family holds units of one layer")
         if u not in seen:
@@ -247,7 +254,13 @@ _load_published()
 
 def layers_with_families() -> list[str]:
     """Layers that have at least one registered family, in network order."""
-    return sorted((l for l, fs in _FAMILIES.items() if fs), key=graph.index)
+    order = list(DECLARED)
+
+    def key(layer: str):
+        g = graph_of_layer(layer)
+        return order.index(g.name), g.index(layer)
+
+    return sorted((l for l, fs in _FAMILIES.items() if fs), key=key)
 
 
 def sources() -> list[str]:
@@ -275,7 +288,7 @@ def families(layer: str | None = None, source: str | None = None) -> list[Family
     if layer is None:
         layers = layers_with_families()
     else:
-        graph.node(layer)  # unknown layer: raises with close matches
+        graph_of_layer(layer)  # unknown layer: raises with close matches
         layers = [layer]
     return [f for l in layers for f in _FAMILIES.get(l, []) if source is None or f.source == source]
 
@@ -303,7 +316,7 @@ def family(spec, name: str | None = None) -> Family:
         layer, name = _split(spec)
     else:
         layer = spec
-    graph.node(layer)  # unknown layer: raises with close matches
+    graph_of_layer(layer)  # unknown layer: raises with close matches
     table = _BY_ALIAS.get(layer, {})
     key = snake(name)
     if key in table:
@@ -365,7 +378,7 @@ def register_family(
     [81, 104]
     >>> unregister_family("mixed3a:mine")
     """
-    graph.node(layer)
+    graph_of_layer(layer)  # unknown layer: raises with close matches
     if not isinstance(name, str) or not name.strip():
         raise ValueError(f"bad family name {name!r}: expected a non-empty string")
     if isinstance(aliases, str):
@@ -411,7 +424,7 @@ def labels(layer: str, model=None) -> list[Family]:
     >>> [f.name for f in labels("conv2d0")]
     ['Gabor Filters', 'Color Contrast', 'Other Units']
     """
-    graph.node(layer)
+    (model.graph if model is not None else graph_of_layer(layer)).node(layer)
     own = [f for f in network_families(model) if f.layer == layer] if model is not None else []
     return own + [f for f in _FAMILIES.get(layer, []) if f.source == EARLY_VISION]
 
@@ -422,30 +435,40 @@ def label_of(unit, model=None) -> Family | None:
     >>> label_of("mixed3a:81").name
     'Curves'
     """
-    u = parse_unit(unit)
+    u = parse_unit(unit, getattr(model, "graph", None))
     for f in labels(u.layer, model):
         if u in f.units:
             return f
     return None
 
 
-def resolve_units(spec) -> list[Unit]:
+def resolve_units(spec, model=None) -> list[Unit]:
     """Units from a unit id, a family id (``"mixed3b:curves"``) or a list of either: the one
     resolution of unit and family specs that every entry point (API and CLI) uses.
+
+    model: the model (or a `Graph`) the units must belong to; a unit or family of
+    another network is refused, naming both. Without it, each id names its network
+    by its layer (the declared networks' names do not collide).
 
     >>> [u.id for u in resolve_units(["conv2d0:1", ("conv2d0", 2)])]
     ['conv2d0:1', 'conv2d0:2']
     """
+    g = model if isinstance(model, graph.Graph) or model is None else model.graph
     if isinstance(spec, (str, Unit)) or (isinstance(spec, tuple) and len(spec) == 2 and isinstance(spec[0], str)):
         if isinstance(spec, str) and ":" in spec:
             layer, rest = spec.split(":", 1)
             if not rest.strip().lstrip("-").isdigit():
-                return list(family(spec).units)
-        return [parse_unit(spec)]
+                if g is not None:
+                    g.node(layer.strip())  # a layer of another network: raises naming this one
+                fam = family(spec)
+                if g is not None and fam.graph is not g:
+                    raise ValueError(f"family {fam.id} holds units of {fam.graph.name}, not of {g.name}")
+                return list(fam.units)
+        return [parse_unit(spec, g)]
     if isinstance(spec, Iterable):
         out: list[Unit] = []
         for s in spec:
-            out.extend(resolve_units(s))
+            out.extend(resolve_units(s, g))
         if not out:
             raise ValueError("empty list of units")
         return out

@@ -5,6 +5,9 @@ A family file is a JSON object with
 * ``"format": "circuits.family"`` and ``"version": 1``;
 * ``"layer"`` (e.g. ``"mixed3b"``), ``"name"`` and ``"aliases"`` (the first alias
   gives the id ``layer:alias``);
+* ``"network"`` (optional; written by `save_family`): the declared network whose layer
+  it is (``"InceptionV1"``, ``"InceptionV3"``); a file whose layer is not in that
+  network is refused;
 * ``"family"``: the member unit ids in the family's order (may be empty: a search
   that found nothing is still a result worth keeping);
 * anything else the writer adds (`circuits.tuning.discover` adds every unit's
@@ -64,19 +67,20 @@ def _validate(record: Mapping[str, Any], where: str) -> dict[str, Any]:
     layer, name, members = record["layer"], record["name"], record["family"]
     if not isinstance(layer, str) or not isinstance(name, str) or not name.strip():
         raise ValueError(f"{where}: layer and name must be non-empty strings, got {layer!r}, {name!r}")
-    from circuits.core import graph
+    from circuits.core.networks import graph_named, graph_of_layer
 
-    graph.node(layer)  # unknown layer: raises with close matches
+    g = graph_named(record["network"]) if "network" in record else graph_of_layer(layer)
+    g.node(layer)  # unknown layer: raises with close matches
     if not isinstance(members, list):
         raise ValueError(f"{where}: 'family' must be a list of unit ids, got {type(members).__name__}")
     for m in members:
-        u = parse_unit(m)  # bad ids raise, naming them
+        u = parse_unit(m, g)  # bad ids raise, naming them
         if u.layer != layer:
             raise ValueError(f"{where}: unit {u.id} is not in layer {layer}")
     aliases = record.get("aliases", [])
     if isinstance(aliases, str) or not all(isinstance(a, str) for a in aliases):
         raise ValueError(f"{where}: 'aliases' must be a list of strings, got {aliases!r}")
-    return {**record, "format": FORMAT, "version": VERSION, "aliases": list(aliases)}
+    return {**record, "format": FORMAT, "version": VERSION, "network": g.name, "aliases": list(aliases)}
 
 
 def save_family(path: str | os.PathLike, record: Mapping[str, Any]) -> Path:
@@ -119,5 +123,8 @@ def load_family(path: str | os.PathLike, *, register: bool = True, replace: bool
         raise ValueError(f"{path} lists no units in 'family' ({rec['layer']}: the search accepted none)")
     if not register:
         aliases = tuple(rec["aliases"]) or (snake(rec["name"]),)
-        return Family(rec["layer"], rec["name"], aliases, [parse_unit(u) for u in rec["family"]], USER)
+        from circuits.core.networks import graph_named
+
+        g = graph_named(rec["network"])
+        return Family(rec["layer"], rec["name"], aliases, [parse_unit(u, g) for u in rec["family"]], USER)
     return register_family(rec["layer"], rec["name"], rec["family"], aliases=rec["aliases"], replace=replace)

@@ -1,0 +1,89 @@
+"""Units, families and inputs of any declared network, not only InceptionV1.
+
+Independent references: the InceptionV3 declaration's own branch table (mixed2's
+branches are 64 + 64 + 96 + 64 channels, keras.applications' summary) and Keras's
+documented preprocessing for InceptionV3 (x / 127.5 - 1).
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from circuits import InceptionV1, InceptionV3
+from circuits.core.graph import INCEPTION_V1
+from circuits.core.inception_v3 import INCEPTION_V3
+from circuits.core.inputs import from_model_input, to_model_input
+from circuits.core.networks import graph_of_layer
+from circuits.core.units import Unit, parse_unit
+from circuits.families import family, register_family, resolve_units, unregister_family
+
+
+def test_layer_names_do_not_collide_except_the_input():
+    shared = set(INCEPTION_V1.names()) & set(INCEPTION_V3.names())
+    assert shared <= {"input"}
+
+
+def test_unit_of_v3_knows_its_branches():
+    # mixed2 = [1x1: 64, 5x5: 64, 3x3dbl: 96, pool: 64]: channel 130 is the 3x3dbl's channel 2
+    u = parse_unit("mixed2:130")
+    assert u.network is INCEPTION_V3
+    assert u.branch_channel == 2
+    assert INCEPTION_V3.branches("mixed2")[2][0] == u.branch
+    assert u.centre(299) == (17, 17)  # 35x35 grid at 299 px
+    with pytest.raises(IndexError, match=r"0\.\.287"):
+        parse_unit("mixed2:288")
+
+
+def test_explicit_graph_is_checked():
+    with pytest.raises(KeyError, match=r"'mixed3b' in InceptionV3.*mixed3"):
+        parse_unit("mixed3b:379", INCEPTION_V3)
+    with pytest.raises(ValueError, match="unit of InceptionV1, not of InceptionV3"):
+        parse_unit(Unit("mixed3b", 379), INCEPTION_V3)
+    with pytest.raises(KeyError, match="declared networks"):
+        parse_unit("mixed3x:1")
+
+
+def test_units_compare_by_name_and_channel():
+    assert parse_unit("mixed3b:379") == Unit("mixed3b", 379) == parse_unit("mixed3b:379", INCEPTION_V1)
+
+
+def test_model_unit_and_resolve_units_use_the_models_network():
+    v3 = InceptionV3()
+    assert v3.unit("mixed2:3").network is INCEPTION_V3
+    fam = register_family("mixed2", "Test Curves V3", [3, 7], aliases=["test_curves_v3"])
+    try:
+        assert fam.graph is INCEPTION_V3
+        assert [u.id for u in resolve_units("mixed2:test_curves_v3", v3)] == ["mixed2:3", "mixed2:7"]
+        assert family("mixed2:test_curves_v3") is fam
+        with pytest.raises(KeyError, match="in InceptionV3"):
+            resolve_units("mixed3b:curves", v3)
+        with pytest.raises(KeyError, match="in InceptionV1"):
+            resolve_units("mixed2:test_curves_v3", InceptionV1())
+    finally:
+        unregister_family(fam)
+
+
+def test_inputs_follow_the_networks_range():
+    white = torch.full((1, 3, 2, 2), 255, dtype=torch.uint8)
+    black = torch.zeros((1, 3, 2, 2), dtype=torch.uint8)
+    grey = torch.full((1, 3, 2, 2), 127.5 / 255)
+    v3 = InceptionV3()
+    # Keras: x / 127.5 - 1
+    assert v3.to_input(white).unique().tolist() == [1.0]
+    assert v3.to_input(black).unique().tolist() == [-1.0]
+    assert torch.allclose(v3.to_input(grey), torch.zeros(1))
+    # InceptionV1: x - 117, exactly
+    px = torch.arange(256, dtype=torch.uint8).reshape(1, 1, 16, 16).expand(1, 3, 16, 16)
+    assert torch.equal(to_model_input(px), px.float() - 117)
+    x = torch.rand(1, 3, 5, 5)
+    assert torch.allclose(from_model_input(to_model_input(x, (-1, 1)), (-1, 1)), x, atol=1e-6)
+    with pytest.raises(ValueError, match=r"\[-1, 1\]"):
+        to_model_input(torch.full((1, 3, 2, 2), 3.0), (-1.0, 1.0))
+    with pytest.raises(ValueError, match="low < high"):
+        to_model_input(x, (1, 1))
+
+
+def test_graph_of_layer():
+    assert graph_of_layer("conv2d_5") is INCEPTION_V3
+    assert graph_of_layer("input") is INCEPTION_V1
