@@ -37,7 +37,19 @@ def _handbuilt_families() -> list:
     return handbuilt.register_families()
 
 
+def _random_v3() -> dict:
+    from circuits.core.inception_v3 import INCEPTION_V3
+
+    return random_state_dict(network=INCEPTION_V3)
+
+
 register("random", random_state_dict, "deterministic random weights (seed 0, He-scaled), for baselines")
+register(
+    "random-v3",
+    _random_v3,
+    "deterministic random InceptionV3 weights (seed 0, He-scaled), for baselines; input RGB in [-1, 1]",
+    network="InceptionV3",
+)
 register(
     "lucid",
     _lucid,

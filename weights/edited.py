@@ -28,11 +28,13 @@ import json
 import os
 
 from circuits.core.files import atomic_path
-from circuits.core.model import InceptionV1, StateDictError, check_state_dict
+from circuits.core import model as models
+from circuits.core.model import InceptionV1, Network, StateDictError, check_state_dict
 from circuits.editing.edits import edit_log
 from circuits.editing.log import EditLogMismatch, edit_tensors, replay
 
 from .checkpoint import CheckpointError, read_metadata
+from .registry import NETWORK_KEY
 
 __all__ = ["METADATA_KEY", "TENSOR_PREFIX", "FORMAT_VERSION", "EditLogMismatch", "is_edited_file", "save_edited", "load_edited"]
 
@@ -50,7 +52,7 @@ def is_edited_file(path: str | os.PathLike) -> bool:
     return METADATA_KEY in read_metadata(path)
 
 
-def save_edited(model: InceptionV1, path: str | os.PathLike, metadata: dict[str, str] | None = None) -> None:
+def save_edited(model: Network, path: str | os.PathLike, metadata: dict[str, str] | None = None) -> None:
     """Save the model with its edits as .safetensors (written to a temp file, then renamed).
 
     metadata: extra str -> str entries for the file's metadata.
@@ -64,6 +66,7 @@ def save_edited(model: InceptionV1, path: str | os.PathLike, metadata: dict[str,
     tensors.update({TENSOR_PREFIX + k: v.detach().cpu() for k, v in edit_tensors(model).items()})
     meta = dict(metadata or {})
     meta[METADATA_KEY] = json.dumps({"version": FORMAT_VERSION, "edits": edit_log(model)})
+    meta[NETWORK_KEY] = model.graph.name  # which network class loads it back
     bad = {k: v for k, v in meta.items() if not (isinstance(k, str) and isinstance(v, str))}
     if bad:
         raise TypeError(f"safetensors metadata must map str to str, got {bad!r}")
@@ -71,14 +74,15 @@ def save_edited(model: InceptionV1, path: str | os.PathLike, metadata: dict[str,
         save_file(tensors, tmp, metadata=meta)
 
 
-def _donor(description: str) -> InceptionV1:
+def _donor(description: str) -> Network:
     from .registry import model
 
     return model(description)
 
 
-def load_edited(path: str | os.PathLike) -> InceptionV1:
-    """An InceptionV1 with the weights and edits saved by `save_edited`, checked and undoable.
+def load_edited(path: str | os.PathLike) -> Network:
+    """The model (InceptionV1, or the network its metadata names) with the weights and edits
+    saved by `save_edited`, checked and undoable.
 
     A file without an edit log loads as an unedited model.
     """
@@ -94,11 +98,15 @@ def load_edited(path: str | os.PathLike) -> InceptionV1:
         raise CheckpointError(f"{path} is truncated or corrupt ({type(e).__name__}: {e})") from e
     params = {k: v for k, v in tensors.items() if not k.startswith(TENSOR_PREFIX)}
     extra = {k[len(TENSOR_PREFIX) :]: v for k, v in tensors.items() if k.startswith(TENSOR_PREFIX)}
+    network = meta.get(NETWORK_KEY, "InceptionV1")
+    cls = getattr(models, network, None)
+    if not (isinstance(cls, type) and issubclass(cls, Network)):
+        raise CheckpointError(f"{path}: its metadata names an unknown network {network!r} (known: InceptionV1, InceptionV3)")
     try:
-        check_state_dict(params)
+        check_state_dict(params, cls.graph)
     except StateDictError as e:
         raise StateDictError(f"{path}: {e}") from None
-    model = InceptionV1(params).eval()
+    model = cls(params).eval()
     model.source = path
     if METADATA_KEY not in meta:
         if extra:

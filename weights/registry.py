@@ -20,7 +20,7 @@ if TYPE_CHECKING:  # torch is imported where weights are built, not to list sour
     from circuits.core.model import Network
 
 __all__ = [
-    "DEFAULT", "register", "sources", "load", "model", "network_of", "source_families", "check_finite",
+    "DEFAULT", "register", "sources", "load", "model", "network_of", "graph_of", "source_families", "check_finite",
     "NonFiniteWeightsError",
 ]
 
@@ -179,8 +179,44 @@ def network_of(source: str | os.PathLike) -> type["Network"]:
     from circuits.core import model as models
 
     _ensure_builtins()
-    s = _SOURCES.get(_key(source))
-    return getattr(models, s.network if s else "InceptionV1")
+    key = _key(source)
+    s = _SOURCES.get(key)
+    return getattr(models, s.network if s else _file_network(key))
+
+
+#: the .safetensors metadata key that names the network a file's weights are for
+NETWORK_KEY = "circuits.network"
+
+
+def _file_network(path: str) -> str:
+    """The network a weight file is for: its .safetensors metadata says so (`NETWORK_KEY`,
+    written with edited models), otherwise InceptionV1. Reads only the header (no torch)."""
+    import json
+    import struct
+
+    if not (path.endswith(".safetensors") and os.path.isfile(path)):
+        return "InceptionV1"
+    try:
+        with open(path, "rb") as f:
+            (n,) = struct.unpack("<Q", f.read(8))
+            header = json.loads(f.read(min(n, 100_000_000)))
+        return str(header.get("__metadata__", {}).get(NETWORK_KEY, "InceptionV1"))
+    except (OSError, ValueError, struct.error, AttributeError):
+        return "InceptionV1"  # a corrupt file: the loader reports it properly
+
+
+def graph_of(source: str | os.PathLike):
+    """The graph of the network a source's weights are for, without importing torch.
+
+    >>> graph_of("nsfwjs-inception-v3").name
+    'InceptionV3'
+    """
+    from circuits.core.networks import graph_named
+
+    _ensure_builtins()
+    key = _key(source)
+    s = _SOURCES.get(key)
+    return graph_named(s.network if s else _file_network(key))
 
 
 def model(source: str | os.PathLike = DEFAULT) -> "Network":
@@ -204,13 +240,14 @@ def model(source: str | os.PathLike = DEFAULT) -> "Network":
     return m
 
 
-def random_state_dict(seed: int = 0, scale: float = 1.0) -> dict:
-    """Deterministic random weights (He-scaled normal), for tests and baselines."""
+def random_state_dict(seed: int = 0, scale: float = 1.0, network=None) -> dict:
+    """Deterministic random weights (He-scaled normal, zero biases) for `network`'s graph
+    (InceptionV1 if None), for tests and baselines."""
     import torch
 
     g = torch.Generator().manual_seed(seed)
     out = {}
-    for k, shape in graph.parameter_shapes().items():
+    for k, shape in (network or graph.INCEPTION_V1).parameter_shapes().items():
         if k.endswith(".bias"):
             out[k] = torch.zeros(shape)
         else:

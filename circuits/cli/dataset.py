@@ -17,7 +17,7 @@ import json
 import sys
 from pathlib import Path
 
-from circuits.cli.options import add_weights, nonnegative_int, positive_float, positive_int
+from circuits.cli.options import add_weights, network_graph, nonnegative_int, positive_float, positive_int
 from circuits.core.files import atomic_path
 
 
@@ -30,7 +30,8 @@ def register(sub) -> None:
     p.add_argument("--plots", metavar="DIR", default="dataset-figures",
                    help="write the histogram, quilts and top-k sheet per unit here (default ./dataset-figures)")
     p.add_argument("--no-plots", action="store_true", help="write no figures")
-    p.add_argument("--image-size", type=positive_int, default=224, help="resize each image's shorter side to this (default 224)")
+    p.add_argument("--image-size", type=positive_int, default=None,
+                   help="resize each image's shorter side to this (default: the network's size, 224 or InceptionV3's 299)")
     p.add_argument("--sampling", choices=("grid", "random"), default="grid",
                    help="every valid position on a stride (default) or N random ones per image")
     p.add_argument("--stride", type=positive_int, default=1, help="grid stride in map cells (default 1: every position)")
@@ -108,6 +109,8 @@ def cmd_dataset(args: argparse.Namespace) -> int:
     from circuits.dataset.scan import scan
     from circuits.dataset.sources import open_source
 
+    if args.image_size is None:
+        args.image_size = network_graph(args.weights).default_input_size
     for name in ("--image-size", "--stride", "--per-image", "--quilt-factor", "--checkpoint-every", "--limit"):
         _positive(name, getattr(args, name[2:].replace("-", "_")))
     for name in ("--per-bin", "--top-k", "--workers", "--attribution-steps"):

@@ -17,6 +17,7 @@ from circuits.cli.options import (
     add_weights,
     check_outputs,
     load_network,
+    network_graph,
     nonnegative_float,
     positive_int,
     require_live,
@@ -24,9 +25,6 @@ from circuits.cli.options import (
     unit_list,
     weights_name,
 )
-from circuits.core import graph
-
-IMAGE_SIZE = 224
 GRAPH_SUFFIXES = (".graphml", ".json")
 PLOT_SUFFIXES = (".png", ".pdf", ".svg")
 
@@ -64,7 +62,8 @@ def register(sub) -> None:
     p.add_argument("units", metavar="UNIT_OR_FAMILY", nargs="+",
                    help="unit or family ids, e.g. mixed3b:curves, mixed3b:379 or mixed3b:379,mixed3b:406")
     p.add_argument("--image", required=True, metavar="FILE",
-                   help="image file (PNG or JPEG), resized and cropped to 224; at least the receptive field of the layers read")
+                   help="image file (PNG or JPEG), resized and cropped to the network's size (224, InceptionV3 299); "
+                   "at least the receptive field of the layers read")
     add_weights(p)
     p.add_argument(
         "--layer", default=None,
@@ -87,11 +86,14 @@ def load_model(source: str | None):
     return load_network(source), source
 
 
-def load_image(path: str | os.PathLike, size: int = IMAGE_SIZE, min_size: int | None = None):
-    """An image file as model input [1, 3, size, size] (see `circuits.core.inputs.load_image`)."""
+def load_image(path: str | os.PathLike, network=None, min_size: int | None = None):
+    """An image file as `network`'s input [1, 3, S, S] at the size it was trained at
+    (InceptionV1's 224 if None; see `circuits.core.inputs.load_image`)."""
+    from circuits.core.graph import INCEPTION_V1
     from circuits.core.inputs import load_image as _load
 
-    return _load(path, size, min_size=min_size)
+    network = network or INCEPTION_V1
+    return _load(path, network.default_input_size, min_size=min_size, input_range=network.input_range)
 
 
 # --- graph ---------------------------------------------------------------------
@@ -134,11 +136,8 @@ def cmd_graph(args) -> int:
 # --- ablate ----------------------------------------------------------------------
 
 
-def _default_layer(layer: str) -> str:
-    from circuits.analysis.circuit_graph import trunk_layers
-
-    trunk = trunk_layers()
-    later = [t for t in trunk if graph.index(t) > graph.index(layer)]
+def _default_layer(g, layer: str) -> str:
+    later = [t for t in g.trunk_layers if g.index(t) > g.index(layer)]
     return later[0] if later else layer
 
 
@@ -168,26 +167,30 @@ def cmd_ablate(args) -> int:
 
     source = weights_name(args)
     specs = unit_list(args.units)
+    g = network_graph(source)
     units = resolve(specs, source)
     sources = resolve(args.inputs, source) if args.inputs else None
-    layers = sorted({u.layer for u in units}, key=graph.index)
+    layers = sorted({u.layer for u in units}, key=g.index)
     if args.layer is not None:
-        graph.node(args.layer)
+        g.node(args.layer)
     edit = ablate_connections(sources, units) if sources else None
     # Read (and size-check) the image before any weights are built.
-    x = load_image(args.image, min_size=graph.receptive_field(layers[-1]).size)
+    x = load_image(args.image, g, min_size=g.receptive_field(layers[-1]).size)
     model, source = load_model(source)
     end = last_live_layer(model)
-    layer = args.layer or _default_layer(layers[-1])
+    layer = args.layer or _default_layer(g, layers[-1])
     notes = []
-    if args.layer is None and end is not None and graph.index(layer) > graph.index(end):
+    if args.layer is None and end is not None and g.index(layer) > g.index(end):
         notes.append(f"(the network {source} has nothing past {end}: showing {end} instead of {layer})")
         layer = end
     require_live(model, [layer, *layers], "ablate")
-    read_classes = end is not None and graph.index("softmax2") <= graph.index(end)
-    if not read_classes:
-        notes.append(f"(no class table: the network {source} has nothing past {end}, so softmax2 is uniform)")
-    names = [layer] + (["softmax2"] if read_classes else [])
+    classes = g.classes
+    read_classes = classes is not None and end is not None and g.index(classes) <= g.index(end)
+    if classes is None:
+        notes.append(f"(no class table: {g.name} here is a trunk without its classifier; it ends at {g.output})")
+    elif not read_classes:
+        notes.append(f"(no class table: the network {source} has nothing past {end}, so {classes} is uniform)")
+    names = [layer] + ([classes] if read_classes else [])
     with torch.no_grad():
         before = model.run_with_cache(x, names)
         if edit is not None:
@@ -198,15 +201,16 @@ def cmd_ablate(args) -> int:
             with model.hooks(ablate(units, "zero")):
                 after = model.run_with_cache(x, names)
             what = f"{', '.join(specs)} ({len(units)} units set to 0)"
-    print(f"ablate {what}; image {args.image} ({IMAGE_SIZE}x{IMAGE_SIZE}); weights {source}")
+    side = g.default_input_size
+    print(f"ablate {what}; image {args.image} ({side}x{side}); weights {source}")
     for n in notes:
         print(n)
     print()
     lines = []
     if read_classes:
         lines += _table(
-            f"top {args.top} classes of softmax2 (class indices: the 1008 Inception labels are not available offline)",
-            "class", before["softmax2"][0], after["softmax2"][0], args.top, str,
+            f"top {args.top} classes of {classes} (class indices: the 1008 Inception labels are not available offline)",
+            "class", before[classes][0], after[classes][0], args.top, str,
         ) + [""]
     act_b, act_a = before[layer][0].flatten(1).amax(1), after[layer][0].flatten(1).amax(1)
     lines += _table(

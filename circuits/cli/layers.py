@@ -4,25 +4,35 @@ from __future__ import annotations
 
 import json
 
-from circuits.cli.options import positive_int
-from circuits.core import graph
+from circuits.cli.options import add_weights, network_graph, positive_int, weights_name
 from circuits.core.units import parse_unit
 
 
 def register(sub) -> None:
     p = sub.add_parser("layers", help="print the layer table (channels, branch offsets, receptive fields)")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    p.add_argument("--input-size", type=positive_int, default=224, help="input side in pixels (default 224)")
+    p.add_argument("--input-size", type=positive_int, default=None,
+                   help="input side in pixels (default: the network's usual size, 224 or 299)")
+    add_weights(p, help="whose network to describe: a weight source (e.g. nsfwjs-inception-v3 for InceptionV3); no weights are read")
     p.set_defaults(func=cmd_layers)
 
     p = sub.add_parser("unit", help="print where a unit (layer:channel) lives")
     p.add_argument("unit", help="unit id, e.g. mixed3b:379")
-    p.add_argument("--input-size", type=positive_int, default=224, help="input side in pixels (default 224)")
+    p.add_argument("--input-size", type=positive_int, default=None,
+                   help="input side in pixels (default: the network's usual size, 224 or 299)")
+    add_weights(p, help="whose network the unit is in: a weight source (e.g. nsfwjs-inception-v3); no weights are read")
     p.set_defaults(func=cmd_unit)
 
 
+def _network(args):
+    g = network_graph(weights_name(args))
+    size = args.input_size or g.default_input_size
+    return g, size
+
+
 def cmd_layers(args) -> int:
-    rows = graph.layer_table(args.input_size)
+    g, size = _network(args)
+    rows = g.layer_table(size)
     if args.json:
         print(json.dumps(rows, indent=1))
         return 0
@@ -40,14 +50,15 @@ def cmd_layers(args) -> int:
 
 
 def cmd_unit(args) -> int:
-    u = parse_unit(args.unit)
-    n = graph.node(u.layer)
-    rf = graph.receptive_field(u.branch, args.input_size)
-    cy, cx = u.centre(args.input_size)
+    g, size = _network(args)
+    u = parse_unit(args.unit, g)
+    n = g.node(u.layer)
+    rf = g.receptive_field(u.branch, size)
+    cy, cx = u.centre(size)
     iy, ix = rf.centre_of(cy, cx)
-    print(f"unit           {u.id}")
+    print(f"unit           {u.id} of {g.name}")
     print(f"layer          {u.layer} ({n.op}, {n.channels} channels)")
     print(f"branch         {u.branch} channel {u.branch_channel}")
-    print(f"centre         ({cy}, {cx}) of {'x'.join(map(str, graph.output_hw(u.layer, args.input_size)))}")
+    print(f"centre         ({cy}, {cx}) of {'x'.join(map(str, g.output_hw(u.layer, size)))} at {size} px")
     print(f"receptive field {rf.size} px, stride {rf.stride}, centred at input ({iy:g}, {ix:g})")
     return 0

@@ -40,6 +40,7 @@ __all__ = [
     "network_families",
     "load_network",
     "resolve",
+    "network_graph",
     "require_live",
 ]
 
@@ -56,7 +57,8 @@ def add_weights(parser: argparse.ArgumentParser, help: str | None = None) -> Non
         default=DEFAULT_WEIGHTS,
         metavar="NAME|FILE",
         help=help
-        or f"weight source: handbuilt, lucid, lucid-pb, random, or a .pth/.safetensors/.pb file (default {DEFAULT_WEIGHTS})",
+        or "weight source: handbuilt, lucid, lucid-pb, random (InceptionV1), nsfwjs-inception-v3, random-v3 "
+        f"(InceptionV3), or a .pth/.safetensors/.pb file (default {DEFAULT_WEIGHTS})",
     )
 
 
@@ -135,13 +137,22 @@ def network_families(source: str) -> list:
     return source_families(source)
 
 
+def network_graph(source: str):
+    """The graph of the network `source`'s weights are for (no weights are read, torch is not imported)."""
+    from weights.registry import graph_of
+
+    return graph_of(source)
+
+
 def resolve(specs: str | Sequence[str], source: str | None = None) -> list:
-    """Units of `specs` (ids, family ids, comma lists), with `source`'s families known."""
+    """Units of `specs` (ids, family ids, comma lists), with `source`'s families known,
+    validated against `source`'s network (an InceptionV1 id for InceptionV3 weights is an error)."""
     from circuits.families import resolve_units
 
-    if source is not None:
-        network_families(source)
-    return resolve_units(unit_list(specs))
+    if source is None:
+        return resolve_units(unit_list(specs))
+    network_families(source)
+    return resolve_units(unit_list(specs), network_graph(source))
 
 
 def load_network(source: str):

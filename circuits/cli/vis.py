@@ -23,7 +23,6 @@ from circuits.cli.options import (
     unit_list,
     weights_name,
 )
-from circuits.core import graph
 
 PNG = (".png",)
 
@@ -133,7 +132,7 @@ def cmd_attribute(args: argparse.Namespace) -> int:
     a = attribute(model, unit, image, source=args.source, position=tuple(args.position) if args.position else None)
     vis = None
     if args.vis_steps:
-        vis = visualize(model, a, size=max(128, graph.receptive_field(a.source).size), steps=args.vis_steps).final[0]
+        vis = visualize(model, a, size=max(128, model.graph.receptive_field(a.source).size), steps=args.vis_steps).final[0]
     plot(a, image, args.out, k=args.top, vis=vis, model=model)
     kind = "exact (direct connection)" if a.exact else f"expanded weights, residual {a.residual:.4g}"
     print(f"unit          {a.unit.id} at {a.position} of a {a.input_size[0]}x{a.input_size[1]} image")

@@ -16,13 +16,12 @@ from circuits.cli.options import (
     check_outputs,
     load_network,
     network_families,
+    network_graph,
     positive_int,
     require_live,
     resolve,
     weights_name,
 )
-from circuits.core import graph
-
 PLOT_SUFFIXES = (".png",)
 
 
@@ -57,7 +56,7 @@ def cmd_families(args) -> int:
     if args.source is not None and args.source not in fam.sources():
         raise ValueError(f"unknown family source {args.source!r}; use one of {', '.join(fam.sources())}")
     if args.layer is not None:
-        graph.node(args.layer)  # unknown layer: one clear line with close matches
+        network_graph(weights_name(args)).node(args.layer)  # unknown layer: one clear line with close matches
         fs = fam.families(args.layer, source=args.source)
         if not fs:
             raise ValueError(
@@ -83,7 +82,7 @@ def cmd_families(args) -> int:
         also = ", ".join(f.aliases[1:])
         print(f"{f.id:38} {f.name[:34]:34} {len(f):4d}  {f.source:12} {also:24} {chans}")
     if args.layer in fam.COMPLETE_LAYERS and args.source in (None, "early_vision"):
-        print(f"({args.layer}: the Early Vision families partition all {graph.node(args.layer).channels} channels)")
+        print(f"({args.layer}: the Early Vision families partition all {network_graph(weights_name(args)).node(args.layer).channels} channels)")
     return 0
 
 
@@ -95,7 +94,7 @@ def cmd_weights(args) -> int:
     src, dst = resolve(args.src, source), resolve(args.dst, source)
     conn = connection(src, dst)  # validate before loading weights
     model = load_network(source)
-    require_live(model, sorted({u.layer for u in dst}, key=graph.index), f"weights {args.src} {args.dst}")
+    require_live(model, sorted({u.layer for u in dst}, key=model.graph.index), f"weights {args.src} {args.dst}")
     w = weights_between(model, conn.src_units, conn.dst_units, method=args.method)
     rows = summary_rows(w, conn.src_units, conn.dst_units)
     if args.top is not None:

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from typing import Iterable
 
-from circuits.core import graph
+from circuits.core.graph import Graph
 
 __all__ = ["last_live_layer", "check_reaches", "NetworkEndsError"]
 
@@ -27,30 +27,32 @@ class NetworkEndsError(ValueError):
     """A command asked for a layer past the last one the network computes anything in."""
 
 
-def _is_cut(i: int) -> bool:
+def _is_cut(g: Graph, i: int) -> bool:
     """No edge of the graph goes from before node i to after it."""
-    for n in graph.NODES[i + 1 :]:
-        if any(graph.index(src) < i for src in n.inputs):
+    for n in g.nodes[i + 1 :]:
+        if any(g.index(src) < i for src in n.inputs):
             return False
     return True
 
 
 def last_live_layer(model) -> str | None:
     """The last layer with a non-zero value for some input (see the module docstring); None if none."""
+    g = model.graph
     last = None
-    for n in graph.NODES:
+    for n in g.nodes:
         if n.param is None:
             continue
         m = getattr(model, n.param)
         if bool(m.weight.detach().any()) or (m.bias is not None and bool(m.bias.detach().any())):
-            last = graph.index(n.name)
+            last = g.index(n.name)
     if last is None:
         return None
-    for i in range(last, len(graph.NODES)):
-        n = graph.NODES[i]
-        if not n.name.endswith(("_pre_relu", "_pre_activation")) and not n.synthesized and _is_cut(i):
+    for i in range(last, len(g.nodes)):
+        n = g.nodes[i]
+        # a parameterized op's output is the pre-activation of the layer that follows it
+        if not n.kind.has_params and not n.synthesized and _is_cut(g, i):
             return n.name
-    return graph.NODES[-1].name  # pragma: no cover - the output is always a cut
+    return g.nodes[-1].name  # pragma: no cover - the output is always a cut
 
 
 def check_reaches(model, layers: Iterable[str], what: str) -> None:
@@ -62,15 +64,16 @@ def check_reaches(model, layers: Iterable[str], what: str) -> None:
     ...
     circuits.core.extent.NetworkEndsError: ablate --layer reads mixed4a, but the network handbuilt has nothing past mixed3b (every conv after it has all-zero weights and biases), so mixed4a is 0 for every input; ask for a layer up to mixed3b, or use trained weights (--weights lucid)
     """
+    g = model.graph
     end = last_live_layer(model)
     source = getattr(model, "source", "") or "given"
     for layer in layers:
-        graph.node(layer)
+        g.node(layer)
         if end is None:
             raise NetworkEndsError(
                 f"{what} reads {layer}, but every weight of the network {source} is zero: it computes nothing"
             )
-        if graph.index(layer) > graph.index(end):
+        if g.index(layer) > g.index(end):
             raise NetworkEndsError(
                 f"{what} reads {layer}, but the network {source} has nothing past {end} (every conv after it "
                 f"has all-zero weights and biases), so {layer} is 0 for every input; ask for a layer up to "

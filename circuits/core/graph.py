@@ -126,7 +126,9 @@ class Graph:
     """A network as data: its nodes in execution order, and everything derived from them.
 
     name: the network's name; input_range: (low, high) of the model input it expects;
-    expanded_span: the first and last tensor that weights between units may span.
+    expanded_span: the first and last tensor that weights between units may span;
+    default_input_size: the input side it was trained at; classes: the tensor of class
+    probabilities (None for a trunk without its classifier).
     """
 
     def __init__(
@@ -137,8 +139,14 @@ class Graph:
         input_range: tuple[float, float],
         expanded_span: tuple[str, str],
         output: str | None = None,
+        default_input_size: int = 224,
+        classes: str | None = None,
     ):
         self.name = name
+        #: the input side the network was trained at (what commands use when not told)
+        self.default_input_size = default_input_size
+        #: the tensor of class probabilities, None for a trunk without its classifier
+        self.classes = classes
         self.nodes: tuple[Node, ...] = tuple(nodes)
         self.input_range = input_range
         self._by_name = {n.name: n for n in self.nodes}
@@ -155,6 +163,8 @@ class Graph:
         self.expanded_span = expanded_span
         for t in expanded_span:
             self.node(t)
+        if classes is not None:
+            self.node(classes)
         # Per-instance caches (a cache on the methods would keep every graph alive).
         self.ancestors = functools.lru_cache(maxsize=None)(self._ancestors)
         self.branches = functools.lru_cache(maxsize=None)(self._branches)
@@ -507,6 +517,7 @@ INCEPTION_V1 = Graph(
     # RGB in [0, 255] minus 117 (Lucid's preprocessing)
     input_range=(-117.0, 138.0),
     expanded_span=("conv2d0_pre_relu", "mixed4a"),
+    classes="softmax2",
 )
 
 # The default network's graph, as module functions.

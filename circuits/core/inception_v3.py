@@ -166,4 +166,5 @@ INCEPTION_V3 = Graph(
     # Weights between units through the 35x35 and 17x17 stages (the factorized 7x7s
     # included); mixed7 is the last block before the 8x8 reduction.
     expanded_span=("conv2d_1", "mixed7"),
+    default_input_size=299,
 )

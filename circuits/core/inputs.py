@@ -97,9 +97,13 @@ def read_image(path: str | os.PathLike, size: int | tuple[int, int] | None = Non
     return img
 
 
-def load_image(path: str | os.PathLike, size: int = 224, *, min_size: int | None = None) -> torch.Tensor:
+def load_image(
+    path: str | os.PathLike, size: int = 224, *, min_size: int | None = None,
+    input_range: tuple[float, float] | None = None,
+) -> torch.Tensor:
     """An image file as model input [1, 3, size, size]: shorter side resized to `size`, centre crop.
 
+    input_range: the network's (``model.input_range``; InceptionV1's if None).
     min_size: refuse an image whose shorter side is below this many pixels (e.g. the
     receptive field of the units asked about) instead of blowing it up to `size`:
     a 5x5 image resized to 224 only shows the resize's blur.
@@ -117,4 +121,4 @@ def load_image(path: str | os.PathLike, size: int = 224, *, min_size: int | None
             f"give an image of at least {min_size}x{min_size} (it is not enlarged)"
         )
     img = TF.center_crop(TF.resize(img, size, antialias=True), [size, size])
-    return to_model_input(img)
+    return to_model_input(img, input_range)

@@ -1,6 +1,6 @@
 """InceptionV1 built from `circuits.core.graph`, with a hook point at every named tensor.
 
-The forward pass is an interpreter over `graph.NODES`: each node's op is applied to
+The forward pass is an interpreter over the graph's nodes: each node's op is applied to
 its inputs and the result passes through that node's `HookPoint`. A run computes only
 the ancestors of the tensors it was asked for and stops after the last of them.
 
@@ -300,7 +300,7 @@ class Network(nn.Module):
         if not torch.is_floating_point(x):
             raise TypeError(
                 f"input must be floating point in {self.graph.name}'s range [{lo_in:g}, {hi_in:g}], got {x.dtype}; "
-                "use circuits.to_model_input(images) to convert uint8 or [0, 1] images"
+                "use model.to_input(images) to convert uint8 or [0, 1] images"
             )
         for t in targets:
             self.graph.check_input_size(t, tuple(x.shape[-2:]))
@@ -309,7 +309,7 @@ class Network(nn.Module):
             if lo >= 0 and hi <= 1 and hi > lo:
                 warnings.warn(
                     f"all input values lie in [0, 1], but {self.graph.name} expects RGB in [{lo_in:g}, {hi_in:g}]; "
-                    "convert with circuits.to_model_input(images)",
+                    "convert with model.to_input(images)",
                     stacklevel=4,
                 )
 
