@@ -290,6 +290,31 @@ class Op:
     def forward_valid(self, node: "Node", xs: Sequence[torch.Tensor], m: nn.Module | None) -> torch.Tensor:
         return self.forward(node, xs, m)
 
+    # computing some channels only (the cone of a few units)
+    def input_channels(self, node: "Node", out: torch.Tensor, m, cins: Sequence[int]) -> list[torch.Tensor]:
+        """For each input, the sorted channels that output channels `out` (sorted) read;
+        through non-zero weights only for an op with parameters (a channel every needed
+        weight ignores changes nothing, whatever its value)."""
+        if self.channelwise:
+            return [out for _ in cins]
+        return [torch.arange(c) for c in cins]
+
+    def forward_channels(self, node: "Node", xs: Sequence[torch.Tensor], m, have: Sequence[torch.Tensor],
+                         out: torch.Tensor, cins: Sequence[int]) -> torch.Tensor:
+        """`forward_valid`'s output channels `out` only, from inputs that hold the channels
+        `have[i]` (sorted, a superset of `input_channels`) in that order."""
+        if self.channelwise:
+            pos = torch.searchsorted(have[0], out)
+            return self.forward_valid(node, [xs[0] if len(pos) == xs[0].shape[1] else xs[0][:, pos]], m)
+        # Any other op: the full input with the channels nobody needs left at 0 (they do
+        # not reach `out`, by `input_channels`), then the channels asked for.
+        full = []
+        for x, ch, c in zip(xs, have, cins):
+            z = x.new_zeros(x.shape[0], c, *x.shape[2:])
+            z[:, ch] = x
+            full.append(z)
+        return self.forward_valid(node, full, m)[:, out]
+
     # linearization
     def linear(self, node: "Node", xs: Sequence[torch.Tensor], m, *, bias: bool = True, point=None) -> torch.Tensor:
         """The linearized op (its linear stand-in; biases kept only with bias=True)."""
@@ -389,6 +414,24 @@ class Conv(_WindowOp):
 
     def forward_valid(self, node, xs, m):
         return F.conv2d(xs[0], m.weight, m.bias, node.stride)
+
+    def input_channels(self, node, out, m, cins):
+        used = m.weight.detach()[out].ne(0).flatten(2).any(2).any(0)
+        return [torch.nonzero(used).flatten()]
+
+    def forward_channels(self, node, xs, m, have, out, cins):
+        w = m.weight.detach()[out]
+        b = m.bias.detach()[out] if m.bias is not None else None
+        # Channels with all-zero weights and bias are 0 for every input: not computed.
+        live = w.ne(0).flatten(1).any(1) | (b.ne(0) if b is not None else False)
+        x = xs[0]
+        oh, ow = (x.shape[-2] - node.kernel[0]) // node.stride + 1, (x.shape[-1] - node.kernel[1]) // node.stride + 1
+        y = x.new_zeros(x.shape[0], len(out), oh, ow)
+        if bool(live.any()):
+            idx = torch.nonzero(live).flatten()
+            wl = w[idx][:, have[0]]
+            y[:, idx] = F.conv2d(x, wl.contiguous(), b[idx] if b is not None else None, node.stride)
+        return y
 
     def linear(self, node, xs, m, *, bias=True, point=None):
         w, b = m.weight.to(xs[0].dtype), (m.bias.to(xs[0].dtype) if bias else None)
@@ -491,6 +534,20 @@ class LRN(_Identity):
     def forward(self, node, xs, m):
         return lrn(xs[0])
 
+    def input_channels(self, node, out, m, cins):
+        r = LRN_DEPTH_RADIUS
+        win = (out[:, None] + torch.arange(-r, r + 1)[None, :]).flatten()
+        return [torch.unique(win[(win >= 0) & (win < cins[0])])]
+
+    def forward_channels(self, node, xs, m, have, out, cins):
+        # `lrn` restricted to the channels at hand: each output's window lies inside
+        # `have` (input_channels), so the band over `have` sums exactly its window.
+        x, h = xs[0], have[0]
+        band = ((out[:, None] - h[None, :]).abs() <= LRN_DEPTH_RADIUS).to(x.dtype)[:, :, None, None]
+        bias = torch.full((len(out),), float(LRN_BIAS), dtype=x.dtype, device=x.device)
+        denom = F.conv2d(x * x, band * LRN_ALPHA, bias)
+        return x[:, torch.searchsorted(h, out)] * (denom.rsqrt() if LRN_BETA == 0.5 else denom.pow(-LRN_BETA))
+
     def linear(self, node, xs, m, *, bias=True, point=None):
         if point is None:
             return xs[0]
@@ -526,6 +583,17 @@ class Concat(Op):
 
     def forward(self, node, xs, m):
         return torch.cat(list(xs), dim=1)
+
+    def input_channels(self, node, out, m, cins):
+        parts, off = [], 0
+        for c in cins:
+            parts.append(out[(out >= off) & (out < off + c)] - off)
+            off += c
+        return parts
+
+    def forward_channels(self, node, xs, m, have, out, cins):
+        parts = [x[:, torch.searchsorted(h, ch)] for x, h, ch in zip(xs, have, self.input_channels(node, out, m, cins))]
+        return torch.cat(parts, dim=1)
 
     def compose(self, node, ks, m, *, channels, point=None, dst_channels=None):
         present = [k for k in ks if k is not None]
