@@ -2,6 +2,15 @@
 
 Example:
     $ circuits compare mixed3b:curves --trained inception5h.pth --plot family.png --strict
+    $ circuits compare mixed3b:curves --early mixed3a:hb_early_curve_bank \
+          --family-of nsfwjs-inception-v3=docs/families/inceptionv3_mixed2_curves.json \
+          --early-of nsfwjs-inception-v3=docs/families/inceptionv3_mixed1_early_curves.json \
+          --families-plot three_way.png --json three_way.json
+
+With ``--family-of`` the families are also compared as families (each network's own
+units, no one-to-one correspondence): the hand-built family, every other network's,
+and the published InceptionV1 curves, criterion by criterion; ``--early``/``--early-of``
+add the expanded weights from the layer below by orientation difference.
 """
 
 from __future__ import annotations
@@ -36,6 +45,17 @@ def register(sub) -> None:
     p.add_argument("--multiples", metavar="FILE", help="small multiples, one panel per unit, all models and published")
     p.add_argument("--json", metavar="FILE", help="write the curves, the metrics and the checks as JSON")
     p.add_argument("--no-checks", action="store_true", help="skip the polarity/colour/filled and angle/line checks")
+    p.add_argument("--family-of", metavar="WEIGHTS=FAMILY", action="append", default=[],
+                   help="also compare, family to family, another network's family: a weight source and a family id "
+                   "or family file (.json from `circuits discover`), e.g. nsfwjs-inception-v3=mixed2_curves.json; repeatable")
+    p.add_argument("--early", metavar="FAMILY", help="the early-curve family below the units (e.g. mixed3a:hb_early_curve_bank): "
+                   "adds its expanded weights into the units by orientation difference")
+    p.add_argument("--early-of", metavar="WEIGHTS=FAMILY", action="append", default=[],
+                   help="the same for a --family-of network, e.g. nsfwjs-inception-v3=mixed1_early.json; repeatable")
+    p.add_argument("--families-plot", metavar="FILE",
+                   help="polar panels of every family (and the weights by orientation difference) (.png/.svg)")
+    p.add_argument("--family-orientations", type=_angles, default=72,
+                   help="orientations of the family-to-family sweep (default 72)")
     p.add_argument("--strict", action="store_true",
                    help="exit with status 1 if a unit misses its target, or if no unit could be judged")
     p.set_defaults(func=cmd_compare)
@@ -47,7 +67,12 @@ def cmd_compare(args) -> int:
     from circuits.tuning.measure import DEFAULT_CURVATURES
 
     check_outputs([("--plot", args.plot, PLOT_SUFFIXES), ("--multiples", args.multiples, PLOT_SUFFIXES),
-                   ("--json", args.json, ())])
+                   ("--families-plot", args.families_plot, PLOT_SUFFIXES), ("--json", args.json, ())])
+    others = [_pair(v, "--family-of") for v in args.family_of]
+    earlies = dict(_pair(v, "--early-of") for v in args.early_of)
+    unknown = sorted(set(earlies) - {w for w, _ in others})
+    if unknown:
+        raise ValueError(f"--early-of {unknown[0]}=...: that network has no --family-of; give --family-of {unknown[0]}=FAMILY")
     source = weights_name(args)
     specs = unit_list(args.units)
     units = resolve(specs, source)
@@ -89,6 +114,9 @@ def cmd_compare(args) -> int:
             checks[label] = c.to_json()
             print(f"\n{label}: responses at each unit's preferred orientation")
             print(c.table())
+    families = None
+    if others or args.families_plot or args.early:
+        families = _families(args, models, units, others, earlies)
     if args.plot:
         from circuits.plots.compare import plot_family_comparison
 
@@ -102,7 +130,7 @@ def cmd_compare(args) -> int:
         from circuits.core.files import atomic_path
 
         with atomic_path(args.json) as tmp, open(tmp, "w") as f:
-            json.dump({**cmp.to_json(), "checks": checks}, f)
+            json.dump({**cmp.to_json(), "checks": checks, **({"families": families.to_json()} if families else {})}, f)
         print(f"wrote {args.json}")
     if args.strict:
         if not n_judged:
@@ -111,3 +139,66 @@ def cmd_compare(args) -> int:
         if any(cmp.failures(label) for label in models):
             return 1
     return 0
+
+
+def _pair(value: str, option: str) -> tuple[str, str]:
+    if "=" not in value:
+        raise ValueError(f"{option} takes WEIGHTS=FAMILY (e.g. nsfwjs-inception-v3=mixed2_curves.json), got {value!r}")
+    w, f = value.split("=", 1)
+    if not w.strip() or not f.strip():
+        raise ValueError(f"{option} takes WEIGHTS=FAMILY with both parts, got {value!r}")
+    return w.strip(), f.strip()
+
+
+def _family_units(spec: str, source: str) -> list:
+    """A family file (.json, registered on load) or a family/unit id, as units of `source`'s network."""
+    from pathlib import Path
+
+    if spec.lower().endswith(".json"):
+        from circuits.families.files import load_family
+
+        if not Path(spec).is_file():
+            raise FileNotFoundError(f"no family file {spec}")
+        spec = load_family(spec).id
+    return resolve(spec, source)
+
+
+def _families(args, models: dict, units: list, others: list, earlies: dict):
+    """The family-to-family comparison: the main family, the --family-of ones and the published."""
+    from circuits.tuning import reference
+    from circuits.tuning.family_compare import compare_families, measure_family, orientation_weights, published_family
+
+    n = args.family_orientations
+    label, model = next(iter(models.items()))
+    profiles = [measure_family(model, units, label=label, n_orientations=n)]
+    weights = []
+    if args.early:
+        early = measure_family(model, resolve(args.early, weights_name(args)), label=f"{label} early",
+                               n_orientations=n, colour=False)
+        weights.append(orientation_weights(model, early, profiles[0]))
+    for source, spec in others:
+        m = load_network(source)
+        fam_units = _family_units(spec, source)
+        require_live(m, {u.layer for u in fam_units}, "compare --family-of")
+        prof = measure_family(m, fam_units, label=source, n_orientations=n)
+        profiles.append(prof)
+        if source in earlies:
+            early = measure_family(m, _family_units(earlies[source], source), label=f"{source} early",
+                                   n_orientations=n, colour=False)
+            weights.append(orientation_weights(m, early, prof))
+    if reference.available():
+        layer = units[0].layer if units[0].layer in ("mixed3a", "mixed3b") else "mixed3b"
+        profiles.append(published_family(layer))
+    cmp = compare_families(profiles)
+    cmp.weights = {f"{w['network']} {w['early']} -> {w['curves']}": w for w in weights}
+    print("\nfamilies side by side (each network's own units)")
+    print(cmp.table())
+    for w in weights:
+        cells = ", ".join(f"{c:+.0f}°: {v:+.2f}" for c, v in zip(w["centres_deg"], w["normalised"]))
+        print(f"\n{w['network']} {w['early']} -> {w['curves']}, mean expanded weight by orientation difference "
+              f"(normalised): {cells}")
+    if args.families_plot:
+        from circuits.plots.family_compare import plot_families
+
+        print(f"wrote {plot_families(profiles, args.families_plot, weights=weights)}")
+    return cmp
