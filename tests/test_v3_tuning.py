@@ -18,6 +18,7 @@ from circuits.core.units import Unit
 from circuits.tuning import cone
 from circuits.tuning import measure as tuning
 from circuits.tuning import stimuli as S
+from circuits.tuning.compare import compare_tuning, stimulus_checks
 from circuits.tuning.discover import discover
 
 # mixed0 / mixed2: 35x35 blocks (stride 8); mixed3: the stride-2 reduction (valid 3x3/2
@@ -149,6 +150,26 @@ def test_errors_name_the_bad_value_and_what_is_accepted(random_v3_model):
         discover(m, "mixed0", n_orientations=8, channels=[256], register=False, progress=False)
 
 
+def test_stimulus_checks_and_compare_on_v3(random_v3_model):
+    """Checked against `responses` to the black-on-white curves drawn by hand in [-1, 1] (the
+    checks' baseline), and against `radial_tuning` (the comparison's tuning); InceptionV3 has
+    no published curves, so those columns stay empty."""
+    m = random_v3_model
+    u = m.unit("mixed0:70")
+    sc = stimulus_checks(m, [u], [90.0], curvatures=[0.5, 1.0])
+    size = tuning.input_size_for([u], m)
+    p = tuning.default_curve_params("mixed0", m)
+    x = S.curve([90.0, 90.0], [0.5, 1.0], arc_length=p["arc_length"], width=p["width"], size=size,
+                centre=u.centre_in_input(size), input_range=m.input_range)
+    base = float(tuning.responses(m, [u], x).mean())
+    assert sc.baseline[0] == pytest.approx(base, abs=1e-5)
+    assert set(sc.variants) == {"white on black", "colour pair", "filled"}
+    cmp = compare_tuning({"random v3": m}, "mixed0:70", n_angles=8, curvatures=[0.5, 1.0], progress=False)
+    rt = tuning.radial_tuning(m, "mixed0:70", n_angles=8, curvatures=[0.5, 1.0], progress=False)
+    assert np.allclose(cmp.tunings["random v3"].curves, rt.curves)
+    assert cmp.published == {} and cmp.rows[0].published_pref_deg is None
+
+
 def test_discover_on_random_v3(random_v3_model):
     """Checked against `radial_tuning` of the same units and stimuli (the curves in the table
     are the radial tuning curves) and for a well-formed ranked table."""
@@ -180,6 +201,6 @@ def test_discover_trained_v3_mixed2_finds_curve_units(trained_v3):
     for u in d.family:
         s = d.score(u)
         assert s.accepted and s.peak > 0 and d.criteria.min_fwhm_deg <= s.fwhm_deg <= d.criteria.max_fwhm_deg
-    cov, gaps = d.coverage()
+    cov, _ = d.coverage()
     assert 0 < cov <= 360
     assert d.summary().startswith(f"mixed2: {len(d.family)} of 288 units pass every criterion")

@@ -5,7 +5,10 @@ each stimulus centred on that position's receptive field. Sweeps are fast becaus
 use what the layer graph knows:
 
 * the input is the smallest square that contains the unit's whole receptive field
-  (97 px instead of 224 for mixed3b), so the unit sees exactly what it sees at 224 px;
+  (97 px instead of 224 for InceptionV1's mixed3b, 133 instead of 299 for InceptionV3's
+  mixed2), so the unit sees exactly what it sees in the larger image;
+* everything is read from the model's graph (`model.graph`) and drawn in its input
+  range (`model.input_range`), so the same calls work on InceptionV1 and InceptionV3;
 * only the receptive-field cone of the centre position is computed (`circuits.tuning.cone`:
   each tensor on the window the read depends on, exact); a model with active hooks
   runs its own truncated forward instead (`model.run(x, until=...)`), so ablations and
