@@ -1,9 +1,10 @@
-"""Feature visualization for InceptionV1, laid out like Lucid's `optvis`.
+"""Feature visualization for the declared networks (InceptionV1, InceptionV3), laid out like Lucid's `optvis`.
 
 - `param`: image parameterizations (pixel, Fourier with 1/f scaling, colour decorrelation);
 - `transform`: random pad/jitter/scale/rotate, Lucid's standard set;
 - `objectives`: channel, neuron, direction, diversity, family, attribution; composable;
-- `render`: the Adam loop, truncated at the objective's layer, hooks always removed.
+- `render`: the Adam loop, truncated at the objective's layer, hooks always removed;
+  images in [0, 1] are converted to the model's input range (`model.input_range`).
 
 Example:
     >>> import weights

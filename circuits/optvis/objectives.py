@@ -12,6 +12,11 @@ returns one value per image and TensorFlow differentiates their sum).
 A unit of a concatenated layer (``mixed3b:379``) is read from its branch tensor
 (``mixed3b_5x5`` channel 59): the same number, without computing the other branches.
 
+An objective belongs to one network (`Objective.network`): the one whose tensors it
+reads, named by its layers (InceptionV1's ``mixed3b``, InceptionV3's ``mixed2``: the
+declared networks' names do not collide) or given as ``model=``. Combining objectives
+of two networks, or rendering one on a model of another network, raises.
+
 Example:
     >>> obj = channel("mixed3b", 379) - 1e2 * diversity("mixed3b")
     >>> sorted(obj.hooks)
@@ -28,6 +33,7 @@ import torch
 import torch.nn.functional as F
 
 from circuits.core import graph
+from circuits.core.networks import graph_of_layer
 from circuits.core.units import Unit, parse_unit
 from circuits.families import resolve_units
 
@@ -45,23 +51,48 @@ __all__ = [
 Acts = Mapping[str, torch.Tensor]
 
 
+def _graph(model) -> graph.Graph | None:
+    """The graph of a model, a graph itself, or None."""
+    return model if model is None or isinstance(model, graph.Graph) else model.graph
+
+
+def _network_of(hooks: frozenset[str], network: graph.Graph | None, description: str) -> graph.Graph:
+    """The network whose tensors `hooks` are: `network` if given (each hook checked
+    against it), else the declared network that has them (all the same one)."""
+    if network is not None:
+        for h in hooks:
+            network.node(h)  # unknown hook names raise with close matches
+        return network
+    found = {h: graph_of_layer(h) for h in sorted(hooks) if h != graph.INPUT}
+    nets = {g.name: g for g in found.values()}
+    if len(nets) > 1:
+        raise ValueError(
+            f"objective {description!r} reads tensors of several networks: "
+            + "; ".join(f"{h} ({g.name})" for h, g in found.items())
+        )
+    return next(iter(nets.values())) if nets else graph.INCEPTION_V1
+
+
 class Objective:
     """A scalar function of activations, with the hook names it reads.
 
     min_size: the smallest square image (pixels) the objective is meaningful on;
-    the render loop refuses smaller images.
+    the render loop refuses smaller images. network: the graph whose tensors `hooks`
+    are (default: the declared network that has those names).
 
     >>> o = Objective(lambda acts: acts["conv2d0"].mean(), ["conv2d0"], "MeanConv")
     >>> (2 * o + o).description
     '(2·MeanConv + MeanConv)'
+    >>> Objective(lambda acts: acts["mixed2"].mean(), ["mixed2"], "M2").network.name
+    'InceptionV3'
     """
 
-    def __init__(self, fn: Callable[[Acts], torch.Tensor], hooks: Iterable[str], description: str, min_size: int = 1):
+    def __init__(self, fn: Callable[[Acts], torch.Tensor], hooks: Iterable[str], description: str, min_size: int = 1,
+                 network: graph.Graph | None = None):
         hooks = frozenset(hooks)
-        for h in hooks:
-            graph.node(h)  # unknown hook names raise with close matches
         if not hooks:
             raise ValueError(f"objective {description!r} must read at least one hook name")
+        self.network = _network_of(hooks, network, description)
         self.fn, self.hooks, self.description, self.min_size = fn, hooks, description, int(min_size)
 
     def __call__(self, acts: Acts) -> torch.Tensor:
@@ -73,14 +104,20 @@ class Objective:
     @property
     def last_hook(self) -> str:
         """The hook the run must reach (the latest in execution order)."""
-        return max(self.hooks, key=graph.index)
+        return max(self.hooks, key=self.network.index)
 
     def _combine(self, other: "Objective", op, symbol: str) -> "Objective":
+        if other.network is not self.network:
+            raise ValueError(
+                f"cannot combine {self.description} ({self.network.name}) with {other.description} "
+                f"({other.network.name}): an objective reads one network's tensors"
+            )
         return Objective(
             lambda acts: op(self(acts), other(acts)),
             self.hooks | other.hooks,
             f"({self.description} {symbol} {other.description})",
             max(self.min_size, other.min_size),
+            self.network,
         )
 
     def __add__(self, other) -> "Objective":
@@ -89,7 +126,8 @@ class Objective:
         if isinstance(other, numbers.Real):
             if other == 0:  # lets sum([...]) start from 0
                 return self
-            return Objective(lambda acts: self(acts) + other, self.hooks, f"({self.description} + {other:g})", self.min_size)
+            return Objective(lambda acts: self(acts) + other, self.hooks, f"({self.description} + {other:g})",
+                             self.min_size, self.network)
         return NotImplemented
 
     __radd__ = __add__
@@ -114,7 +152,8 @@ class Objective:
             return self._combine(other, torch.mul, "·")
         if isinstance(other, numbers.Real):
             w = float(other)
-            return Objective(lambda acts: w * self(acts), self.hooks, f"{w:g}·{self.description}", self.min_size)
+            return Objective(lambda acts: w * self(acts), self.hooks, f"{w:g}·{self.description}", self.min_size,
+                             self.network)
         return NotImplemented
 
     __rmul__ = __mul__
@@ -143,19 +182,27 @@ def _batch(t: torch.Tensor, batch: int | None) -> torch.Tensor:
     return t[batch : batch + 1]
 
 
-def _unit(layer, n) -> Unit:
-    return parse_unit((layer, n)) if not isinstance(layer, Unit) else layer
+def _unit(layer, n, model=None) -> Unit:
+    """A unit of `model`'s network (validated against it), or of the network named by its layer."""
+    return parse_unit(layer if isinstance(layer, Unit) else (layer, n), _graph(model))
 
 
-def _rf_size(hook: str) -> int:
-    return graph.receptive_field(hook).size
+def _layer_network(layer: str, model) -> graph.Graph:
+    """The graph `layer` is checked against: `model`'s, or the declared one with that name."""
+    g = _graph(model) or graph_of_layer(layer)
+    g.node(layer)  # unknown layer (or one of another network): raises with close matches
+    return g
+
+
+def _rf_size(hook: str, network: graph.Graph = graph.INCEPTION_V1) -> int:
+    return network.receptive_field(hook).size
 
 
 @functools.lru_cache(maxsize=1024)
-def _min_size_for_map(layer: str, h: int, w: int) -> int:
+def _min_size_for_map(layer: str, h: int, w: int, network: graph.Graph = graph.INCEPTION_V1) -> int:
     """Smallest square input whose `layer` map is at least h x w."""
-    size = graph.min_input_size(layer)
-    while min(graph.output_hw(layer, size)[0] - h, graph.output_hw(layer, size)[1] - w) < 0:
+    size = network.min_input_size(layer)
+    while min(network.output_hw(layer, size)[0] - h, network.output_hw(layer, size)[1] - w) < 0:
         size += 1
         if size > 4096:  # pragma: no cover - maps of real layers grow with the input
             raise ValueError(f"no input size gives {layer} a {h}x{w} map")
@@ -165,32 +212,40 @@ def _min_size_for_map(layer: str, h: int, w: int) -> int:
 # --- objectives ---------------------------------------------------------------
 
 
-def channel(layer: str, n: int, batch: int | None = None) -> Objective:
+def channel(layer: str, n: int, batch: int | None = None, *, model=None) -> Objective:
     """Mean activation of channel `n` of `layer` over positions (and images).
+
+    model: the model (or graph) the unit must belong to; default the network that has `layer`.
 
     >>> channel("mixed3b", 379).hooks
     frozenset({'mixed3b_5x5'})
+    >>> channel("mixed2", 67).hooks, channel("mixed2", 67).network.name
+    (frozenset({'activation_22'}), 'InceptionV3')
     """
-    u = _unit(layer, n)
+    u = _unit(layer, n, model)
+    net = u.network
     hook, c = u.branch, u.branch_channel
     return Objective(
         lambda acts: _batch(acts[hook], batch)[:, c].mean(),
         [hook],
         f"Channel({u.id}{'' if batch is None else f', batch={batch}'})",
-        graph.min_input_size(hook),
+        net.min_input_size(hook),
+        net,
     )
 
 
-def neuron(layer: str, n: int, y: int | None = None, x: int | None = None, batch: int | None = None) -> Objective:
+def neuron(layer: str, n: int, y: int | None = None, x: int | None = None, batch: int | None = None,
+           *, model=None) -> Objective:
     """Activation of channel `n` at one position, by default Lucid's centre (H // 2, W // 2).
 
     The image must be at least the unit's receptive field (else the unit cannot see
-    a whole visualization); `min_size` says so to the render loop.
+    a whole visualization); `min_size` says so to the render loop. model: as in `channel`.
 
     >>> neuron("conv2d0", 3).min_size
     7
     """
-    u = _unit(layer, n)
+    u = _unit(layer, n, model)
+    net = u.network
     hook, c = u.branch, u.branch_channel
     for name, v in (("y", y), ("x", x)):
         if v is not None and (not isinstance(v, int) or v < 0):
@@ -205,16 +260,19 @@ def neuron(layer: str, n: int, y: int | None = None, x: int | None = None, batch
         return t[:, c, yy, xx].sum()
 
     pos = "" if y is None and x is None else f", y={y}, x={x}"
-    return Objective(fn, [hook], f"Neuron({u.id}{pos})", max(_rf_size(hook), graph.min_input_size(hook)))
+    return Objective(fn, [hook], f"Neuron({u.id}{pos})", max(_rf_size(hook, net), net.min_input_size(hook)), net)
 
 
-def direction(layer: str, vec, batch: int | None = None) -> Objective:
+def direction(layer: str, vec, batch: int | None = None, *, model=None) -> Objective:
     """Mean over positions (and images) of the dot product of `layer`'s activation with `vec`.
+
+    model: the model (or graph) that has `layer`; default the network with that name.
 
     >>> direction("conv2d0", torch.ones(64)).description
     'Direction(conv2d0)'
     """
-    node = graph.node(layer)
+    net = _layer_network(layer, model)
+    node = net.node(layer)
     v = torch.as_tensor(vec, dtype=torch.float32).flatten()
     if v.numel() != node.channels:
         raise ValueError(f"direction for {layer} must have {node.channels} values (one per channel), got {v.numel()}")
@@ -225,10 +283,10 @@ def direction(layer: str, vec, batch: int | None = None) -> Objective:
         t = _batch(acts[layer], batch)
         return torch.einsum("bchw,c->bhw", t, v.to(t)).mean()
 
-    return Objective(fn, [layer], f"Direction({layer})", graph.min_input_size(layer))
+    return Objective(fn, [layer], f"Direction({layer})", net.min_input_size(layer), net)
 
 
-def diversity(layer: str) -> Objective:
+def diversity(layer: str, *, model=None) -> Objective:
     """Lucid's diversity: mean over images of the summed cosine similarity of their Gram matrices.
 
     For a batch of B images with [C, C] Gram matrices G_b = A_b^T A_b (A_b: positions x
@@ -239,7 +297,7 @@ def diversity(layer: str) -> Objective:
     >>> diversity("mixed4a").description
     'Diversity(mixed4a)'
     """
-    graph.node(layer)
+    net = _layer_network(layer, model)
 
     def fn(acts: Acts) -> torch.Tensor:
         t = acts[layer]
@@ -251,10 +309,11 @@ def diversity(layer: str) -> Objective:
         sims = torch.einsum("icd,jcd->ij", grams, grams)
         return (sims.sum() - sims.diagonal().sum()) / b
 
-    return Objective(fn, [layer], f"Diversity({layer})", graph.min_input_size(layer))
+    return Objective(fn, [layer], f"Diversity({layer})", net.min_input_size(layer), net)
 
 
-def family(spec, weights: Sequence[float] | Mapping[str, float] | None = None, kind: str = "channel") -> Objective:
+def family(spec, weights: Sequence[float] | Mapping[str, float] | None = None, kind: str = "channel",
+           *, model=None) -> Objective:
     """Weighted sum of `channel` (or `neuron`) objectives over a family's units.
 
     `spec` is anything `circuits.resolve_units` accepts: a family id (``"mixed3b:curves"``),
@@ -267,7 +326,7 @@ def family(spec, weights: Sequence[float] | Mapping[str, float] | None = None, k
     """
     if kind not in ("channel", "neuron"):
         raise ValueError(f"unknown family objective kind {kind!r}; use channel or neuron")
-    units = resolve_units(spec)
+    units = resolve_units(spec, model)
     if weights is None:
         ws = [1.0] * len(units)
     elif isinstance(weights, Mapping):
@@ -288,7 +347,7 @@ def family(spec, weights: Sequence[float] | Mapping[str, float] | None = None, k
     return total
 
 
-def attribution(layer: str, vec, batch: int | None = None) -> Objective:
+def attribution(layer: str, vec, batch: int | None = None, *, model=None) -> Objective:
     """Dot product of `layer`'s activations with an attribution vector.
 
     `vec` is [C] (one weight per channel; averaged over positions, like `direction`)
@@ -299,7 +358,8 @@ def attribution(layer: str, vec, batch: int | None = None) -> Objective:
     >>> attribution("conv2d0", torch.ones(64, 3, 3)).min_size
     5
     """
-    node = graph.node(layer)
+    net = _layer_network(layer, model)
+    node = net.node(layer)
     v = torch.as_tensor(vec, dtype=torch.float32)
     if v.dim() not in (1, 3) or v.shape[0] != node.channels:
         raise ValueError(
@@ -308,7 +368,7 @@ def attribution(layer: str, vec, batch: int | None = None) -> Objective:
     if not torch.isfinite(v).all():
         raise ValueError(f"attribution vector for {layer} contains NaN or infinite values")
     if v.dim() == 1:
-        obj = direction(layer, v, batch)
+        obj = direction(layer, v, batch, model=net)
         obj.description = f"Attribution({layer})"
         return obj
     kh, kw = v.shape[1:]
@@ -322,26 +382,30 @@ def attribution(layer: str, vec, batch: int | None = None) -> Objective:
         window = t[:, :, y0 : y0 + kh, x0 : x0 + kw]
         return torch.einsum("bchw,chw->b", window, v.to(t)).mean()
 
-    return Objective(fn, [layer], f"Attribution({layer}, {kh}x{kw})", _min_size_for_map(layer, kh, kw))
+    return Objective(fn, [layer], f"Attribution({layer}, {kh}x{kw})", _min_size_for_map(layer, kh, kw, net), net)
 
 
-def as_objective(obj) -> Objective:
+def as_objective(obj, model=None) -> Objective:
     """An Objective from an Objective, a unit id (-> `channel`) or a family id (-> `family`).
+
+    model: the model (or graph) the units must belong to (default: the network named
+    by the layer); an Objective is returned as it is.
 
     >>> as_objective("mixed3a:81").description
     'Channel(mixed3a:81)'
     """
+    g = _graph(model)
     if isinstance(obj, Objective):
         return obj
     if isinstance(obj, str):
         try:
-            u = parse_unit(obj)
+            u = parse_unit(obj, g)
         except ValueError:  # not "layer:<int>": a family id (unknown layers raise KeyError)
-            return family(obj)
-        return channel(u.layer, u.channel)
+            return family(obj, model=g)
+        return channel(u, u.channel)
     if isinstance(obj, (Unit, tuple)):
-        u = parse_unit(obj)
-        return channel(u.layer, u.channel)
+        u = parse_unit(obj, g)
+        return channel(u, u.channel)
     if isinstance(obj, list):
-        return family(obj)
+        return family(obj, model=g)
     raise TypeError(f"cannot make an objective from {obj!r}: pass an Objective, a unit id or a family id")

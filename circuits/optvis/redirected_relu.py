@@ -34,6 +34,7 @@ import torch
 
 from circuits.core import graph
 from circuits.core.hooks import HookSpec
+from circuits.core.networks import graph_of_layer
 
 __all__ = ["RedirectedReLU", "redirected_relu_grad", "redirected_relu_hooks", "LUCID_REDIRECT_STEPS"]
 
@@ -66,17 +67,25 @@ class RedirectedReLU(torch.autograd.Function):
         return redirected_relu_grad(x, grad)
 
 
-def redirected_relu_hooks(targets: Iterable[str]) -> list[HookSpec]:
+def redirected_relu_hooks(targets: Iterable[str], network: graph.Graph | None = None) -> list[HookSpec]:
     """Hooks giving every ReLU upstream of `targets` (hook names) the redirected gradient.
+
+    network: the graph the targets are tensors of (pass ``model.graph``); default the
+    declared network that has the first target's name.
 
     >>> [name for name, _ in redirected_relu_hooks(["conv2d1"])]
     ['conv2d0_pre_relu', 'conv2d0', 'conv2d1_pre_relu', 'conv2d1']
+    >>> [name for name, _ in redirected_relu_hooks(["activation_1"])]
+    ['conv2d_1', 'activation_1']
     """
+    targets = list(targets)
+    if network is None:
+        network = graph_of_layer(targets[0]) if targets else graph.INCEPTION_V1
     needed: set[str] = set()
     for t in targets:
-        needed |= graph.ancestors(t)
+        needed |= network.ancestors(t)
     hooks: list[HookSpec] = []
-    for n in graph.NODES:
+    for n in network.nodes:
         if not n.kind.is_activation or n.name not in needed:
             continue
         stash: dict[str, torch.Tensor] = {}

@@ -1,7 +1,8 @@
 """The render loop: optimize an image parameterization to maximize an objective.
 
 `render` runs Adam on the parameters of an `ImageParam`: each step draws the images,
-applies the random transforms, converts them to model input (pixels x 255 - 117, as
+applies the random transforms, converts them to model input in the model's range
+(`model.input_range`: pixels x 255 - 117 for InceptionV1, x 2 - 1 for InceptionV3, as
 `circuits.to_model_input`), runs the model only up to the last hook the objective
 reads, and steps to increase the objective. Images are kept at the `thresholds`
 (step counts). Every hook the loop adds (the redirected-ReLU hooks) is removed when
@@ -31,8 +32,8 @@ from tqdm.auto import tqdm
 
 from circuits.core.files import atomic_path
 from circuits.core import graph
-from circuits.core.inputs import MEAN, to_model_input
-from circuits.core.model import InceptionV1
+from circuits.core.model import Network
+from circuits.core.networks import graph_of_layer
 from .objectives import Objective, as_objective
 from .param import ImageParam, image
 from .redirected_relu import LUCID_REDIRECT_STEPS, redirected_relu_hooks
@@ -118,11 +119,13 @@ def save_png(images: torch.Tensor, path: str | os.PathLike) -> Path:
     return path
 
 
-def zero_objective_message(result: RenderResult, size: tuple[int, int], redirected_relu: bool) -> str:
+def zero_objective_message(result: RenderResult, size: tuple[int, int], redirected_relu: bool,
+                           network: graph.Graph | None = None) -> str:
     """Why a render whose objective stayed at 0 (or ended at 0) produced a useless image, and what to try.
 
     The objective is exactly 0 when the unit never fires on the images tried; a ReLU
-    that is off passes no gradient, so the optimizer never moves the image.
+    that is off passes no gradient, so the optimizer never moves the image. network:
+    the graph of the rendered model (default: the declared network with the hook's name).
 
     >>> r = RenderResult({1: torch.zeros(1, 3, 8, 8)}, [0.0], "channel mixed3b:379", hooks=("mixed3b",))
     >>> "at least 91" in zero_objective_message(r, (8, 8), False)
@@ -140,7 +143,9 @@ def zero_objective_message(result: RenderResult, size: tuple[int, int], redirect
             f"the objective {result.objective} is 0 on the final image (it was above 0 at only {fired} of "
             f"{len(result.values)} steps, on transformed images): the image shows nothing the unit responds to"
         )
-    rf = graph.receptive_field(hook).size if hook else 0
+    if hook and network is None:
+        network = graph_of_layer(hook)
+    rf = network.receptive_field(hook).size if hook else 0
     if hook and min(size) < rf:
         return msg + (
             f"; the image ({size[0]}x{size[1]} px) is smaller than the receptive field of {hook} ({rf} px): "
@@ -170,12 +175,22 @@ def _check_size(param: ImageParam, objective: Objective) -> None:
         hook = objective.last_hook
         raise ValueError(
             f"image of {h}x{w} px is smaller than {objective.description} needs ({objective.min_size} px: "
-            f"the receptive field of {hook} is {graph.receptive_field(hook).size} px); "
+            f"the receptive field of {hook} is {objective.network.receptive_field(hook).size} px); "
             f"use a size of at least {objective.min_size}"
         )
 
 
-def evaluate(model: InceptionV1, objective, images: torch.Tensor) -> float:
+def _check_network(model: Network, objective: Objective) -> None:
+    # An objective of the input image alone is any network's.
+    if objective.network is not model.graph and not objective.hooks <= {graph.INPUT}:
+        raise ValueError(
+            f"objective {objective.description} reads {objective.network.name} tensors "
+            f"({', '.join(sorted(objective.hooks))}), but the model is {model.graph.name}: build it from units "
+            f"of this model (model.unit(...), or model=model)"
+        )
+
+
+def evaluate(model: Network, objective, images: torch.Tensor) -> float:
     """The objective on images in [0, 1] (no transforms), running only as far as it needs.
 
     >>> import weights
@@ -183,14 +198,15 @@ def evaluate(model: InceptionV1, objective, images: torch.Tensor) -> float:
     >>> isinstance(v, float)
     True
     """
-    objective = as_objective(objective)
+    objective = as_objective(objective, model)
+    _check_network(model, objective)
     with torch.no_grad():
-        acts = model.run_with_cache(to_model_input(images), sorted(objective.hooks, key=graph.index))
+        acts = model.run_with_cache(model.to_input(images), sorted(objective.hooks, key=model.graph.index))
         return float(objective(acts))
 
 
 def render(
-    model: InceptionV1,
+    model: Network,
     objective,
     param: ImageParam | None = None,
     *,
@@ -206,7 +222,10 @@ def render(
 ) -> RenderResult:
     """Maximize `objective` over the images of `param`; Lucid's `render_vis` in torch.
 
-    objective: an `Objective`, a unit id (channel objective) or a family id.
+    model: any declared network (InceptionV1, InceptionV3); images are converted to
+        its input range, `model.input_range`.
+    objective: an `Objective`, a unit id (channel objective) or a family id, of
+        `model`'s network.
     param: default `image(128, seed=seed)` (Fourier, decorrelated, as Lucid).
     steps: Adam updates (default 512); thresholds: step counts at which images are
         kept (default: the last). transforms: default Lucid's standard transforms;
@@ -221,7 +240,8 @@ def render(
     ([1, 3], 3)
     """
     steps, thresholds = _check_steps(steps, thresholds)
-    objective = as_objective(objective)
+    objective = as_objective(objective, model)
+    _check_network(model, objective)
     param = image(128, seed=seed) if param is None else param
     if not isinstance(param, ImageParam):
         raise TypeError(f"param must be an ImageParam (see circuits.optvis.param), got {type(param).__name__}")
@@ -231,8 +251,10 @@ def render(
     if out is not None and Path(out).suffix.lower() != ".png":
         raise ValueError(f"output file must end in .png, got {str(out)!r}")
     transform = compose(standard_transforms() if transforms is None else list(transforms))
-    hooks = tuple(sorted(objective.hooks, key=graph.index))
-    redirect = redirected_relu_hooks(hooks) if redirected_relu else []
+    hooks = tuple(sorted(objective.hooks, key=model.graph.index))
+    redirect = redirected_relu_hooks(hooks, model.graph) if redirected_relu else []
+    # [0, 1] -> the model's input range, as circuits.to_model_input maps floats.
+    lo, hi = model.input_range
 
     g = torch.Generator().manual_seed(seed)
     params = [p for p in param.parameters() if p.requires_grad]
@@ -249,7 +271,7 @@ def render(
             with model.hooks(redirect if step <= LUCID_REDIRECT_STEPS else []):
                 # circuits.to_model_input's formula; its range check would sync on every
                 # step, and sigmoid images stay in [0, 1] through every transform.
-                x = transform(param(), g) * 255.0 - MEAN
+                x = transform(param(), g) * (hi - lo) + lo
                 value = objective(model.run_with_cache(x, hooks, detach=False))
                 if value.dim() != 0:
                     raise ValueError(f"objective {objective.description} must return a scalar, got shape {list(value.shape)}")
@@ -283,7 +305,7 @@ def render(
         bar.close()
     result = RenderResult(images, values, objective.description, interrupted, seed, hooks)
     if result.stayed_zero:
-        log.warning("%s", zero_objective_message(result, param.size, redirected_relu))
+        log.warning("%s", zero_objective_message(result, param.size, redirected_relu, model.graph))
     if out is not None:
         result.save(out)
     return result

@@ -223,8 +223,10 @@ def _edges(values) -> list[float]:
     return [float(v[0] - half), float(v[-1] + half)]
 
 
-def plot_stimuli(images: torch.Tensor, path, *, titles: Sequence[str] | None = None, ncols: int = 8) -> Path:
-    """A sheet of stimuli (model input [N, 3, H, W] in [-117, 138]) with optional titles."""
+def plot_stimuli(images: torch.Tensor, path, *, titles: Sequence[str] | None = None, ncols: int = 8,
+                 input_range: tuple[float, float] | None = None) -> Path:
+    """A sheet of stimuli (model input [N, 3, H, W] in `input_range`, e.g. ``model.input_range``;
+    default InceptionV1's [-117, 138]) with optional titles."""
     from circuits.core.inputs import from_model_input
 
     if not isinstance(images, torch.Tensor) or images.dim() != 4 or images.shape[1] != 3:
@@ -236,7 +238,7 @@ def plot_stimuli(images: torch.Tensor, path, *, titles: Sequence[str] | None = N
     ncols = max(1, min(ncols, n))
     nrows = -(-n // ncols)
     fig, axes = plt.subplots(nrows, ncols, figsize=(1.6 * ncols, 1.75 * nrows), squeeze=False)
-    pics = from_model_input(images.detach().float().cpu()).permute(0, 2, 3, 1).numpy()
+    pics = from_model_input(images.detach().float().cpu(), input_range).permute(0, 2, 3, 1).numpy()
     for i, ax in enumerate(axes.flat):
         ax.axis("off")
         if i < n:

@@ -122,13 +122,16 @@ def compare_tuning(
 ) -> TuningComparison:
     """Measure each model's radial tuning of `units` and compare with the published curves.
 
-    models: {label: InceptionV1}, e.g. {"hand-built": ..., "trained": ...}.
+    models: {label: model}, e.g. {"hand-built": ..., "trained": ...}: models of one
+        network (InceptionV1 or InceptionV3), since the units must be theirs.
     Published curves are used when ``../shared/reference`` is present (otherwise the
     published columns stay empty and no target is judged).
     """
     if not models:
         raise ValueError("give at least one model to compare, e.g. {'hand-built': weights.model('handbuilt')}")
-    us = resolve_units(units)
+    # Every model must have the units: resolved against each one's graph (a unit of
+    # another network raises naming both), the first one's kept.
+    us = [resolve_units(units, m) for m in models.values()][0]
     ids = [u.id for u in us]
     published: dict[str, np.ndarray] = {}
     table: dict[str, dict] = {}
@@ -233,21 +236,24 @@ def stimulus_checks(
     of the same length. A unit whose preferred orientation is NaN (it never
     responded) gets NaN everywhere.
     """
-    us = resolve_units(units)
+    us = resolve_units(units, model)
     if len({u.layer for u in us}) != 1:
         raise ValueError("stimulus_checks takes units of one layer")
     if len(pref_deg) != len(us):
         raise ValueError(f"one preferred orientation per unit: {len(us)} units, {len(pref_deg)} orientations")
-    size = input_size_for(us)
+    size = input_size_for(us, model)
     centre = us[0].centre_in_input(size)
-    p = default_curve_params(us[0].layer)
+    p = default_curve_params(us[0].layer, model)
+    # Drawn in the model's input range (white is 138 for InceptionV1, 1 for InceptionV3).
+    rng = model.input_range
     length, width = p["arc_length"], p["width"]
     arm = length / 2
     cv = torch.as_tensor(list(curvatures), dtype=torch.float32)
     nc = len(cv)
 
     def curves(theta, **kw):
-        return curve(torch.full((nc,), float(theta)), cv, arc_length=length, width=width, size=size, centre=centre, **kw)
+        return curve(torch.full((nc,), float(theta)), cv, arc_length=length, width=width, size=size, centre=centre,
+                     input_range=rng, **kw)
 
     base, variants = [], {"white on black": [], "colour pair": [], "filled": []}
     shapes: dict[str, list] = {"curve": [], "rounded angle": [], "sharp angle": [], "line": []}
@@ -264,9 +270,10 @@ def stimulus_checks(
             "colour pair": curves(theta, fg=COLOUR_PAIR[0], bg=COLOUR_PAIR[1]),
             "filled": curves(theta, filled=True),
             "rounded angle": angle(theta, ANGLE_OPENING, arm_length=arm, corner_radius=arm / 4, width=width,
-                                   size=size, centre=centre),
-            "sharp angle": angle(theta, ANGLE_OPENING, arm_length=arm, width=width, size=size, centre=centre),
-            "line": line(theta + 90.0, length=length, width=width, size=size, centre=centre),
+                                   size=size, centre=centre, input_range=rng),
+            "sharp angle": angle(theta, ANGLE_OPENING, arm_length=arm, width=width, size=size, centre=centre,
+                                 input_range=rng),
+            "line": line(theta + 90.0, length=length, width=width, size=size, centre=centre, input_range=rng),
         }
         x = torch.cat(list(batches.values()))
         r = responses(model, [us[i]], x)[:, 0]  # post-ReLU, centre position

@@ -38,7 +38,6 @@ import numpy as np
 import torch
 
 from circuits.core import graph
-from circuits.core.units import Unit
 from circuits.tuning.measure import default_curve_params, input_size_for, responses
 from circuits.tuning.metrics import angles_for, echo_ratio, fwhm
 from circuits.tuning.stimuli import Stimuli, curve_sweep
@@ -241,8 +240,8 @@ class Discovery:
         return save_family(path, self.to_json())
 
 
-def _check_args(layer: str, n_orientations, curvatures) -> tuple[np.ndarray, np.ndarray]:
-    graph.node(layer)  # unknown layer: raises with close matches
+def _check_args(network: graph.Graph, layer: str, n_orientations, curvatures) -> tuple[np.ndarray, np.ndarray]:
+    network.node(layer)  # unknown layer (or one of another network): raises with close matches
     if not isinstance(n_orientations, (int, np.integer)) or isinstance(n_orientations, bool) or n_orientations < 8:
         raise ValueError(f"n_orientations must be an integer >= 8 (FWHM and echo need a sampled circle), "
                          f"got {n_orientations!r}")
@@ -253,9 +252,12 @@ def _check_args(layer: str, n_orientations, curvatures) -> tuple[np.ndarray, np.
     return angles_for(int(n_orientations)), c
 
 
-def sweep_stimuli(layer: str, angles: np.ndarray, curvatures: np.ndarray) -> tuple[dict[str, Stimuli], dict]:
-    """The stimulus sets of a discovery sweep, sized to `layer`'s receptive field (see the module doc)."""
-    p = default_curve_params(layer)
+def sweep_stimuli(layer: str, angles: np.ndarray, curvatures: np.ndarray, model=None) -> tuple[dict[str, Stimuli], dict]:
+    """The stimulus sets of a discovery sweep, sized to `layer`'s receptive field (see the module doc).
+
+    model: the model (or graph) that has `layer` (default: the declared network with that name).
+    """
+    p = default_curve_params(layer, model)
     length, width = p["arc_length"], p["width"]
     arm = length / 2
     a = torch.as_tensor(angles, dtype=torch.float64)
@@ -331,18 +333,19 @@ def discover(
     >>> d.family[:3]                                                          # doctest: +SKIP
     ['mixed3b:343', 'mixed3b:342', 'mixed3b:388']
     """
-    angles, curv = _check_args(layer, n_orientations, curvatures)
+    network = model.graph
+    angles, curv = _check_args(network, layer, n_orientations, curvatures)
     criteria = Criteria() if criteria is None else criteria
     if not isinstance(criteria, Criteria):
         raise TypeError(f"criteria must be a circuits.tuning.discover.Criteria, got {type(criteria).__name__}")
-    n_channels = graph.node(layer).channels
+    n_channels = network.node(layer).channels
     chans = list(range(n_channels)) if channels is None else [int(c) for c in channels]
     bad = [c for c in chans if not 0 <= c < n_channels]
     if bad or not chans:
         raise ValueError(f"channels must be in 0..{n_channels - 1} for {layer}, got {bad or 'none'}")
-    units = [Unit(layer, c) for c in chans]
-    sets, used = sweep_stimuli(layer, angles, curv)
-    size = input_size_for(units)
+    units = [model.unit((layer, c)) for c in chans]
+    sets, used = sweep_stimuli(layer, angles, curv, model)
+    size = input_size_for(units, model)
     r = {}
     for name, stim in sets.items():
         r[name] = responses(model, units, stim, size=size, batch_size=batch_size, progress=progress).double().numpy()
@@ -381,7 +384,7 @@ def feature_visualizations(
     from circuits.families import resolve_units
     from circuits.optvis import objectives, param, render
 
-    us = resolve_units(list(units))
+    us = resolve_units(list(units), model)
     if not us:
         raise ValueError("no units to visualize")
     if len({u.layer for u in us}) != 1:
@@ -389,7 +392,7 @@ def feature_visualizations(
     if not isinstance(steps, int) or steps < 1:
         raise ValueError(f"steps must be a positive integer, got {steps!r}")
     # 48 px at least: the standard transforms jitter and scale by several pixels.
-    side = max(48, input_size_for(us)) if size is None else int(size)
+    side = max(48, input_size_for(us, model)) if size is None else int(size)
     obj = sum(objectives.neuron(u.layer, u.channel, batch=i) for i, u in enumerate(us))
     # Redirected ReLU for the first steps (as Lucid): a unit silent on the initial near-uniform
     # image (the hand-built network gives exactly 0 there) would otherwise get no gradient.

@@ -5,7 +5,10 @@ each stimulus centred on that position's receptive field. Sweeps are fast becaus
 use what the layer graph knows:
 
 * the input is the smallest square that contains the unit's whole receptive field
-  (97 px instead of 224 for mixed3b), so the unit sees exactly what it sees at 224 px;
+  (97 px instead of 224 for InceptionV1's mixed3b, 133 instead of 299 for InceptionV3's
+  mixed2), so the unit sees exactly what it sees in the larger image;
+* everything is read from the model's graph (`model.graph`) and drawn in its input
+  range (`model.input_range`), so the same calls work on InceptionV1 and InceptionV3;
 * only the receptive-field cone of the centre position is computed (`circuits.tuning.cone`:
   each tensor on the window the read depends on, exact); a model with active hooks
   runs its own truncated forward instead (`model.run(x, until=...)`), so ablations and
@@ -39,7 +42,8 @@ import torch
 
 from circuits.tuning import cone
 from circuits.core import graph
-from circuits.core.model import InceptionV1
+from circuits.core.model import InceptionV1, InceptionV3
+from circuits.core.networks import graph_of_layer
 from circuits.tuning.stimuli import Stimuli, curve_sweep
 from circuits.tuning.metrics import TuningMetrics, angles_for, curve_metrics
 from circuits.core.units import Unit
@@ -86,11 +90,12 @@ def read_name(unit: Unit, pre_relu: bool = False) -> str:
     b = unit.branch
     if not pre_relu:
         return b
-    found = graph.INCEPTION_V1.conv_of(unit.layer, unit.channel)
+    network = unit.network
+    found = network.conv_of(unit.layer, unit.channel)
     if found is None:
         raise ValueError(
-            f"{unit.id} has no pre-ReLU value: {b} is a {graph.node(b).op} output, not a ReLU "
-            "(use pre_relu=False)"
+            f"{unit.id} has no pre-ReLU value: {b} is a {network.node(b).op} output of {network.name}, "
+            "not a ReLU (use pre_relu=False)"
         )
     return found[0]
 
@@ -105,7 +110,7 @@ def _hw(size) -> tuple[int, int]:
 def _rf_span(unit: Unit, size) -> tuple[tuple[float, float], tuple[float, float], int]:
     """Input-pixel extent ((y0, y1), (x0, x1)) of the unit's receptive field at its centre position, and its side."""
     hw = _hw(size)
-    rf = graph.receptive_field(unit.branch, hw)
+    rf = unit.network.receptive_field(unit.branch, hw)
     cy, cx = rf.centre_of(*unit.centre(hw))
     half = (rf.size - 1) / 2
     return (cy - half, cy + half), (cx - half, cx + half), rf.size
@@ -113,7 +118,7 @@ def _rf_span(unit: Unit, size) -> tuple[tuple[float, float], tuple[float, float]
 
 def _fits(units: Sequence[Unit], size) -> bool:
     h, w = _hw(size)
-    if graph.min_input_size(units[0].layer) > min(h, w):
+    if units[0].network.min_input_size(units[0].layer) > min(h, w):
         return False
     for u in units:
         (y0, y1), (x0, x1), _ = _rf_span(u, (h, w))
@@ -122,37 +127,41 @@ def _fits(units: Sequence[Unit], size) -> bool:
     return True
 
 
-def input_size_for(units) -> int:
+def input_size_for(units, model=None) -> int:
     """Smallest square input (pixels) that holds the whole receptive field of every unit at its centre.
 
-    Units must share a layer (their centres depend on the layer's map).
+    Units must share a layer (their centres depend on the layer's map). model: the
+    model (or graph) the units belong to; without it each id names its network by its
+    layer (`circuits.resolve_units`).
 
-    >>> input_size_for("mixed3b:379")
-    97
+    >>> input_size_for("mixed3b:379"), input_size_for("mixed2:67")
+    (97, 133)
     """
-    us = _one_layer(resolve_units(units))
-    start = max(max(_rf_span(u, 224)[2] for u in us), graph.min_input_size(us[0].layer))
+    us = _one_layer(resolve_units(units, model))
+    network = us[0].network
+    start = max(max(_rf_span(u, 224)[2] for u in us), network.min_input_size(us[0].layer))
     for size in range(start, start + 2048):
         if _fits(us, size):
             return size
     raise ValueError(f"no input size up to {start + 2048} px holds the receptive fields of {us[0].layer}")  # pragma: no cover
 
 
-def check_receptive_field(units, size) -> None:
+def check_receptive_field(units, size, model=None) -> None:
     """Raise if an image of `size` (int or (H, W)) does not contain every unit's receptive field at its centre.
 
     A unit whose receptive field reaches past the image would see padding, and its
     response would not be the one it gives to the same stimulus in a larger image.
+    model: as in `input_size_for`.
     """
-    us = resolve_units(units)
+    us = resolve_units(units, model)
     h, w = _hw(size)
     for layer, group in _by_layer(us).items():
         if not _fits(group, (h, w)):
             need = max(_rf_span(u, 224)[2] for u in group)
             what = "is smaller than" if min(h, w) < need else "does not contain"
             raise ValueError(
-                f"a {h}x{w} image {what} the receptive field of {group[0].layer} units ({need} px) at their "
-                f"centre position; use an input of at least {input_size_for(group)} px"
+                f"a {h}x{w} image {what} the receptive field of {group[0].network.name} {group[0].layer} units "
+                f"({need} px) at their centre position; use an input of at least {input_size_for(group)} px"
             )
 
 
@@ -170,13 +179,22 @@ def _by_layer(us: Sequence[Unit]) -> dict[str, list[Unit]]:
     return out
 
 
-def default_curve_params(layer: str) -> dict[str, Any]:
+def _network(model) -> graph.Graph | None:
+    """The graph of a model, a graph, or None."""
+    return model if model is None or isinstance(model, graph.Graph) else model.graph
+
+
+def default_curve_params(layer: str, model=None) -> dict[str, Any]:
     """Curve stimulus parameters sized to `layer`'s receptive field (pixels).
+
+    model: the model (or graph) that has `layer`; default the declared network with
+    that layer name (`circuits.core.networks.graph_of_layer`).
 
     >>> default_curve_params("mixed3b")
     {'arc_length': 45.5, 'width': 3.0, 'fg': 'black', 'bg': 'white'}
     """
-    rf = graph.receptive_field(layer).size
+    network = _network(model) or graph_of_layer(layer)
+    rf = network.receptive_field(layer).size
     return {
         "arc_length": round(ARC_LENGTH_PER_RF * rf, 1),
         "width": max(1.0, round(WIDTH_PER_RF * rf, 1)),
@@ -212,15 +230,15 @@ def _retain_freed_memory() -> None:
         pass
 
 
-def _bytes_per_image(names: Sequence[str], size: int) -> tuple[int, int]:
+def _bytes_per_image(names: Sequence[str], size: int, network: graph.Graph = graph.INCEPTION_V1) -> tuple[int, int]:
     """(total, largest) bytes of float32 activations one image needs on the way to `names` (upper bounds)."""
     nodes = set()
     for n in names:
-        nodes |= graph.ancestors(n)
+        nodes |= network.ancestors(n)
     sizes = []
     for n in nodes:
-        h, w = graph.output_hw(n, size)
-        sizes.append(4 * graph.node(n).channels * h * w)
+        h, w = network.output_hw(n, size)
+        sizes.append(4 * network.node(n).channels * h * w)
     return sum(sizes), max(sizes)
 
 
@@ -250,7 +268,7 @@ def _run_readout(
     """
     from tqdm.auto import tqdm
 
-    names = sorted({r[0] for r in reads}, key=graph.index)
+    names = sorted({r[0] for r in reads}, key=model.graph.index)
     last = names[-1]
     out = torch.empty(n, len(reads), dtype=torch.float32)
     bs = max(1, int(batch_size))
@@ -284,27 +302,52 @@ def _read_batch(model, x, names, last, reads) -> torch.Tensor:
             vals = cone.centre_values(model, x, names)
             return torch.stack([vals[name][:, ch].float() for name, ch in reads], dim=1)
         # The model's own run (its hooks apply): one truncated run to every tensor read.
-        cy, cx = graph.centre_position(names[0], hw)
+        cy, cx = model.graph.centre_position(names[0], hw)
         acts = model.run_with_cache(x, names) if len(names) > 1 else {last: model.run(x, until=last)}
     return torch.stack([acts[name][:, ch, cy, cx].float() for name, ch in reads], dim=1)
 
 
+_PLAIN_MODELS = (InceptionV1, InceptionV3)
+
+
 def _cone_ok(model, names: tuple[str, ...], hw: tuple[int, int]) -> bool:
-    """Whether the cone shortcut gives what `model.run` would: a plain InceptionV1, no hooks, RF inside."""
-    if type(model) is not InceptionV1 or model.active_hooks:
+    """Whether the cone shortcut gives what `model.run` would: a plain declared network, no hooks, RF inside."""
+    # Exact classes only: a subclass may change what a run computes, which the cone would bypass.
+    if type(model) not in _PLAIN_MODELS or model.active_hooks:
         return False
     try:
-        cone.cone_windows(names, *hw)
+        cone.cone_windows(names, *hw, model.graph)
     except cone.ConeError:
         return False
     return True
 
 
-def _default_batch(names: Sequence[str], size: int, memory_budget: int | None) -> int:
+def _check_stimulus_range(x: torch.Tensor, model) -> None:
+    """Refuse images that are plainly in another network's input range (InceptionV1's
+    [-117, 138] given to InceptionV3's [-1, 1], say): their responses would be garbage.
+
+    Only values more than one whole range beyond it count: perturbed or noisy inputs a
+    little outside the range are legitimate experiments, a 100x scale mismatch is not.
+    """
+    if not x.numel():
+        return
+    lo, hi = model.input_range
+    slack = hi - lo
+    vmin, vmax = (float(v) for v in torch.aminmax(x.detach()))
+    if vmin < lo - slack or vmax > hi + slack:
+        raise ValueError(
+            f"stimuli have values in [{vmin:.4g}, {vmax:.4g}], outside {model.graph.name}'s input range "
+            f"[{lo:g}, {hi:g}]; render them with input_range=model.input_range (or convert images with "
+            "model.to_input)"
+        )
+
+
+def _default_batch(names: Sequence[str], size: int, memory_budget: int | None,
+                   network: graph.Graph = graph.INCEPTION_V1) -> int:
     budget = DEFAULT_MEMORY_BUDGET if memory_budget is None else int(memory_budget)
     if budget <= 0:
         raise ValueError(f"memory_budget must be a positive number of bytes, got {memory_budget}")
-    total, largest = _bytes_per_image(names, size)
+    total, largest = _bytes_per_image(names, size, network)
     # Keep each activation tensor under glibc's 32 MiB mmap threshold so that its memory
     # is reused between batches (see _retain_freed_memory); larger batches measured slower.
     return int(max(1, min(MAX_BATCH, budget // max(1, total), TENSOR_LIMIT // max(1, largest))))
@@ -341,15 +384,18 @@ def responses(
     >>> r.shape
     torch.Size([2, 1])
     """
-    us = resolve_units(units)
+    us = resolve_units(units, model)
+    network = model.graph
     if isinstance(stimuli, torch.Tensor):
         if stimuli.dim() != 4 or stimuli.shape[1] != 3:
             raise ValueError(f"stimuli must be model input [N, 3, H, W], got shape {list(stimuli.shape)}")
+        _check_stimulus_range(stimuli, model)
         if check_rf:
             check_receptive_field(us, tuple(stimuli.shape[-2:]))
         n = stimuli.shape[0]
         reads = [(read_name(u, pre_relu), u.branch_channel) for u in us]
-        bs = batch_size or _default_batch([r[0] for r in reads], int(max(stimuli.shape[-2:])), memory_budget)
+        bs = batch_size or _default_batch([r[0] for r in reads], int(max(stimuli.shape[-2:])), memory_budget,
+                                          network)
         _retain_freed_memory()
         return _run_readout(model, lambda a, b: stimuli[a:b], n, reads, bs, progress, "stimuli")
     if not isinstance(stimuli, Stimuli):
@@ -363,10 +409,11 @@ def responses(
             check_receptive_field(group, s)
         centre = group[0].centre_in_input(s)
         reads = [(read_name(u, pre_relu), u.branch_channel) for u in group]
-        bs = batch_size or _default_batch([r[0] for r in reads], s, memory_budget)
+        bs = batch_size or _default_batch([r[0] for r in reads], s, memory_budget, network)
         r = _run_readout(
             model,
-            lambda a, b: stimuli.render(size=s, centre=centre, start=a, stop=b),
+            # rendered in the model's input range: white is 138 for InceptionV1, 1 for InceptionV3
+            lambda a, b: stimuli.render(size=s, centre=centre, start=a, stop=b, input_range=model.input_range),
             len(stimuli),
             reads,
             bs,
@@ -454,7 +501,7 @@ def radial_tuning(
         on white), e.g. {"width": 2, "fg": "white", "bg": "black"}.
     size: input side in pixels (default: the smallest that holds the receptive field).
     """
-    us = resolve_units(units)
+    us = resolve_units(units, model)
     if not isinstance(n_angles, (int, np.integer)) or n_angles < 1:
         raise ValueError(f"n_angles must be a positive integer, got {n_angles!r}")
     curv = _validate_curvatures(curvatures)
@@ -464,7 +511,7 @@ def radial_tuning(
     n_stimuli = 0
     used: dict[str, dict] = {}
     for layer, group in _by_layer(us).items():
-        params = {**default_curve_params(layer), **dict(stimulus or {})}
+        params = {**default_curve_params(layer, model), **dict(stimulus or {})}
         for bad in ("orientation", "curvature", "radius"):
             if bad in params:
                 raise ValueError(f"{bad!r} is swept by radial_tuning; do not pass it in `stimulus`")
@@ -558,7 +605,7 @@ def response_map(
     >>> m.values.shape
     (1, 2, 4)
     """
-    us = resolve_units(units)
+    us = resolve_units(units, model)
     (rname, rvals), (cname, cvals) = rows, cols
     rv = np.asarray(rvals, dtype=np.float64).reshape(-1)
     cvv = np.asarray(cvals, dtype=np.float64).reshape(-1)
@@ -592,10 +639,10 @@ def orientation_curvature_map(
     Stimuli default to `default_curve_params` of the units' layer; `stimulus` overrides
     (e.g. {"filled": True} or colours).
     """
-    us = resolve_units(units)
+    us = resolve_units(units, model)
     layer = _one_layer(us)[0].layer
     _validate_curvatures(curvatures)
-    params = {**default_curve_params(layer), **dict(stimulus or {})}
+    params = {**default_curve_params(layer, model), **dict(stimulus or {})}
     return response_map(
         model, us, "curve", ("curvature", curvatures), ("orientation", orientations), fixed=params,
         pre_relu=pre_relu, baseline=baseline, size=size, batch_size=batch_size, progress=progress,

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from circuits.core.graph import INCEPTION_V1
 from circuits.core.units import Unit, parse_unit
 
 __all__ = [
@@ -101,9 +102,13 @@ def published_units() -> list[str]:
 def published_curve(unit: str | Unit) -> np.ndarray | None:
     """The published radial tuning curve of `unit`, or None if that unit has none.
 
+    The published curves are InceptionV1's: a unit of another network has none.
     Raises ReferenceNotAvailable when the reference data is not on this machine.
     """
-    uid = parse_unit(unit).id
+    u = parse_unit(unit)
+    if u.network is not INCEPTION_V1:
+        return None
+    uid = u.id
     curve = _load_curves(str(_file(CURVES_FILE)))[1].get(uid)
     return None if curve is None else curve.copy()
 

@@ -3,7 +3,9 @@
 Every picture is drawn analytically from the signed distance to its shapes, so it is
 anti-aliased, deterministic and batched: each geometric parameter may be a number or
 a 1-D sequence (all sequences broadcast to one batch size N). The output is model
-input, float32 [N, 3, H, W] in [-117, 138] (RGB in 0..255 minus 117).
+input, float32 [N, 3, H, W] in the network's range: ``input_range`` (low, high),
+e.g. ``model.input_range`` ((-1, 1) for InceptionV3); by default InceptionV1's
+[-117, 138] (RGB in 0..255 minus 117). Black is the low end, white the high end.
 
 Units and conventions
 ---------------------
@@ -31,6 +33,9 @@ Example:
     >>> x = curve([0, 90], curvature=0.5, size=64)
     >>> x.shape, float(x.max()), float(x.min()) < 0
     (torch.Size([2, 3, 64, 64]), 138.0, True)
+    >>> y = curve(0, size=64, input_range=(-1.0, 1.0))   # InceptionV3's range: white 1, black -1
+    >>> float(y.max()), float(y.min())
+    (1.0, -1.0)
 """
 
 from __future__ import annotations
@@ -41,7 +46,7 @@ from typing import Any, Callable, Mapping, Sequence, Union
 
 import torch
 
-from circuits.core.inputs import MEAN
+from circuits.core.inputs import INPUT_RANGE
 
 __all__ = [
     "COLORS",
@@ -290,15 +295,33 @@ def _fill_coverage(sd: torch.Tensor, scale: float) -> torch.Tensor:
 # --- composing the picture ---------------------------------------------------
 
 
-def _paint(coverage: torch.Tensor, fg: torch.Tensor, bg: torch.Tensor, dtype) -> torch.Tensor:
-    """[N, H, W] coverage -> model input [N, 3, H, W] in [-117, 138]."""
+def _input_range(input_range) -> tuple[float, float]:
+    if input_range is None:
+        return INPUT_RANGE
+    try:
+        lo, hi = (float(v) for v in input_range)
+    except (TypeError, ValueError):
+        raise ValueError(f"input_range must be (low, high), e.g. model.input_range, got {input_range!r}") from None
+    if not (math.isfinite(lo) and math.isfinite(hi) and lo < hi):
+        raise ValueError(f"input_range must be finite (low, high) with low < high, got {input_range!r}")
+    return lo, hi
+
+
+def _paint(coverage: torch.Tensor, fg: torch.Tensor, bg: torch.Tensor, dtype, input_range=None) -> torch.Tensor:
+    """[N, H, W] coverage -> model input [N, 3, H, W] in `input_range` (default InceptionV1's [-117, 138]).
+
+    A colour c in 0..255 becomes lo + c * (hi - lo) / 255, as `circuits.to_model_input`
+    maps uint8 pixels; for InceptionV1 the factor is exactly 1 (c - 117).
+    """
+    lo, hi = _input_range(input_range)
+    k = (hi - lo) / 255.0
     cov = coverage[:, None].to(dtype)
-    base = (bg - MEAN).to(dtype=dtype, device=cov.device)[:, :, None, None]
-    return base + cov * (fg - bg).to(dtype=dtype, device=cov.device)[:, :, None, None]
+    base = (bg * k + lo).to(dtype=dtype, device=cov.device)[:, :, None, None]
+    return base + cov * ((fg - bg) * k).to(dtype=dtype, device=cov.device)[:, :, None, None]
 
 
-def _finish(cov, fg, bg, n, dtype):
-    return _paint(cov, _color("fg", fg, n), _color("bg", bg, n), dtype)
+def _finish(cov, fg, bg, n, dtype, input_range=None):
+    return _paint(cov, _color("fg", fg, n), _color("bg", bg, n), dtype, input_range)
 
 
 def _check_width(width):
@@ -320,6 +343,7 @@ def curve(
     scale: float = 1.0,
     device=None,
     dtype=torch.float32,
+    input_range: tuple[float, float] | None = None,
 ) -> torch.Tensor:
     """Arcs of circles, batched; the midpoint of each arc at `centre`.
 
@@ -335,6 +359,8 @@ def curve(
     size: image side or (H, W) in pixels; centre: (y, x) of the arc's midpoint in
         image pixels, or a unit id (its receptive-field centre; default the image
         centre); scale: image pixels per stimulus pixel.
+    input_range: (low, high) of the model input to draw in, e.g. ``model.input_range``
+        (default InceptionV1's (-117, 138)); black is low, white high.
 
     >>> curve(0, 1.0, arc_length=30, size=(48, 40)).shape
     torch.Size([1, 3, 48, 40])
@@ -372,7 +398,7 @@ def curve(
         # Inside the circle and on the bulge's side of the chord.
         sd = torch.maximum(dcirc, v_end - v)
         cov = torch.maximum(cov, _fill_coverage(sd, cv.scale))
-    return _finish(_paste(cov, cv, window), fg, bg, n, dtype)
+    return _finish(_paste(cov, cv, window), fg, bg, n, dtype, input_range)
 
 
 def line(
@@ -387,6 +413,7 @@ def line(
     scale: float = 1.0,
     device=None,
     dtype=torch.float32,
+    input_range: tuple[float, float] | None = None,
 ) -> torch.Tensor:
     """Straight lines through `centre`, batched.
 
@@ -412,7 +439,7 @@ def line(
         half = _col(p["length"].to(u.device) / 2)
         d = torch.where(u.abs() <= half, v.abs(), torch.hypot(u.abs() - half, v))
     cov = _stroke_coverage(d, _col(p["width"].to(u.device)), cv.scale)
-    return _finish(cov if window is None else _paste(cov, cv, window), fg, bg, n, dtype)
+    return _finish(cov if window is None else _paste(cov, cv, window), fg, bg, n, dtype, input_range)
 
 
 def edge(
@@ -425,6 +452,7 @@ def edge(
     scale: float = 1.0,
     device=None,
     dtype=torch.float32,
+    input_range: tuple[float, float] | None = None,
 ) -> torch.Tensor:
     """Straight edges through `centre`: fg on one side, bg on the other, batched.
 
@@ -440,7 +468,7 @@ def edge(
     cv = _canvas(size, centre, scale)
     _, v = _local(cv, p["orientation"], device)
     cov = _fill_coverage(v, cv.scale)
-    return _finish(cov, fg, bg, n, dtype)
+    return _finish(cov, fg, bg, n, dtype, input_range)
 
 
 def _angle_distance(u, v, opening_rad, arm, corner):
@@ -485,6 +513,7 @@ def angle(
     scale: float = 1.0,
     device=None,
     dtype=torch.float32,
+    input_range: tuple[float, float] | None = None,
 ) -> torch.Tensor:
     """Angles: two straight arms meeting at a vertex, batched.
 
@@ -530,7 +559,7 @@ def angle(
         u, v, _col(op.to(dev)), _col(p["arm_length"].to(dev)), _col(p["corner_radius"].to(dev))
     )
     cov = _stroke_coverage(d, _col(p["width"].to(dev)), cv.scale)
-    return _finish(_paste(cov, cv, window), fg, bg, n, dtype)
+    return _finish(_paste(cov, cv, window), fg, bg, n, dtype, input_range)
 
 
 def rounded_angle(
@@ -568,6 +597,7 @@ def combing(
     scale: float = 1.0,
     device=None,
     dtype=torch.float32,
+    input_range: tuple[float, float] | None = None,
 ) -> torch.Tensor:
     """The combing stimulus: an arc (as in `curve`) with short lines perpendicular to it.
 
@@ -616,7 +646,7 @@ def combing(
         dt = _segment_distance(u, v, pu + nu * tl * lo, pv + nv * tl * lo, pu + nu * tl * hi, pv + nv * tl * hi)
         d_teeth = torch.where(fits, torch.minimum(d_teeth, dt), d_teeth)
     cov = torch.maximum(cov, _stroke_coverage(d_teeth, _col(p["tooth_width"].to(dev)), cv.scale))
-    return _finish(cov, fg, bg, n, dtype)
+    return _finish(cov, fg, bg, n, dtype, input_range)
 
 
 KINDS: dict[str, Callable[..., torch.Tensor]] = {
@@ -651,7 +681,7 @@ def render(kind: str, **params: Any) -> torch.Tensor:
 
 # --- lazily rendered batches ---------------------------------------------------
 
-_PLACEMENT = ("size", "centre", "scale", "device", "dtype")
+_PLACEMENT = ("size", "centre", "scale", "device", "dtype", "input_range")
 
 
 @dataclass(frozen=True)
@@ -697,13 +727,14 @@ class Stimuli:
         return out
 
     def render(self, size=64, centre=None, scale: float = 1.0, start: int = 0, stop: int | None = None,
-               device=None, dtype=torch.float32) -> torch.Tensor:
-        """Stimuli start..stop as model input [stop - start, 3, H, W]."""
+               device=None, dtype=torch.float32, input_range: tuple[float, float] | None = None) -> torch.Tensor:
+        """Stimuli start..stop as model input [stop - start, 3, H, W] in `input_range`
+        (e.g. ``model.input_range``; default InceptionV1's)."""
         stop = self._n if stop is None else stop
         if not 0 <= start < stop <= self._n:
             raise IndexError(f"stimulus range {start}:{stop} is outside 0:{self._n}")
         return render(self.kind, **self._params(start, stop), size=size, centre=centre, scale=scale,
-                      device=device, dtype=dtype)
+                      device=device, dtype=dtype, input_range=input_range)
 
     def params(self) -> dict[str, list]:
         """Every stimulus' batched parameters as lists (for JSON)."""
