@@ -250,9 +250,9 @@ def calibrate_width(model, table, source: ImageSource, device, images: int = 3, 
             img = source.read(i)
         except (ValueError, OSError):
             continue
-        maps = _values(model, img, table, device)
-        for uid, t, _ in table:
-            g = crop_grid(t, tuple(img.shape[-2:]), graph_of(model))
+        grids = _grids(model, table, img)
+        maps = _values(model, img, [row for row in table if row[0] in grids], device) if grids else {}
+        for uid, g in grids.items():
             m = maps[uid][g.first[0] : g.first[0] + g.shape[0], g.first[1] : g.first[1] + g.shape[1]]
             vals[uid].append(m.double().numpy().ravel())
         seen += 1
@@ -380,14 +380,23 @@ def scan(
     return out
 
 
-def _add_image(model, img, name, state: ScanState, settings: ScanSettings, table, device, index: int) -> None:
-    maps = _values(model, img, table, device)
+def _grids(model, table, img: torch.Tensor) -> dict:
+    """unit id -> its crop grid on `img`, for the units with at least one valid crop there.
+
+    Only those units' tensors are run: an image smaller than a unit's receptive field may
+    also be too small to reach its tensor at all (InceptionV3's unpadded stem), and then
+    the model refuses the input.
+    """
     hw = tuple(img.shape[-2:])
+    grids = {uid: crop_grid(t, hw, graph_of(model)) for uid, t, _ in table}
+    return {uid: g for uid, g in grids.items() if g.shape[0] * g.shape[1]}
+
+
+def _add_image(model, img, name, state: ScanState, settings: ScanSettings, table, device, index: int) -> None:
+    grids = _grids(model, table, img)
+    maps = _values(model, img, [row for row in table if row[0] in grids], device) if grids else {}
     any_crop = False
-    for uid, t, _ in table:
-        g = crop_grid(t, hw, graph_of(model))
-        if not g.shape[0] * g.shape[1]:
-            continue
+    for uid, g in grids.items():
         ii, jj = sample_positions(g, name, settings.sampling, settings.stride, settings.per_image, settings.seed)
         if not len(ii):
             continue
