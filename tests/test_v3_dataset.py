@@ -254,28 +254,54 @@ def test_v3_attribution_map_is_gradient_times_input(random_v3_model, v3_family):
     assert abs(fd) == pytest.approx(float(amap[y, x]), rel=0.05)
 
 
-def test_v3_attribution_quilt_positions(random_v3_model, src):
-    """The quilt renders each crop's attribution at the map position whose receptive field is the
-    crop: on V3 that position's scan value is the crop's (readout at `crop_position`), and a
-    top-left that is not on V3's 8 px grid of valid crops is refused. Rendering the quilt needs
-    `circuits.analysis.attribution.attribute` to take a V3 unit: skipped while it is V1-only."""
-    from circuits.core.graph import UnknownNameError
-    from circuits.dataset.attribution_vis import attribution_images, crop_position
+def _top_crop(model, src):
+    """(value, crop id, image, map position) of mixed2:67's strongest crop on the first photograph."""
+    from circuits.dataset.attribution_vis import crop_position
 
-    res = scan(random_v3_model, "mixed2:67", src, limit=1, stride=2, bin_width=0.05, top_k=2, progress=False)
-    top = res.units["mixed2:67"].top.items[0]
-    name, y, x, _ = parse_crop_id(top[1])
+    res = scan(model, "mixed2:67", src, limit=1, stride=2, bin_width=0.05, top_k=2, progress=False)
+    value, cid = res.units["mixed2:67"].top.items[0]
+    name, y, x, _ = parse_crop_id(cid)
     img = src.read(src.names.index(name))
-    py, px = crop_position("conv2d_22", tuple(img.shape[-2:]), y, x, G)
+    return value, cid, img, crop_position("conv2d_22", tuple(img.shape[-2:]), y, x, G)
+
+
+def test_v3_quilt_crop_positions(random_v3_model, src):
+    """The quilt attributes each crop at the map position whose receptive field is the crop
+    (`crop_position`): on V3, the whole image read at that position gives the scan's value of
+    the crop, and a top-left off V3's 8 px grid of valid crops is refused."""
+    from circuits.dataset.attribution_vis import crop_position
+
+    value, cid, img, (py, px) = _top_crop(random_v3_model, src)
     with torch.no_grad():
         v = random_v3_model.run(keras_input(img), until="conv2d_22")[0, 3, py, px]
-    assert float(v) == pytest.approx(top[0], rel=1e-5, abs=1e-6)
+    assert float(v) == pytest.approx(value, rel=1e-5, abs=1e-6)
+    _, y, x, _ = parse_crop_id(cid)
     with pytest.raises(ValueError, match="not the top-left of a valid 127 px crop of conv2d_22"):
         crop_position("conv2d_22", tuple(img.shape[-2:]), y + 4, x, G)
-    try:
-        vis = attribution_images(random_v3_model, src, "mixed2:67", [top[1]], steps=1, size=32, progress=False)
-    except UnknownNameError as e:
+
+
+def test_v3_attribution_quilt_renders(random_v3_model, src):
+    """The attribution at a crop's position has the scan's value as its pre-activation, and the
+    quilt renders it. Attribution and rendering are `circuits.analysis` and `circuits.optvis`:
+    skipped at the first of them that is still InceptionV1-only on this branch."""
+    from circuits.analysis.attribution import attribute
+    from circuits.core.graph import UnknownNameError
+    from circuits.dataset.attribution_vis import attribution_images
+
+    value, cid, img, pos = _top_crop(random_v3_model, src)
+
+    def v1_only(e: UnknownNameError, what: str):
         if "in InceptionV1" not in str(e):
-            raise
-        pytest.skip(f"circuits.analysis.attribution.attribute is InceptionV1-only here: {e}")
-    assert tuple(vis[top[1]].shape) == (3, 32, 32)
+            raise e
+        pytest.skip(f"{what} is InceptionV1-only on this branch: {e}")
+
+    try:
+        a = attribute(random_v3_model, random_v3_model.unit("mixed2:67"), img, position=pos)
+    except UnknownNameError as e:
+        v1_only(e, "circuits.analysis.attribution.attribute")
+    assert a.preactivation == pytest.approx(value, rel=1e-5, abs=1e-6)
+    try:
+        vis = attribution_images(random_v3_model, src, "mixed2:67", [cid], steps=1, size=32, progress=False)
+    except UnknownNameError as e:
+        v1_only(e, "rendering an attribution (circuits.analysis.attribution.visualize / circuits.optvis)")
+    assert tuple(vis[cid].shape) == (3, 32, 32) and 0 <= float(vis[cid].min()) <= float(vis[cid].max()) <= 1
