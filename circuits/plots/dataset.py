@@ -77,7 +77,8 @@ def histogram(s: Mapping, path: str | os.PathLike) -> Path:
                     x = np.linspace(*f["range"], 50)
                     ax.plot(x, np.exp(f["intercept"] + f["slope"] * x), color=colour, lw=1.5,
                             label=f"{side}: rate {f['rate']:.3g} (R² {f['r2']:.2f})")
-            ax.legend(fontsize=8)
+            if ax.get_legend_handles_labels()[0]:  # no tail had enough bins: no legend (matplotlib warns)
+                ax.legend(fontsize=8)
     fig.suptitle(f"{s['unit']}: {s['n_crops']} crops of {s['crop_size']} px, fires on {100 * s['firing_rate']:.1f}%, "
                  f"mean {_num(s['mean_pre_relu'])}", fontsize=10)
     return save(fig, path)
