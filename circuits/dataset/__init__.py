@@ -7,6 +7,9 @@
 - `labels`: labelling sheets and the three views of hand labels against activation;
 - `extraction`, `spline`: curve extraction by attribution (vs Canny), spline tracing.
 
+Every part reads the model's own network (`model.graph`, see `network`): InceptionV1 and
+InceptionV3 alike, with each network's units, receptive fields (crop sizes) and input range.
+
 Example:
     >>> from circuits.dataset import skimage_source
     >>> skimage_source().names[:3]

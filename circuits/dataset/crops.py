@@ -1,9 +1,10 @@
 """Receptive-field-sized crops of an image, as positions of a unit's map.
 
 A unit at map position (y, x) sees exactly the input pixels of its receptive field
-(`circuits.core.graph.receptive_field`). When that window lies inside the image, no
-padding reaches the unit, so its activation in the whole image equals its activation
-to that crop alone: one forward pass of an image gives every crop's activation. A
+(`Graph.receptive_field` of its network: InceptionV3's are much larger than
+InceptionV1's). When that window lies inside the image, no padding reaches the unit,
+so its activation depends on the crop's pixels only, whatever surrounds it: one
+forward pass of an image gives every crop's activation. A
 scan therefore samples *valid* map positions (window fully inside the image) and
 names each crop by its image and window: ``"coffee@42,102,91"`` is the 91 px crop
 of `coffee` whose top-left pixel is (42, 102).
@@ -16,6 +17,9 @@ Example:
     ((5, 6), (2, 6))
     >>> crop_id("coffee", *g.box(5, 12), g.size), parse_crop_id("coffee@42,102,91")
     ('coffee@42,102,91', ('coffee', 42, 102, 91))
+    >>> v3 = crop_grid("conv2d_22", (224, 300))   # InceptionV3's mixed2:67 (found by the tensor name)
+    >>> v3.size, v3.stride, v3.shape, v3.box(0, 0)
+    (127, 8, (12, 21), (6, 6))
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from circuits.core import graph
+from circuits.core.graph import Graph
 
 __all__ = ["CropGrid", "crop_grid", "crop_id", "parse_crop_id", "sample_positions", "cut"]
 
@@ -66,8 +70,17 @@ def _valid_axis(first_centre: float, stride: int, size: int, n_map: int, length:
     return int(lo), n, int(first_centre + lo * stride - half)
 
 
-def crop_grid(tensor: str, image_hw: tuple[int, int]) -> CropGrid:
-    """The valid crop positions of `tensor` on an image of (H, W) pixels (shape (0, n) if too small)."""
+def crop_grid(tensor: str, image_hw: tuple[int, int], graph: Graph | None = None) -> CropGrid:
+    """The valid crop positions of `tensor` on an image of (H, W) pixels (shape (0, n) if too small).
+
+    graph: the network (`model.graph`); None: the declared network that has a tensor
+    called `tensor` (their names do not collide). A crop is square, the larger side of
+    a non-square receptive field: it holds the whole field, so it is still valid.
+    """
+    if graph is None:
+        from circuits.core.networks import graph_of_layer
+
+        graph = graph_of_layer(tensor)
     h, w = image_hw
     rf = graph.receptive_field(tensor, (h, w))
     mh, mw = graph.output_hw(tensor, (h, w))

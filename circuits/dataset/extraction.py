@@ -26,8 +26,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from circuits.core.inputs import to_model_input
-from circuits.families import resolve_units
+from circuits.dataset.network import conv_table, graph_of
 
 __all__ = ["attribution_map", "canny", "compare_with_canny", "grey"]
 
@@ -40,13 +39,14 @@ def grey(image: torch.Tensor) -> np.ndarray:
 
 
 def attribution_map(model, family, image: torch.Tensor) -> torch.Tensor:
-    """[H, W]: |sum_c x_c dF/dx_c| for F the family's summed post-ReLU response over all positions."""
-    from circuits.analysis.attribution import conv_of
-    from circuits.core import graph
+    """[H, W]: |sum_c x_c dF/dx_c| for F the family's summed post-ReLU response over all positions.
 
-    table = [(conv_of(u).name, u.branch_channel) for u in resolve_units(family)]
-    tensors = sorted({t for t, _ in table}, key=graph.index)
-    x = to_model_input(image).clone().requires_grad_(True)
+    family: a family, unit or list of them of the model's network; x is the image in the
+    model's input range (so "input" means what the network reads, e.g. [-1, 1] for InceptionV3).
+    """
+    table = [(t, c) for _, t, c in conv_table(family, model)]
+    tensors = sorted({t for t, _ in table}, key=graph_of(model).index)
+    x = model.to_input(image).clone().requires_grad_(True)
     cache = model.run_with_cache(x, tensors, detach=False)
     total = sum(torch.relu(cache[t][0, c]).sum() for t, c in table)
     (g,) = torch.autograd.grad(total, x)

@@ -14,6 +14,8 @@ Memory does not grow with the number of images (beyond the list of images done).
   the ranks merge their states exactly (see `circuits.dataset.distributed`).
 - Unreadable files are skipped and counted (`skipped`), images too small for a
   unit's receptive field are counted as `too_small`.
+- Any network: units, their pre-ReLU tensors, crop sizes (receptive fields) and the
+  input range are the model's (`model.graph`); the result records the network's name.
 
 Example:
     >>> import weights
@@ -38,11 +40,10 @@ import numpy as np
 import torch
 
 from circuits.core.files import atomic_path
-from circuits.core.inputs import to_model_input
-from circuits.families import resolve_units
 from circuits.dataset import distributed
 from circuits.dataset.accumulators import BinReservoir, Histogram, TopK
 from circuits.dataset.crops import crop_grid, crop_id, parse_crop_id, sample_positions, cut
+from circuits.dataset.network import conv_table, graph_of
 from circuits.dataset.sources import ImageSource
 from circuits.dataset.tails import fit_tails
 
@@ -143,9 +144,16 @@ class UnitStats:
         }
 
 
+# States written before the network was recorded were all scans of InceptionV1.
+_OLD_NETWORK = "InceptionV1"
+
+
 @dataclass
 class ScanState:
-    """The accumulated state of a scan (or of one rank's shard, or a checkpoint)."""
+    """The accumulated state of a scan (or of one rank's shard, or a checkpoint).
+
+    network: the name of the scanned model's network (`model.graph.name`).
+    """
 
     settings: ScanSettings
     source: dict
@@ -153,15 +161,19 @@ class ScanState:
     done: set[int] = field(default_factory=set)
     skipped: dict[int, str] = field(default_factory=dict)  # image index -> why
     too_small: set[int] = field(default_factory=set)
+    network: str = _OLD_NETWORK
 
     def merge(self, o: "ScanState") -> "ScanState":
+        if o.network != self.network:
+            raise ValueError(f"cannot merge a scan of {self.network} with one of {o.network}")
         if (o.settings, o.source, list(o.units)) != (self.settings, self.source, list(self.units)):
             raise ValueError("cannot merge scans with different settings, sources or units")
         return ScanState(self.settings, self.source, {k: v.merge(o.units[k]) for k, v in self.units.items()},
-                         self.done | o.done, {**self.skipped, **o.skipped}, self.too_small | o.too_small)
+                         self.done | o.done, {**self.skipped, **o.skipped}, self.too_small | o.too_small,
+                         self.network)
 
     def state(self) -> dict:
-        return {"format": FORMAT, "settings": asdict(self.settings), "source": self.source,
+        return {"format": FORMAT, "network": self.network, "settings": asdict(self.settings), "source": self.source,
                 "units": {k: v.state() for k, v in self.units.items()}, "done": sorted(self.done),
                 "skipped": {str(k): v for k, v in sorted(self.skipped.items())}, "too_small": sorted(self.too_small)}
 
@@ -171,12 +183,13 @@ class ScanState:
             raise ValueError(f"not a scan state (format {s.get('format')!r}, expected {FORMAT!r})")
         return cls(ScanSettings(**s["settings"]), s["source"],
                    {k: UnitStats.from_state(v) for k, v in s["units"].items()}, set(s["done"]),
-                   {int(k): v for k, v in s["skipped"].items()}, set(s["too_small"]))
+                   {int(k): v for k, v in s["skipped"].items()}, set(s["too_small"]),
+                   str(s.get("network", _OLD_NETWORK)))
 
     def to_json(self, names: Sequence[str] | None = None) -> dict:
-        """The result record: per unit id the summaries, at top level the counts of images."""
+        """The result record: per unit id the summaries, at top level the network and the counts of images."""
         skipped = [{"image": names[i] if names else i, "reason": r} for i, r in sorted(self.skipped.items())]
-        return {"format": FORMAT, "source": self.source, "settings": asdict(self.settings),
+        return {"format": FORMAT, "network": self.network, "source": self.source, "settings": asdict(self.settings),
                 "n_images": self.source["n_images"], "n_scanned": len(self.done) - len(self.skipped),
                 "skipped_files": len(self.skipped), "skipped": skipped, "too_small": len(self.too_small),
                 "units": {k: v.summary() for k, v in self.units.items()}}
@@ -215,23 +228,15 @@ def _loader(source: ImageSource, indices: Sequence[int], num_workers: int):
                                        num_workers=num_workers, collate_fn=lambda item: item)
 
 
-def _unit_table(units) -> list[tuple[str, str, int]]:
-    from circuits.analysis.attribution import conv_of
-
-    out = []
-    for u in resolve_units(units):
-        out.append((u.id, conv_of(u).name, u.branch_channel))
-    if len({t[0] for t in out}) != len(out):
-        raise ValueError(f"units listed twice: {[t[0] for t in out]}")
-    return out
+def _unit_table(units, model) -> list[tuple[str, str, int]]:
+    """(unit id, pre-ReLU tensor, channel) per unit, resolved against the model's network."""
+    return conv_table(units, model)
 
 
 def _values(model, img: torch.Tensor, table, device) -> dict[str, torch.Tensor]:
-    from circuits.core import graph
-
-    tensors = sorted({t for _, t, _ in table}, key=graph.index)
-    with torch.no_grad():
-        cache = model.run_with_cache(to_model_input(img).to(device), tensors)
+    tensors = sorted({t for _, t, _ in table}, key=graph_of(model).index)
+    with torch.no_grad():  # the model's own input range: [-117, 138] for InceptionV1, [-1, 1] for V3
+        cache = model.run_with_cache(model.to_input(img).to(device), tensors)
     return {uid: cache[t][0, c].cpu() for uid, t, c in table}
 
 
@@ -245,9 +250,9 @@ def calibrate_width(model, table, source: ImageSource, device, images: int = 3, 
             img = source.read(i)
         except (ValueError, OSError):
             continue
-        maps = _values(model, img, table, device)
-        for uid, t, _ in table:
-            g = crop_grid(t, tuple(img.shape[-2:]))
+        grids = _grids(model, table, img)
+        maps = _values(model, img, [row for row in table if row[0] in grids], device) if grids else {}
+        for uid, g in grids.items():
             m = maps[uid][g.first[0] : g.first[0] + g.shape[0], g.first[1] : g.first[1] + g.shape[1]]
             vals[uid].append(m.double().numpy().ravel())
         seen += 1
@@ -273,6 +278,9 @@ def _read_checkpoint(path: Path, fresh: ScanState) -> ScanState | None:
         s = ScanState.from_state(json.loads(path.read_text()))
     except (json.JSONDecodeError, KeyError, TypeError) as e:
         raise ValueError(f"checkpoint {path} is unreadable ({e}); delete it to start over") from None
+    if s.network != fresh.network:
+        raise ValueError(f"checkpoint {path} was written by a scan of {s.network}, not {fresh.network}; "
+                         "delete it or rerun with the same model")
     widths = {k: (v.hist.width, v.tensor, v.channel) for k, v in s.units.items()}
     want = {k: (v.hist.width, v.tensor, v.channel) for k, v in fresh.units.items()}
     if (s.settings, s.source, widths) != (fresh.settings, fresh.source, want):
@@ -322,18 +330,18 @@ def scan(
             raise ValueError(f"limit must be >= 1, got {limit}")
         source = ImageSource(source.kind, source.names[:limit], source.image_size, source.root)
     device = torch.device(device) if device is not None else next(model.parameters()).device
-    table = _unit_table(units)
-    from circuits.core import graph
-
+    table = _unit_table(units, model)
+    net = graph_of(model)
     for uid, t, _ in table:
-        need = graph.receptive_field(t).size
+        need = net.receptive_field(t).size
         if source.image_size is not None and source.image_size < need:
-            raise ValueError(f"{uid} sees {need} px crops but images are resized to {source.image_size} px "
-                             f"(shorter side): use an image size of at least {need}")
+            raise ValueError(f"{uid} sees {need} px crops of {net.name} but images are resized to "
+                             f"{source.image_size} px (shorter side): use an image size of at least {need}")
     widths = ({uid: float(bin_width) for uid, _, _ in table} if bin_width is not None
               else calibrate_width(model, table, source, device))
     fresh = ScanState(settings, source.state(), {
-        uid: UnitStats.new(uid, t, c, graph.receptive_field(t).size, widths[uid], settings) for uid, t, c in table})
+        uid: UnitStats.new(uid, t, c, net.receptive_field(t).size, widths[uid], settings) for uid, t, c in table},
+        network=net.name)
     rank, n_ranks = distributed.world()
     ckpt = _checkpoint_path(checkpoint, rank, n_ranks) if checkpoint is not None else None
     state = (_read_checkpoint(ckpt, fresh) if ckpt else None) or fresh
@@ -372,14 +380,23 @@ def scan(
     return out
 
 
-def _add_image(model, img, name, state: ScanState, settings: ScanSettings, table, device, index: int) -> None:
-    maps = _values(model, img, table, device)
+def _grids(model, table, img: torch.Tensor) -> dict:
+    """unit id -> its crop grid on `img`, for the units with at least one valid crop there.
+
+    Only those units' tensors are run: an image smaller than a unit's receptive field may
+    also be too small to reach its tensor at all (InceptionV3's unpadded stem), and then
+    the model refuses the input.
+    """
     hw = tuple(img.shape[-2:])
+    grids = {uid: crop_grid(t, hw, graph_of(model)) for uid, t, _ in table}
+    return {uid: g for uid, g in grids.items() if g.shape[0] * g.shape[1]}
+
+
+def _add_image(model, img, name, state: ScanState, settings: ScanSettings, table, device, index: int) -> None:
+    grids = _grids(model, table, img)
+    maps = _values(model, img, [row for row in table if row[0] in grids], device) if grids else {}
     any_crop = False
-    for uid, t, _ in table:
-        g = crop_grid(t, hw)
-        if not g.shape[0] * g.shape[1]:
-            continue
+    for uid, g in grids.items():
         ii, jj = sample_positions(g, name, settings.sampling, settings.stride, settings.per_image, settings.seed)
         if not len(ii):
             continue

@@ -48,6 +48,12 @@ def _img(t) -> np.ndarray:
     return a.astype(np.float64) / 255.0 if a.dtype == np.uint8 else np.clip(a, 0, 1)
 
 
+def _num(v: float) -> str:
+    """A pre-activation for a caption: whole numbers at InceptionV1's scale (hundreds), three
+    significant digits at InceptionV3's (BN-folded values of a few units)."""
+    return f"{v:.0f}" if abs(v) >= 100 else f"{v:.3g}"
+
+
 def histogram(s: Mapping, path: str | os.PathLike) -> Path:
     """The article's two views of the pre-ReLU distribution: linear density, and log density with
     both exponential tail fits as lines."""
@@ -71,9 +77,10 @@ def histogram(s: Mapping, path: str | os.PathLike) -> Path:
                     x = np.linspace(*f["range"], 50)
                     ax.plot(x, np.exp(f["intercept"] + f["slope"] * x), color=colour, lw=1.5,
                             label=f"{side}: rate {f['rate']:.3g} (R² {f['r2']:.2f})")
-            ax.legend(fontsize=8)
+            if ax.get_legend_handles_labels()[0]:  # no tail had enough bins: no legend (matplotlib warns)
+                ax.legend(fontsize=8)
     fig.suptitle(f"{s['unit']}: {s['n_crops']} crops of {s['crop_size']} px, fires on {100 * s['firing_rate']:.1f}%, "
-                 f"mean {s['mean_pre_relu']:.1f}", fontsize=10)
+                 f"mean {_num(s['mean_pre_relu'])}", fontsize=10)
     return save(fig, path)
 
 
@@ -113,8 +120,8 @@ def quilt(s: Mapping, images: Mapping[str, object], path, per_bin: int = 8, titl
 
 def topk_sheet(s: Mapping, images: Mapping[str, object], path, k: int = 12) -> Path:
     """The k crops that excite the unit most (top row block) and inhibit it most (bottom)."""
-    top = [(images[c["crop_id"]], f"{c['value']:.0f}") for c in s["top_k"][:k]]
-    bottom = [(images[c["crop_id"]], f"{c['value']:.0f}") for c in s["bottom_k"][:k]]
+    top = [(images[c["crop_id"]], _num(c["value"])) for c in s["top_k"][:k]]
+    bottom = [(images[c["crop_id"]], _num(c["value"])) for c in s["bottom_k"][:k]]
     per_row = 6
     rows = [("top" if i == 0 else "", top[i : i + per_row]) for i in range(0, len(top), per_row)]
     rows += [("bottom" if i == 0 else "", bottom[i : i + per_row]) for i in range(0, len(bottom), per_row)]
