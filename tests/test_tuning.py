@@ -190,11 +190,11 @@ def test_batches_that_run_out_of_memory_are_split(random_model, monkeypatch):
     centre_values = tuning.cone.centre_values
     sizes = []
 
-    def small_memory(model, x, names):
+    def small_memory(model, x, names, channels=None):
         sizes.append(x.shape[0])
         if x.shape[0] > 3:
             raise RuntimeError("DefaultCPUAllocator: can't allocate memory: you tried to allocate 1 bytes")
-        return centre_values(model, x, names)
+        return centre_values(model, x, names, channels)
 
     monkeypatch.setattr(tuning.cone, "centre_values", small_memory)
     split = tuning.responses(random_model, "conv2d2:3", sweep, batch_size=12)

@@ -12,7 +12,13 @@ network: InceptionV3's 'valid' convs and pools, its 1x7 / 7x1 kernels and its av
 pools that exclude padding (inside the image there is none to exclude) give the full
 forward's values too (tests/test_v3_tuning.py: max error about 2e-6).
 
-Each node runs its op table entry's ``forward_valid`` on the cropped window; the model's
+Only the channels a read depends on are computed: walking back through each op's
+`input_channels` (a conv's non-zero weights, an LRN's channel window, a concat's
+branches) gives the channels of every tensor that matter, and each op's
+`forward_channels` computes just those. Zero weights contribute exactly zero, so the
+values do not change; a sparse network (the hand-built one) costs a fraction.
+
+Each node runs its op table entry's ``forward_channels`` on the cropped window; the model's
 weights are used, but not its hook points: callers use
 this only for models without active hooks (`circuits.tuning.measure` falls back to
 `model.run` otherwise).
@@ -30,13 +36,13 @@ Example:
 from __future__ import annotations
 
 import functools
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import torch
 
 from circuits.core import graph
 
-__all__ = ["cone_windows", "centre_values", "ConeError"]
+__all__ = ["cone_windows", "centre_values", "needed_channels", "ConeError"]
 
 Window = tuple[int, int, int, int]  # y0, y1, x0, x1 (inclusive), in a tensor's own coordinates
 
@@ -103,34 +109,79 @@ def _crop(t: torch.Tensor, have: Window, want: Window) -> torch.Tensor:
     return t[..., want[0] - have[0] : want[1] - have[0] + 1, want[2] - have[2] : want[3] - have[2] + 1]
 
 
-def centre_values(model, x: torch.Tensor, names: Sequence[str]) -> dict[str, torch.Tensor]:
+def _merge(a: torch.Tensor | None, b: torch.Tensor) -> torch.Tensor:
+    return b if a is None else torch.unique(torch.cat([a, b]))
+
+
+def needed_channels(model, names: Sequence[str], channels: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The sorted channels of every tensor in the cone that the reads (`channels` of `names`) depend on.
+
+    Walked back through each op's `input_channels`: a conv needs only the inputs its
+    needed outputs have non-zero weights from, an LRN the channel window, a concat the
+    branches that hold them. A tensor absent from the result is needed by no read.
+    """
+    network = model.graph
+    need: dict[str, torch.Tensor] = {n: channels[n] for n in names}
+    for node in reversed(_order(network, tuple(names))):
+        if not node.inputs or node.name not in need:
+            continue
+        params = getattr(model, node.param) if node.param else None
+        cins = [network.node(s).channels for s in node.inputs]
+        for s, ch in zip(node.inputs, node.kind.input_channels(node, need[node.name], params, cins)):
+            need[s] = _merge(need.get(s), ch)
+    return need
+
+
+def centre_values(
+    model, x: torch.Tensor, names: Sequence[str], channels: Mapping[str, Sequence[int]] | None = None
+) -> dict[str, torch.Tensor]:
     """{name: [N, C] values at the centre position of `name`} for input x [N, 3, H, W].
 
-    Equal to ``model.run_with_cache(x, names)[name][:, :, cy, cx]`` (up to float
-    rounding) for a model without hooks, when every receptive field fits in x.
+    channels: {name: channel indices} to read only those (then [N, len(channels)], in
+    the order given); default every channel of each name.
+
+    Equal to ``model.run_with_cache(x, names)[name][:, channels, cy, cx]`` (up to float
+    rounding) for a model without hooks, when every receptive field fits in x. Only
+    the channels the reads depend on through non-zero weights are computed
+    (`needed_channels`): exact, and for a sparse network (the hand-built one, where
+    every unit outside its families is zero) most of the work.
     """
     network = model.graph
     names = tuple(dict.fromkeys(names))
+    want = {n: list(range(network.node(n).channels)) if channels is None or n not in channels
+            else [int(c) for c in channels[n]] for n in names}
+    for n, ch in want.items():
+        bad = [c for c in ch if not 0 <= c < network.node(n).channels]
+        if bad or not ch:
+            raise IndexError(f"channels {bad or '(none)'} of {n}: it has {network.node(n).channels} (0.."
+                             f"{network.node(n).channels - 1})")
     h, w = int(x.shape[-2]), int(x.shape[-1])
     wins = cone_windows(names, h, w, network)
     order = _order(network, names)
+    need = needed_channels(model, names, {n: torch.tensor(sorted(set(ch)), dtype=torch.long) for n, ch in want.items()})
     last_use: dict[str, int] = {}
     for i, node in enumerate(order):
         for src in node.inputs:
             last_use[src] = i
-    env: dict[str, torch.Tensor] = {graph.INPUT: _crop(x, (0, h - 1, 0, w - 1), wins[graph.INPUT])}
+    inp = _crop(x, (0, h - 1, 0, w - 1), wins[graph.INPUT])
+    env: dict[str, torch.Tensor] = {graph.INPUT: inp if len(need[graph.INPUT]) == inp.shape[1] else inp[:, need[graph.INPUT]]}
     for i, node in enumerate(order):
-        if not node.inputs:
+        if not node.inputs or node.name not in need:
+            continue
+        win = wins[node.name]
+        out_ch = need[node.name]
+        if out_ch.numel() == 0:  # read only through zero weights: nothing to compute
+            env[node.name] = x.new_zeros(x.shape[0], 0, win[1] - win[0] + 1, win[3] - win[2] + 1)
             continue
         # Each input cropped to the window this node reads: no window reaches padding,
         # so every op runs unpadded ("VALID") on it.
-        win = wins[node.name]
         xs = [
             _crop(env[s], wins[s], node.kind.input_window(node, win, network.output_hw(s, (h, w))))
             for s in node.inputs
         ]
         params = getattr(model, node.param) if node.param else None
-        env[node.name] = node.kind.forward_valid(node, xs, params)
+        cins = [network.node(s).channels for s in node.inputs]
+        env[node.name] = node.kind.forward_channels(node, xs, params, [need[s] for s in node.inputs], out_ch, cins)
         for src in node.inputs:
             if last_use.get(src) == i and src not in names:
                 del env[src]
@@ -138,5 +189,6 @@ def centre_values(model, x: torch.Tensor, names: Sequence[str]) -> dict[str, tor
     for n in names:
         cy, cx = network.centre_position(n, (h, w))
         y0, _, x0, _ = wins[n]
-        out[n] = env[n][:, :, cy - y0, cx - x0]
+        pos = torch.searchsorted(need[n], torch.tensor(want[n], dtype=torch.long))
+        out[n] = env[n][:, pos, cy - y0, cx - x0]
     return out

@@ -299,8 +299,12 @@ def _read_batch(model, x, names, last, reads) -> torch.Tensor:
     with torch.inference_mode():
         if _cone_ok(model, tuple(names), hw):
             # Only the receptive-field cone of the centre position: same numbers, ~2x less work.
-            vals = cone.centre_values(model, x, names)
-            return torch.stack([vals[name][:, ch].float() for name, ch in reads], dim=1)
+            chans: dict[str, list[int]] = {}
+            for name, ch in reads:
+                chans.setdefault(name, []).append(ch)
+            vals = cone.centre_values(model, x, names, chans)
+            col = {n: {c: i for i, c in enumerate(cs)} for n, cs in chans.items()}
+            return torch.stack([vals[name][:, col[name][ch]].float() for name, ch in reads], dim=1)
         # The model's own run (its hooks apply): one truncated run to every tensor read.
         cy, cx = model.graph.centre_position(names[0], hw)
         acts = model.run_with_cache(x, names) if len(names) > 1 else {last: model.run(x, until=last)}
