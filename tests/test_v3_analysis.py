@@ -28,7 +28,6 @@ from circuits.analysis.attribution import conv_of, previous_layer
 from circuits.analysis.circuit_graph import unit_layers
 from circuits.analysis.expanded import connection, weights_between
 from circuits.analysis.networks import WrongNetworkError, units_in
-from circuits.core import ops
 from circuits.core.inception_v3 import INCEPTION_V3
 
 D = torch.float64

@@ -218,7 +218,7 @@ def _window(src: torch.Tensor, y0: int, x0: int, kh: int, kw: int) -> torch.Tens
 
 
 def attribute(
-    model: InceptionV1 | Network,
+    model: Network,
     unit,
     image,
     source: str | None = None,

@@ -14,7 +14,7 @@ Example:
     >>> resolve("mixed3b:379", INCEPTION_V3)
     Traceback (most recent call last):
     ...
-    circuits.analysis.networks.WrongNetworkError: mixed3b:379 is a unit of InceptionV1, but the model is an InceptionV3; use units of InceptionV3's layers (e.g. mixed2:67; run `circuits layers` for the names)
+    circuits.analysis.networks.WrongNetworkError: mixed3b:379 is a unit of InceptionV1, but the model is an InceptionV3; use units of InceptionV3's layers (e.g. mixed0:67; run `circuits layers` for the names)
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from circuits.core.graph import INCEPTION_V1, Graph, UnknownNameError
 from circuits.core.units import Unit
 from circuits.families import Family, resolve_units
 
-__all__ = ["WrongNetworkError", "network_of", "resolve", "common_network", "check_model"]
+__all__ = ["WrongNetworkError", "network_of", "resolve", "one_unit", "common_network", "units_in"]
 
 
 class WrongNetworkError(ValueError):
@@ -109,16 +109,6 @@ def common_network(units: Iterable[Unit], what: str = "units") -> Graph:
             "give units of one network"
         )
     return units[0].network
-
-
-def check_model(model, network: Graph, what: str) -> None:
-    """Raise `WrongNetworkError` unless `model` runs `network` (`what` names the thing applied)."""
-    g = network_of(model)
-    if g is not network:
-        raise WrongNetworkError(
-            f"{what} is made of units of {network.name}, but the model is an {g.name}; "
-            f"build it from units of {g.name} (e.g. {_example(g)})"
-        )
 
 
 def units_in(network: Graph, layer: str, channels: Sequence[int] | None = None) -> list[Unit]:
