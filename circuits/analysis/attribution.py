@@ -284,7 +284,7 @@ def _expanded(model, u: Unit, conv: graph.Node, source: str, size: tuple[int, in
     return w, bias, (int(ay) - r, int(ax) - r)
 
 
-def visualize(model: InceptionV1, attribution: Attribution, size: int = 128, **render_kw):
+def visualize(model: Network, attribution: Attribution, size: int = 128, **render_kw):
     """Render FeatureVisualization(abs(W ⊙ h_prev)): what the contributing units want to see.
 
     Keyword arguments go to `circuits.optvis.render` (steps, seed, transforms, ...).
