@@ -4,6 +4,8 @@
 is temporary and always undone. A unit of a concatenation (``mixed3b:379``) is
 ablated on its branch tensor (``mixed3b_5x5`` channel 59), so the change reaches the
 concatenation, its synthesized ``_pre_relu`` twin and everything downstream.
+Units of any network work (each unit's branch comes from its own network's graph);
+pass ``model=`` to have them checked against the model's network.
 
 Example:
     >>> import torch
@@ -22,10 +24,9 @@ from typing import Mapping, Sequence
 
 import torch
 
-from circuits.core import graph
+from circuits.analysis.networks import resolve
 from circuits.core.hooks import HookSpec
 from circuits.core.units import Unit
-from circuits.families import resolve_units
 
 __all__ = ["ablate", "MODES"]
 
@@ -40,8 +41,13 @@ def ablate(
     means: Mapping[str, float] | Sequence[float] | torch.Tensor | None = None,
     clamp: tuple[float | None, float | None] | None = None,
     mask: torch.Tensor | None = None,
+    model=None,
 ) -> list[HookSpec]:
     """Hooks that ablate `units` (unit ids, family ids or a list of them).
+
+    model: the model (or Graph) the hooks are for; the units must be of its network
+    (a unit of another network raises, naming both). Without it each id names its
+    network by its layer.
 
     mode:
       - "zero": set to 0;
@@ -54,7 +60,7 @@ def ablate(
     """
     if mode not in MODES:
         raise ValueError(f"unknown ablation mode {mode!r}; use one of {', '.join(MODES)}")
-    units = resolve_units(units)
+    units = resolve(units, model)
     if mode == "constant" and value is None:
         raise ValueError("mode 'constant' needs value=")
     if mode == "mean" and means is None:
@@ -82,7 +88,7 @@ def _fill_value(u: Unit, mode: str, value, means) -> float | None:
                 raise KeyError(f"means has no entry for {u.id} (keys like 'mixed3b:379')")
             return float(means[u.id])
         m = torch.as_tensor(means).flatten()
-        need = graph.node(u.layer).channels
+        need = u.network.node(u.layer).channels
         if m.numel() != need:
             raise ValueError(f"means for {u.layer} must have {need} values (one per channel), got {m.numel()}")
         return float(m[u.channel])

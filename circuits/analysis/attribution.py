@@ -17,7 +17,11 @@ terms ``W ⊙ h_prev`` per source channel and window position.
   (ReLU -> identity, max-pool -> average pool, LRN -> identity, intermediate biases
   dropped); the bias is the unit's own. The terms are a linear approximation and
   `Attribution.residual` says how far their sum is from the real pre-activation.
-  Sources must lie in conv2d0 ... mixed4a (the range of expanded weights).
+  Sources must lie in the network's range of expanded weights (`Graph.expanded_span`;
+  InceptionV1: conv2d0 ... mixed4a, InceptionV3: conv2d_1 ... mixed7).
+
+Every network fact (which conv computes the unit, the layer before, receptive fields)
+is read from the model's graph, and the image is scaled to the model's input range.
 
 Summaries: per source channel, per family of the source layer, the top contributing
 units, and a heat map over the input image. `visualize` renders
@@ -42,39 +46,48 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from circuits.analysis.networks import network_of, one_unit
 from circuits.core import graph
 from circuits.core.inputs import to_model_input
-from circuits.core.model import InceptionV1
-from circuits.core.units import Unit, parse_unit
+from circuits.core.model import InceptionV1, Network
+from circuits.core.units import Unit
 
 __all__ = ["Attribution", "attribute", "previous_layer", "conv_of", "visualize", "LAYERS"]
 
 # Lucid's layer list (conv2d0 .. mixed5b): the tensors that end a top-level block.
+# InceptionV1's, kept for code that imports it; any network's is `Graph.trunk_layers`.
 LAYERS: tuple[str, ...] = graph.INCEPTION_V1.trunk_layers
 
 
 def conv_of(unit: Unit) -> graph.Node:
-    """The convolution that computes `unit`'s pre-activation."""
-    found = graph.INCEPTION_V1.conv_of(unit.layer, unit.channel)
+    """The convolution that computes `unit`'s pre-activation (in the unit's network)."""
+    g = unit.network
+    found = g.conv_of(unit.layer, unit.channel)
     if found is None:
-        n = graph.node(unit.branch)
+        n = g.node(unit.branch)
         raise ValueError(
             f"{unit.id} is computed by a {n.op} ({n.name}), not a convolution: attribution needs a unit of a "
-            f"convolutional layer ({', '.join(LAYERS[:4])}, ...)"
+            f"convolutional layer of {g.name} ({', '.join(g.trunk_layers[:4])}, ...)"
         )
-    return graph.node(found[0])
+    return g.node(found[0])
 
 
-def previous_layer(unit) -> str:
-    """The layer before `unit`'s layer in Lucid's layer list ("input" for conv2d0).
+def previous_layer(unit, model=None) -> str:
+    """The layer before `unit`'s layer in the network's trunk layer list ("input" for the first).
+
+    model: the model (or Graph) the unit belongs to; None: the unit's own network.
 
     >>> previous_layer("mixed3b:379"), previous_layer("conv2d1:0"), previous_layer("conv2d0:0")
     ('mixed3a', 'conv2d0', 'input')
+    >>> previous_layer("mixed2:67"), previous_layer("activation_2:0")
+    ('mixed1', 'activation_1')
     """
-    conv = conv_of(parse_unit(unit))
-    anc = graph.ancestors(conv.inputs[0])
-    before = [l for l in LAYERS if l in anc]
-    return max(before, key=graph.index) if before else graph.INPUT
+    u = one_unit(unit, model)
+    g = u.network
+    conv = conv_of(u)
+    anc = g.ancestors(conv.inputs[0])
+    before = [l for l in g.trunk_layers if l in anc]
+    return max(before, key=g.index) if before else graph.INPUT
 
 
 @dataclass
@@ -129,7 +142,7 @@ class Attribution:
         v = self.per_channel()
         key = {"abs": v.abs(), "positive": v, "negative": -v}[sign]
         order = torch.argsort(key, descending=True)[:k].tolist()
-        return [(Unit(self.source, c), float(v[c])) for c in order]
+        return [(Unit(self.source, c, self.unit.graph), float(v[c])) for c in order]
 
     def per_family(self, source: str | None = "early_vision", model=None) -> dict[str, float]:
         """Summed contribution per family of the source layer.
@@ -167,7 +180,7 @@ class Attribution:
         on the stride x stride input cell centred on that source unit's receptive field."""
         h, w = self.input_size
         heat = torch.zeros(h, w)
-        rf = graph.receptive_field(self.source, self.input_size)
+        rf = self.unit.network.receptive_field(self.source, self.input_size)
         s = rf.stride
         pos = self.per_position()
         for i in range(pos.shape[0]):
@@ -186,9 +199,10 @@ class Attribution:
         return objectives.attribution(self.source, self.contributions.abs())
 
 
-def image_input(image) -> torch.Tensor:
-    """One image as model input [1, 3, H, W] (see `circuits.to_model_input`)."""
-    x = to_model_input(image)
+def image_input(image, input_range: tuple[float, float] | None = None) -> torch.Tensor:
+    """One image as model input [1, 3, H, W] in `input_range` (default InceptionV1's; see
+    `circuits.to_model_input`)."""
+    x = to_model_input(image, input_range)
     if x.shape[0] != 1:
         raise ValueError(f"attribution takes one image, got a batch of {x.shape[0]}")
     return x
@@ -204,7 +218,7 @@ def _window(src: torch.Tensor, y0: int, x0: int, kh: int, kw: int) -> torch.Tens
 
 
 def attribute(
-    model: InceptionV1,
+    model: Network,
     unit,
     image,
     source: str | None = None,
@@ -212,26 +226,30 @@ def attribute(
 ) -> Attribution:
     """W ⊙ h_prev for `unit` at `position` (default Lucid's centre) on one image.
 
-    image: anything `circuits.to_model_input` takes (uint8, or float in [0, 1]).
+    unit: a unit id (or Unit) of the model's network.
+    image: anything `circuits.to_model_input` takes (uint8, or float in [0, 1]); it is
+        scaled to the model's input range.
     source: the tensor to attribute to; default the layer before (`previous_layer`).
     If it is the tensor the unit's convolution reads, the attribution is exact;
     otherwise expanded weights are used (see the module docstring).
     """
-    u = parse_unit(unit)
+    g = network_of(model)
+    u = one_unit(unit, g)
     conv = conv_of(u)
     source = previous_layer(u) if source is None else source
-    graph.node(source)
-    if source not in graph.ancestors(conv.name) or source == conv.name:
+    g.node(source)
+    if source not in g.ancestors(conv.name) or source == conv.name:
         raise ValueError(f"source {source!r} is not upstream of {u.id} (computed by {conv.name})")
-    x = image_input(image)
+    x = image_input(image, g.input_range)
     size = tuple(x.shape[-2:])
-    out_hw = graph.output_hw(conv.name, size)
-    py, px = graph.centre_position(conv.name, size) if position is None else position
+    g.check_input_size(conv.name, size)
+    out_hw = g.output_hw(conv.name, size)
+    py, px = g.centre_position(conv.name, size) if position is None else position
     if not (0 <= py < out_hw[0] and 0 <= px < out_hw[1]):
         raise IndexError(f"position ({py}, {px}) is outside the {out_hw[0]}x{out_hw[1]} map of {u.layer}")
     c = u.branch_channel
     with torch.no_grad():
-        cache = model.run_with_cache(x, sorted({source, conv.name}, key=graph.index))
+        cache = model.run_with_cache(x, sorted({source, conv.name}, key=g.index))
     pre = float(cache[conv.name][0, c, py, px])
     src = cache[source][0]
     if source == conv.inputs[0]:
@@ -252,12 +270,13 @@ def _expanded(model, u: Unit, conv: graph.Node, source: str, size: tuple[int, in
     window origin: `weights_between` centres the kernel on the source cell under the
     unit's receptive-field centre (offsets in the source grid)."""
     from circuits.analysis import expanded
+    from circuits.analysis.networks import units_in
 
-    n_src = graph.node(source).channels
-    w = expanded.weights_between(model, [Unit(source, c) for c in range(n_src)], u)[0]
+    g = u.network
+    w = expanded.weights_between(model, units_in(g, source), u)[0]
     bias = float(getattr(model, conv.param).bias[u.branch_channel].detach())
-    cy, cx = graph.receptive_field(conv.name, size).centre_of(*pos)
-    rs = graph.receptive_field(source, size)
+    cy, cx = g.receptive_field(conv.name, size).centre_of(*pos)
+    rs = g.receptive_field(source, size)
     ay, ax = (cy - rs.first_centre[0]) / rs.stride, (cx - rs.first_centre[1]) / rs.stride
     if ay != int(ay) or ax != int(ax):  # pragma: no cover - odd kernels keep centres on the grid
         raise AssertionError(f"{u.id}'s centre falls between cells of {source}")
@@ -265,7 +284,7 @@ def _expanded(model, u: Unit, conv: graph.Node, source: str, size: tuple[int, in
     return w, bias, (int(ay) - r, int(ax) - r)
 
 
-def visualize(model: InceptionV1, attribution: Attribution, size: int = 128, **render_kw):
+def visualize(model: Network, attribution: Attribution, size: int = 128, **render_kw):
     """Render FeatureVisualization(abs(W ⊙ h_prev)): what the contributing units want to see.
 
     Keyword arguments go to `circuits.optvis.render` (steps, seed, transforms, ...).

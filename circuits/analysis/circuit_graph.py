@@ -1,11 +1,13 @@
 """Circuit graphs: units (or families) as nodes, the weights between them as edges.
 
 `circuit_graph(model, layers=("mixed3a", "mixed3b"), ...)` builds a networkx DiGraph
-whose columns are the unit layers between two layers (conv2d0, conv2d1, conv2d2,
-mixed3a, mixed3b, mixed4a: the layers every path of the network goes through) and
-whose edges join consecutive columns with the weights of
-`circuits.analysis.expanded.weights_between` (the parameter slice for a direct connection,
-the expanded weights otherwise).
+whose columns are the unit layers between two layers (the layers every path of the
+network goes through, within its range of expanded weights: for InceptionV1 conv2d0,
+conv2d1, conv2d2, mixed3a, mixed3b, mixed4a; for InceptionV3 activation_1 ...
+activation_5, mixed0 ... mixed7) and whose edges join consecutive columns with the
+weights of `circuits.analysis.expanded.weights_between` (the parameter slice for a
+direct connection, the expanded weights otherwise). Layers and units are those of the
+model's network (``model.graph``).
 
 Nodes (unit granularity), keyed by unit id ``"mixed3b:379"``: kind="unit", layer,
 channel, branch, branch_channel, family (Early Vision family id, "" if none),
@@ -54,9 +56,8 @@ import networkx as nx
 import torch
 
 from circuits import families as fam
+from circuits.analysis.networks import network_of, resolve, units_in
 from circuits.core import graph
-from circuits.core.units import Unit
-from circuits.families import resolve_units
 
 __all__ = [
     "trunk_layers",
@@ -75,37 +76,53 @@ GRANULARITIES = ("unit", "family")
 UNASSIGNED = "unassigned"
 
 
-@functools.lru_cache(maxsize=None)
-def trunk_layers() -> tuple[str, ...]:
+def trunk_layers(network=None) -> tuple[str, ...]:
     """The unit layers every path of the whole network goes through, in order
-    (`circuits.core.graph.Graph.trunk_layers`).
+    (`circuits.core.graph.Graph.trunk_layers`); network: a model or Graph (default InceptionV1).
 
     >>> trunk_layers()[:4], trunk_layers()[-1]
     (('conv2d0', 'conv2d1', 'conv2d2', 'mixed3a'), 'mixed5b')
     """
-    return graph.INCEPTION_V1.trunk_layers
+    return (network_of(network) or graph.INCEPTION_V1).trunk_layers
 
 
-@functools.lru_cache(maxsize=None)
-def unit_layers() -> tuple[str, ...]:
-    """The trunk layers where weights between units are defined (conv2d0 ... mixed4a).
+def unit_layers(network=None) -> tuple[str, ...]:
+    """The trunk layers where weights between units are defined (the graph's `expanded_span`);
+    network: a model or Graph (default InceptionV1).
 
     >>> unit_layers()
     ('conv2d0', 'conv2d1', 'conv2d2', 'mixed3a', 'mixed3b', 'mixed4a')
+    >>> from circuits.core.inception_v3 import INCEPTION_V3
+    >>> unit_layers(INCEPTION_V3)[-3:]
+    ('mixed5', 'mixed6', 'mixed7')
     """
-    from circuits.analysis.expanded import LAST_LAYER
-
-    return tuple(n for n in trunk_layers() if graph.index(n) <= graph.index(LAST_LAYER))
+    return _unit_layers(network_of(network) or graph.INCEPTION_V1)
 
 
-def _columns(layers) -> list[str]:
-    known = unit_layers()
+@functools.lru_cache(maxsize=None)
+def _unit_layers(g: graph.Graph) -> tuple[str, ...]:
+    return tuple(n for n in g.trunk_layers if g.in_expanded_span(n))
+
+
+def _columns(layers, g: graph.Graph) -> list[str]:
+    known = unit_layers(g)
     if isinstance(layers, str) or not isinstance(layers, Sequence) or len(layers) < 2:
         raise ValueError(f"layers must be (from, to) or a list of layers, got {layers!r}")
     for name in layers:
         if name not in known:
-            graph.node(name)  # unknown name: close matches
-            raise ValueError(f"{name} is not a unit layer of circuit graphs; use one of {', '.join(known)}")
+            try:
+                g.node(name)  # unknown name: close matches
+            except KeyError:
+                from circuits.core.networks import DECLARED
+
+                owner = next((o for o in DECLARED.values() if o is not g and name in o.names()), None)
+                if owner is None:
+                    raise
+                raise ValueError(
+                    f"{name} is a layer of {owner.name}, but the model is an {g.name}; "
+                    f"use layers of {g.name}: {', '.join(known)}"
+                ) from None
+            raise ValueError(f"{name} is not a unit layer of circuit graphs of {g.name}; use one of {', '.join(known)}")
     idx = [known.index(n) for n in layers]
     if any(b <= a for a, b in zip(idx, idx[1:])):
         raise ValueError(f"layers must go downstream (from before to), got {' -> '.join(layers)}")
@@ -128,7 +145,8 @@ def _family_table(layer: str, model=None) -> tuple[dict[int, tuple[str, str, int
             table[c] = (f.id, f.name, len(groups), r)
         if chans:
             groups.append((f.id, f.name, chans))
-    rest = [c for c in range(graph.node(layer).channels) if c not in table]
+    g = network_of(model) or graph.INCEPTION_V1
+    rest = [c for c in range(g.node(layer).channels) if c not in table]
     if rest:
         for r, c in enumerate(rest):
             table[c] = ("", "", len(groups), r)
@@ -218,21 +236,22 @@ def circuit_graph(
         raise ValueError(f"top_k must be a positive integer, got {top_k!r}")
     if threshold is not None and not (isinstance(threshold, (int, float)) and threshold >= 0):
         raise ValueError(f"threshold must be a non-negative number, got {threshold!r}")
-    cols = _columns(layers)
+    g = network_of(model)
+    cols = _columns(layers, g)
     tables = {layer: _family_table(layer, model) for layer in cols}
 
     # The groups (one per node) of each column: lists of channels.
     def groups_of(layer: str) -> list[tuple[str, list[int]]]:
         if granularity == "unit":
-            return [(f"{layer}:{c}", [c]) for c in range(graph.node(layer).channels)]
+            return [(f"{layer}:{c}", [c]) for c in range(g.node(layer).channels)]
         return [(gid, chans) for gid, _, chans in tables[layer][1]]
 
     all_groups = {layer: groups_of(layer) for layer in cols}
     focus_col = None
     kept: dict[str, set[str]] = {layer: {g for g, _ in all_groups[layer]} for layer in cols}
     if units is not None:
-        fu = resolve_units(units)
-        layers_in = sorted({u.layer for u in fu}, key=graph.index)
+        fu = resolve(units, g)
+        layers_in = sorted({u.layer for u in fu}, key=g.index)
         if len(layers_in) != 1 or layers_in[0] not in cols:
             raise ValueError(
                 f"the focus units must lie in one of the graph's layers ({', '.join(cols)}), "
@@ -248,7 +267,8 @@ def circuit_graph(
         rank_by=rank_by,
         top_k=-1 if top_k is None else int(top_k),
         threshold=-1.0 if threshold is None else float(threshold),
-        focus=json.dumps(None if units is None else sorted({u.id for u in resolve_units(units)})),
+        focus=json.dumps(None if units is None else sorted({u.id for u in fu})),
+        network=g.name,
         source=str(getattr(model, "source", "")),
     )
     edges: dict[int, list[tuple[str, str, dict]]] = {}
@@ -283,12 +303,12 @@ def circuit_graph(
     for ci, layer in enumerate(cols):
         table, groups = tables[layer]
         if granularity == "unit":
-            order = sorted(range(graph.node(layer).channels), key=lambda c: (table[c][2], table[c][3], c))
+            order = sorted(range(g.node(layer).channels), key=lambda c: (table[c][2], table[c][3], c))
             rank = {f"{layer}:{c}": r for r, c in enumerate(order)}
             for gid, (c,) in all_groups[layer]:
                 if gid not in kept[layer]:
                     continue
-                u = Unit(layer, c)
+                (u,) = units_in(g, layer, [c])
                 fid, fname, _, _ = table[c]
                 G.add_node(
                     gid, kind="unit", layer=layer, channel=c, branch=u.branch, branch_channel=u.branch_channel,
@@ -315,9 +335,10 @@ def _group_edges(model, src_layer, sg, dst_layer, dg, rank_by, wkw):
 
     s_ch = [c for _, cs in sg for c in cs]
     d_ch = [c for _, cs in dg for c in cs]
-    s_units = [Unit(src_layer, c) for c in s_ch]
-    d_units = [Unit(dst_layer, c) for c in d_ch]
-    conn = connection(s_units, d_units)
+    g = network_of(model)
+    s_units = units_in(g, src_layer, s_ch)
+    d_units = units_in(g, dst_layer, d_ch)
+    conn = connection(s_units, d_units, g)
     direct_rows = torch.zeros(len(d_ch), dtype=torch.bool)
     for r in conn.routes:
         direct_rows[list(r.dst_index)] = r.direct

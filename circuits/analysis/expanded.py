@@ -1,8 +1,10 @@
 """Weights between units: real kernel slices and expanded weights ("Visualizing Weights").
 
 `weights_between(model, src, dst)` returns a tensor ``[n_dst, n_src, kh, kw]`` for any
-two units, families or lists of units in conv2d0 ... mixed4a (their branch tensors
-included).
+two units, families or lists of units in the model's network's `expanded_span`
+(InceptionV1: conv2d0 ... mixed4a; InceptionV3: conv2d_1 ... mixed7; their branch
+tensors included). Everything is read from the model's graph (``model.graph``); the
+units are resolved against it.
 
 What the endpoints mean
 -----------------------
@@ -21,8 +23,9 @@ Spatial layout
 TensorFlow use): position (i, j) holds the weight from source unit ``s`` at offset
 ``(i - kh//2, j - kw//2)`` relative to the destination unit, counted in the
 SOURCE layer's grid; the centre (kh//2, kw//2) is the source position under the
-destination's receptive-field centre. Kernels are square and odd. Where the
-destination units lie in different branches (e.g. a family spanning mixed3b's 1x1
+destination's receptive-field centre. Kernels are square and odd: a 1x7 or 7x1
+convolution (InceptionV3's factorized 7x7s) gives a kernel zero-padded to 7x7. Where
+the destination units lie in different branches (e.g. a family spanning mixed3b's 1x1
 and 5x5 branches), each kernel is zero-padded around its centre to the largest size.
 
 Direct and expanded
@@ -38,7 +41,8 @@ Direct and expanded
       weighs 1/k^2), with TensorFlow SAME geometry. At a map border TF's SAME average
       pool divides by the number of in-bounds cells (padding does not count); the
       expanded weights are defined for interior positions, where every window is
-      complete, so padding never enters them.
+      complete, so padding never enters them. An average pool (InceptionV3's pool
+      branches) is linear already and is the same average there.
     * LRN -> identity (``lrn="identity"``, the default), or (``lrn="at_input"``) the
       LRN's Jacobian at a stated per-channel operating point ``v``, the same at every
       position: ``dy_c/dx_k = [c=k] s_c^-b - 2 a b v_c v_k s_c^(-b-1) [|c-k| <= r]``,
@@ -66,10 +70,10 @@ from typing import Mapping, Sequence
 
 import torch
 
+from circuits.analysis.networks import common_network, network_of, resolve
 from circuits.core import graph
 from circuits.core import ops
 from circuits.core.units import Unit
-from circuits.families import Family, resolve_units
 
 __all__ = [
     "Route",
@@ -88,7 +92,8 @@ __all__ = [
     "METHODS",
 ]
 
-# The tensors weights between units may span: declared with the network (its graph).
+# The tensors weights between units may span: declared with each network (its graph's
+# `expanded_span`). These two are InceptionV1's, kept for code that imports them.
 FIRST_LAYER, LAST_LAYER = graph.INCEPTION_V1.expanded_span
 LRN_MODES = ("identity", "at_input")
 METHODS = ("compose", "autograd")
@@ -97,22 +102,23 @@ METHODS = ("compose", "autograd")
 # --- resolving endpoints ---------------------------------------------------
 
 
-def _check_range(u: Unit, role: str) -> None:
-    if not graph.INCEPTION_V1.in_expanded_span(u.layer):
+def _check_range(u: Unit, role: str, g: graph.Graph) -> None:
+    if not g.in_expanded_span(u.layer):
+        first, last = g.expanded_span
+        # Named by its unit layers (InceptionV1: conv2d0 ... mixed4a), then exactly by its tensors.
+        layers = [n for n in g.trunk_layers if g.in_expanded_span(n)]
         raise ValueError(
-            f"{role} {u.id} is outside conv2d0 ... mixed4a: weights between units are defined for "
-            f"the tensors from {FIRST_LAYER} to {LAST_LAYER} (run `circuits layers` for their names)"
+            f"{role} {u.id} is outside {layers[0]} ... {layers[-1]}: weights between units of {g.name} are "
+            f"defined for the tensors from {first} to {last} (run `circuits layers` for their names)"
         )
 
 
-def _units(spec, role: str) -> list[Unit]:
-    if isinstance(spec, Family):
-        units = list(spec.units)
-    else:
-        units = resolve_units(spec)
+def _units(spec, role: str, g: graph.Graph | None) -> list[Unit]:
+    units = resolve(spec, g)
+    g = common_network(units, f"{role} units")
     for u in units:
-        _check_range(u, role)
-    layers = sorted({u.layer for u in units}, key=graph.index)
+        _check_range(u, role, g)
+    layers = sorted({u.layer for u in units}, key=g.index)
     if len(layers) > 1:
         raise ValueError(
             f"{role} units must all be in one layer, got units of {', '.join(layers)}; "
@@ -121,17 +127,17 @@ def _units(spec, role: str) -> list[Unit]:
     return units
 
 
-def _src_tensor(units: list[Unit]) -> tuple[str, list[int], bool]:
+def _src_tensor(units: list[Unit], g: graph.Graph) -> tuple[str, list[int], bool]:
     """The tensor the sources are read from, their channels, and whether a ReLU is linearized."""
-    n = graph.node(units[0].layer)
+    n = g.node(units[0].layer)
     if n.synthesized:  # <block>_pre_relu: the block's channels with its ReLU linearized
-        return graph.node(n.name.removesuffix("_pre_relu")).name, [u.channel for u in units], True
+        return g.node(n.name.removesuffix("_pre_relu")).name, [u.channel for u in units], True
     return n.name, [u.channel for u in units], False
 
 
-def _dst_tensor(u: Unit) -> tuple[str, int]:
+def _dst_tensor(u: Unit, g: graph.Graph) -> tuple[str, int]:
     """The tensor holding a destination's pre-activation (its conv), else its branch."""
-    return graph.INCEPTION_V1.conv_of(u.layer, u.channel) or graph.branch_of(u.layer, u.channel)
+    return g.conv_of(u.layer, u.channel) or g.branch_of(u.layer, u.channel)
 
 
 @dataclass(frozen=True)
@@ -174,6 +180,8 @@ class Connection:
     src_tensor: str
     src_channels: tuple[int, ...]
     routes: tuple[Route, ...]
+    #: the network the units belong to (its graph)
+    network: graph.Graph = graph.INCEPTION_V1
 
     @property
     def direct(self) -> bool:
@@ -190,62 +198,68 @@ class Connection:
 
     def lrn_layers(self) -> list[str]:
         """The LRN tensors on the way (they need an operating point with lrn="at_input")."""
-        return sorted({p for r in self.routes for p in r.path if isinstance(graph.node(p).kind, ops.LRN)}, key=graph.index)
+        g = self.network
+        return sorted({p for r in self.routes for p in r.path if isinstance(g.node(p).kind, ops.LRN)}, key=g.index)
 
 
-def _support(src: str, path: Sequence[str]) -> tuple[int, int]:
+def _support(g: graph.Graph, src: str, path: Sequence[str]) -> tuple[int, int]:
     """(radius in the source grid, jump) of the last node of `path` as seen from `src`."""
     geo: dict[str, tuple[int, int, int]] = {src: (0, 0, 1)}
     for name in path:
-        n = graph.node(name)
+        n = g.node(name)
         geo[name] = n.kind.support(n, [geo[i] for i in n.inputs if i in geo])
     ry, rx, jump = geo[path[-1]]
     return max(ry, rx), jump
 
 
 @functools.lru_cache(maxsize=1024)
-def _route(src: str, dst: str, src_pre_relu: bool) -> tuple:
-    downstream = [n.name for n in graph.NODES if src in graph.ancestors(n.name) and n.name != src]
-    path = tuple(p for p in downstream if p in graph.ancestors(dst))
-    kinds = [graph.node(p).kind for p in path]
+def _route(g: graph.Graph, src: str, dst: str, src_pre_relu: bool) -> tuple:
+    downstream = [n.name for n in g.nodes if src in g.ancestors(n.name) and n.name != src]
+    path = tuple(p for p in downstream if p in g.ancestors(dst))
+    kinds = [g.node(p).kind for p in path]
     # Every nonlinearity strictly inside the path is linearized, and the destination
     # itself when it is one (a destination on a pool or LRN tensor is its linearized value).
     linearized = {k.kind for k in kinds if k.nonlinear}
     if src_pre_relu:
         linearized.add("relu")
-    d = graph.node(dst)
+    d = g.node(dst)
     direct = d.kind.has_params and not linearized and sum(not isinstance(k, ops.Concat) for k in kinds) == 1
     param = d.param if direct else None
     offset = 0
     if direct and d.inputs[0] != src:
-        offset = next(off for b, off, _ in graph.branches(d.inputs[0]) if b == src)
-    radius, jump = _support(src, path)
+        offset = next(off for b, off, _ in g.branches(d.inputs[0]) if b == src)
+    radius, jump = _support(g, src, path)
     return path, direct, param, offset, tuple(sorted(linearized)), 2 * radius + 1, jump
 
 
-def connection(src, dst) -> Connection:
+def connection(src, dst, network=None) -> Connection:
     """Resolve `src` and `dst` (unit ids, family ids, Family objects or lists) into routes.
 
-    Raises ValueError for units outside conv2d0 ... mixed4a, units of several layers,
-    or a source that the destination does not depend on.
+    network: a model or a Graph the units must belong to; None: the units' own
+    network (an id names its network by its layer).
+    Raises ValueError for units outside the network's `expanded_span`, units of several
+    layers or networks, or a source that the destination does not depend on.
     """
-    su = _units(src, "source")
-    du = _units(dst, "destination")
-    src_tensor, src_channels, pre_relu = _src_tensor(su)
+    g = network_of(network)
+    su = _units(src, "source", g)
+    g = su[0].network
+    du = _units(dst, "destination", g)
+    src_tensor, src_channels, pre_relu = _src_tensor(su, g)
     groups: dict[str, list[tuple[int, int]]] = {}
     for k, u in enumerate(du):
-        t, ch = _dst_tensor(u)
+        t, ch = _dst_tensor(u, g)
         groups.setdefault(t, []).append((k, ch))
     routes = []
     for t, members in groups.items():
-        if t == src_tensor or src_tensor not in graph.ancestors(t):
+        if t == src_tensor or src_tensor not in g.ancestors(t):
             first = du[members[0][0]]
             raise ValueError(
                 f"source {su[0].layer} is not upstream of destination {first.id} "
                 f"(its pre-activation {t} does not depend on {src_tensor}); "
-                f"the source must be an earlier layer, e.g. weights_between(model, 'mixed3a:81', 'mixed3b:379')"
+                f"the source must be a layer upstream of the destination's convolution (e.g. "
+                f"{g.node(t).inputs[0]} for {first.id})"
             )
-        path, direct, param, offset, linearized, size, jump = _route(src_tensor, t, pre_relu)
+        path, direct, param, offset, linearized, size, jump = _route(g, src_tensor, t, pre_relu)
         routes.append(
             Route(
                 dst_tensor=t,
@@ -260,7 +274,7 @@ def connection(src, dst) -> Connection:
                 jump=jump,
             )
         )
-    return Connection(tuple(su), tuple(du), src_tensor, tuple(src_channels), tuple(routes))
+    return Connection(tuple(su), tuple(du), src_tensor, tuple(src_channels), tuple(routes), g)
 
 
 # --- LRN operating point -----------------------------------------------------
@@ -273,6 +287,7 @@ def _lrn_points(model, conn: Connection, lrn: str, input, dtype) -> dict[str, to
     if lrn not in LRN_MODES:
         raise ValueError(f"unknown lrn mode {lrn!r}; use one of {', '.join(LRN_MODES)}")
     names = conn.lrn_layers()
+    g = conn.network
     if lrn == "identity":
         if input is not None:
             raise ValueError("input= is the LRN operating point and is only used with lrn='at_input'")
@@ -293,8 +308,8 @@ def _lrn_points(model, conn: Connection, lrn: str, input, dtype) -> dict[str, to
         t = torch.as_tensor(input)
         if t.dim() == 4:
             with torch.no_grad():
-                cache = model.run_with_cache(t, [graph.node(n).inputs[0] for n in names])
-            points = {n: cache[graph.node(n).inputs[0]].mean(dim=(0, 2, 3)) for n in names}
+                cache = model.run_with_cache(t, [g.node(n).inputs[0] for n in names])
+            points = {n: cache[g.node(n).inputs[0]].mean(dim=(0, 2, 3)) for n in names}
         elif t.dim() == 1:
             if len(names) > 1:
                 raise ValueError(f"this path crosses {len(names)} LRNs ({', '.join(names)}): give input= as a dict of vectors")
@@ -302,7 +317,7 @@ def _lrn_points(model, conn: Connection, lrn: str, input, dtype) -> dict[str, to
         else:
             raise ValueError(f"input= must be a vector [C], a dict of vectors, or images [N, 3, H, W]; got shape {list(t.shape)}")
     for n, v in points.items():
-        need = graph.node(n).channels
+        need = g.node(n).channels
         if v.dim() != 1 or v.shape[0] != need:
             raise ValueError(f"the operating point of {n} must have {need} values (one per channel), got shape {list(v.shape)}")
     return {n: v.to(dtype) for n, v in points.items()}
@@ -312,7 +327,7 @@ def _lrn_points(model, conn: Connection, lrn: str, input, dtype) -> dict[str, to
 
 
 def _params(model, name: str):
-    n = graph.node(name)
+    n = model.graph.node(name)
     return getattr(model, n.param) if n.param else None
 
 
@@ -322,36 +337,37 @@ def _pad_to(k: torch.Tensor, size: int) -> torch.Tensor:
 
 def _compose(model, src: str, src_channels, route: Route, points, dtype) -> torch.Tensor:
     """Kernels composed along the path, each op by its op-table linearization."""
+    g = model.graph
     S = len(src_channels)
-    k0 = torch.zeros(graph.node(src).channels, S, 1, 1, dtype=dtype)
+    k0 = torch.zeros(g.node(src).channels, S, 1, 1, dtype=dtype)
     k0[list(src_channels), torch.arange(S), 0, 0] = 1
     env: dict[str, tuple[torch.Tensor, int]] = {src: (k0, 1)}
     for name in route.path:
-        n = graph.node(name)
+        n = g.node(name)
         dst_channels = route.dst_channels if name == route.dst_tensor and n.kind.has_params else None
         env[name] = n.kind.compose(
             n, [env.get(i) for i in n.inputs], _params(model, name),
-            channels=[graph.node(i).channels for i in n.inputs], point=points.get(name), dst_channels=dst_channels,
+            channels=[g.node(i).channels for i in n.inputs], point=points.get(name), dst_channels=dst_channels,
         )
     out = env[route.dst_tensor][0]
-    if not graph.node(route.dst_tensor).kind.has_params:
+    if not g.node(route.dst_tensor).kind.has_params:
         out = out[list(route.dst_channels)]
     return out
 
 
-def _geometry(src: str, dst: str, radius: int) -> tuple[int, tuple[int, int], tuple[int, int]]:
+def _geometry(g: graph.Graph, src: str, dst: str, radius: int) -> tuple[int, tuple[int, int], tuple[int, int]]:
     """An input size whose `src` map holds the whole window of `dst`'s centre unit.
 
     Returns (input size, dst centre position, its anchor in the src grid), placed with
     the receptive fields of `circuits.core.graph` (independent of the kernel algebra).
     """
-    for size in range(graph.min_input_size(dst), 4096):
-        h = graph.output_hw(src, size)[0]
+    for size in range(g.min_input_size(dst), 4096):
+        h = g.output_hw(src, size)[0]
         if h < 2 * radius + 1:
             continue
-        p = graph.centre_position(dst, size)
-        cy, cx = graph.receptive_field(dst, size).centre_of(*p)
-        rs = graph.receptive_field(src, size)
+        p = g.centre_position(dst, size)
+        cy, cx = g.receptive_field(dst, size).centre_of(*p)
+        rs = g.receptive_field(src, size)
         ay, ax = (cy - rs.first_centre[0]) / rs.stride, (cx - rs.first_centre[1]) / rs.stride
         if ay != int(ay) or ax != int(ax):  # pragma: no cover - odd kernels keep centres on the grid
             raise AssertionError(f"{dst} centre falls between {src} cells")
@@ -362,25 +378,26 @@ def _geometry(src: str, dst: str, radius: int) -> tuple[int, tuple[int, int], tu
 
 
 def _autograd(model, src: str, src_channels, route: Route, points, dtype, chunk: int = 64) -> torch.Tensor:
+    g = model.graph
     radius = route.kernel_size // 2
-    size, (py, px), (ay, ax) = _geometry(src, route.dst_tensor, radius)
-    hw = graph.output_hw(src, size)
+    size, (py, px), (ay, ax) = _geometry(g, src, route.dst_tensor, radius)
+    hw = g.output_hw(src, size)
     S, out = len(src_channels), []
     for start in range(0, len(route.dst_channels), chunk):
         dst_ch = list(route.dst_channels[start : start + chunk])
         D = len(dst_ch)
         x = torch.zeros(D, S, *hw, dtype=dtype, requires_grad=True)
-        full = torch.zeros(D, graph.node(src).channels, *hw, dtype=dtype)
+        full = torch.zeros(D, g.node(src).channels, *hw, dtype=dtype)
         full[:, list(src_channels)] = x
         env: dict[str, torch.Tensor] = {src: full}
         for name in route.path:
-            n = graph.node(name)
+            n = g.node(name)
             ins = []
             for i in n.inputs:
                 if i in env:
                     ins.append(env[i])
                 else:  # not downstream of the source: contributes no linear term
-                    ins.append(torch.zeros(D, graph.node(i).channels, *graph.output_hw(i, size), dtype=dtype))
+                    ins.append(torch.zeros(D, g.node(i).channels, *g.output_hw(i, size), dtype=dtype))
             env[name] = n.kind.linear(n, ins, _params(model, name), bias=False, point=points.get(name))
         y = env[route.dst_tensor]
         picked = y[torch.arange(D), dst_ch, py, px]
@@ -405,7 +422,8 @@ def weights_between(
     """Weights ``[n_dst, n_src, k, k]`` from `src` to `dst` (see the module docstring).
 
     src, dst: unit ids (``"mixed3a:81"``), family ids (``"mixed3b:curves"``), Family
-        objects, or lists of unit ids; each side within one layer of conv2d0 ... mixed4a.
+        objects, or lists of unit ids of the model's network; each side within one
+        layer of its `expanded_span` (InceptionV1: conv2d0 ... mixed4a).
     lrn: "identity" (LRN -> identity) or "at_input" (LRN -> its Jacobian at `input`).
     input: with lrn="at_input", the LRN operating point: a vector of the LRN's input
         channels, a dict {lrn layer name: vector}, or images [N, 3, H, W] whose spatial
@@ -423,9 +441,10 @@ def weights_between(
     """
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}; use one of {', '.join(METHODS)}")
-    conn = connection(src, dst)
+    g = network_of(model)
+    conn = connection(src, dst, g)
     if dtype is None:
-        dtype = getattr(model, graph.node(FIRST_LAYER).param).weight.dtype
+        dtype = getattr(model, g.node(g.expanded_span[0]).param).weight.dtype
     points = _lrn_points(model, conn, lrn, input, dtype)
     size = conn.kernel_size
     result = torch.zeros(len(conn.dst_units), len(conn.src_units), size, size, dtype=dtype)

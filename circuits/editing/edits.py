@@ -58,6 +58,11 @@ the current parameters plus the deltas of expanded edits already applied on the 
 units, so expanded edits compose like direct ones (scaling twice by 0.5 scales by
 0.25). An expanded edit's delta is fixed when it is applied.
 
+Networks: an edit is made of units of one network (InceptionV1, InceptionV3, ...);
+every graph fact it uses (which conv computes a unit, the path, its nonlinearities)
+is that network's (the units' graph), and applying it to a model of another network
+raises `EditError` naming both before anything changes.
+
 Undo rules: an edit undone twice, an edit that is not applied, or an edit that is
 not the last one applied on one of the tensors it changed raises `EditError`, as
 does undoing a direct edit whose weights were changed since by something else;
@@ -89,10 +94,10 @@ from typing import TYPE_CHECKING, Iterable, Iterator, Sequence
 
 import torch
 
+from circuits.analysis.networks import WrongNetworkError, common_network, network_of, resolve, units_in
 from circuits.core import graph
 from circuits.core.bounds import always_identity_relus, interval_bounds
 from circuits.core.units import Unit
-from circuits.families import resolve_units
 
 if TYPE_CHECKING:  # pragma: no cover
     from circuits.core.model import InceptionV1
@@ -129,25 +134,27 @@ class EditError(ValueError):
 
 
 def _dst_conv(u: Unit) -> str:
-    """The conv node whose output channel `u.branch_channel` computes unit `u`."""
-    found = graph.INCEPTION_V1.conv_of(u.layer, u.channel)
+    """The conv node whose output channel `u.branch_channel` computes unit `u` (in its network)."""
+    g = u.network
+    found = g.conv_of(u.layer, u.channel)
     if found is not None:
         return found[0]
-    n = graph.node(u.branch)
+    n = g.node(u.branch)
+    examples = "conv2d2:5, mixed3b:379, mixed3b_5x5_bottleneck:3" if g is graph.INCEPTION_V1 else "mixed2:67, conv2d_22:3"
     raise EditError(
         f"unit {u.id} is computed by a {n.op} ({n.name}), which has no weights to edit; "
-        "destination units must be outputs of a convolution (e.g. conv2d2:5, mixed3b:379, "
-        "mixed3b_5x5_bottleneck:3)"
+        f"destination units must be outputs of a convolution (e.g. {examples})"
     )
 
 
 def _direct_channel(conv: str, u: Unit) -> int | None:
     """Channel of `u` in the input of `conv` if `u` is read by `conv` directly, else None."""
-    inp = graph.node(conv).inputs[0]
+    g = u.network
+    inp = g.node(conv).inputs[0]
     if u.layer == inp:
         return u.channel
     # A unit named by its branch tensor (mixed3a_5x5:3) is channel offset+3 of the concat.
-    for b, off, _ in graph.branches(inp):
+    for b, off, _ in g.branches(inp):
         if b == u.layer and b != inp:
             return off + u.channel
     return None
@@ -164,10 +171,12 @@ class _Part:
     src_cols: list[int]  # positions in the edit's src list
     dst_idx: list[int]  # output channels of `conv`
     src_idx: list[int]  # channels of `src_layer`
+    # The network whose tensors these are (not in the JSON: the unit ids name it).
+    network: graph.Graph = field(default=graph.INCEPTION_V1, repr=False)
 
     @property
     def param(self) -> str:
-        return f"{graph.node(self.conv).param}.weight"
+        return f"{self.network.node(self.conv).param}.weight"
 
     @property
     def key(self) -> str:
@@ -190,25 +199,26 @@ def _channelwise_channel(conv: str, u: Unit) -> int | None:
     E.g. mixed3a:81 -> mixed3b_pool_reduce_pre_relu reads it through the max-pool
     mixed3b_pool: channel 81 of mixed3b_pool depends on mixed3a:81 only.
     """
-    t = graph.node(conv).inputs[0]
-    while t != u.layer and graph.node(t).kind.channelwise:
-        t = graph.node(t).inputs[0]
+    g = u.network
+    t = g.node(conv).inputs[0]
+    while t != u.layer and g.node(t).kind.channelwise:
+        t = g.node(t).inputs[0]
     if t == u.layer:
         return u.channel
-    if graph.node(t).kind.joins_branches:
-        for b, off, _ in graph.branches(t):
+    if g.node(t).kind.joins_branches:
+        for b, off, _ in g.branches(t):
             if b == u.layer:
                 return off + u.channel
     return None
 
 
-def _nonlinearities(src_layer: str, conv: str) -> list[str]:
-    """'name (op)' of each nonlinear node on the paths from `src_layer` to `conv`."""
-    anc = graph.ancestors(conv)
+def _nonlinearities(src_layer: str, conv: str, g: graph.Graph = graph.INCEPTION_V1) -> list[str]:
+    """'name (op)' of each nonlinear node on the paths from `src_layer` to `conv` in network `g`."""
+    anc = g.ancestors(conv)
     return [
         f"{n.name} ({n.op})"
-        for n in graph.NODES
-        if n.name in anc and n.name != src_layer and src_layer in graph.ancestors(n.name) and n.kind.nonlinear
+        for n in g.nodes
+        if n.name in anc and n.name != src_layer and src_layer in g.ancestors(n.name) and n.kind.nonlinear
     ]
 
 
@@ -220,6 +230,10 @@ def _plan(src: Sequence[Unit], dst: Sequence[Unit], op: str = "scale", route: st
     `_realisable_channelwise`), else "expanded". Route "legacy" (logs written before
     edits said what they are) plans every non-direct pair as expanded.
     """
+    try:
+        g = common_network([*src, *dst], "source and destination units")
+    except WrongNetworkError as e:
+        raise EditError(str(e)) from None
     groups: dict[tuple[str, str], _Part] = {}
     for r, d in enumerate(dst):
         conv = _dst_conv(d)
@@ -227,12 +241,12 @@ def _plan(src: Sequence[Unit], dst: Sequence[Unit], op: str = "scale", route: st
             ch = _direct_channel(conv, s)
             if ch is None and route == "auto":
                 ch = _channelwise_channel(conv, s)
-                if ch is not None and not _realisable_channelwise(op, conv):
+                if ch is not None and not _realisable_channelwise(op, conv, g):
                     ch = None  # stays expanded; refused unless re-expressed (see _prepare)
             if ch is not None:
-                kind, layer = "direct", graph.node(conv).inputs[0]
+                kind, layer = "direct", g.node(conv).inputs[0]
             else:
-                if s.layer not in graph.ancestors(conv) or s.layer == conv:
+                if s.layer not in g.ancestors(conv) or s.layer == conv:
                     raise EditError(
                         f"source unit {s.id} is not upstream of destination unit {d.id} "
                         f"({s.layer} does not feed {conv})"
@@ -240,7 +254,7 @@ def _plan(src: Sequence[Unit], dst: Sequence[Unit], op: str = "scale", route: st
                 kind, layer, ch = "expanded", s.layer, s.channel
             part = groups.get((layer, conv))
             if part is None:
-                part = groups[(layer, conv)] = _Part(kind, conv, layer, [], [], [], [])
+                part = groups[(layer, conv)] = _Part(kind, conv, layer, [], [], [], [], g)
             if r not in part.dst_rows:
                 part.dst_rows.append(r)
                 part.dst_idx.append(d.branch_channel)
@@ -250,7 +264,7 @@ def _plan(src: Sequence[Unit], dst: Sequence[Unit], op: str = "scale", route: st
     return list(groups.values())
 
 
-def _realisable_channelwise(op: str, conv: str) -> bool:
+def _realisable_channelwise(op: str, conv: str, g: graph.Graph = graph.INCEPTION_V1) -> bool:
     """Whether `op` on expanded weights through a channel-wise path is the same op on the conv.
 
     Through channel-wise ops the expanded weights of a pair are the conv's slice
@@ -262,13 +276,16 @@ def _realisable_channelwise(op: str, conv: str) -> bool:
     if op in ("scale", "zero"):
         return True
     if op in ("drop_negative", "drop_positive"):
-        return graph.node(conv).kernel == (1, 1)
+        return g.node(conv).kernel == (1, 1)
     return False
 
 
-def _units(spec, what: str) -> tuple[Unit, ...]:
+def _units(spec, what: str, network=None) -> tuple[Unit, ...]:
+    """The units of `spec`, all of one network (`network`'s, a model or Graph, when given)."""
     try:
-        units = resolve_units(spec)
+        units = resolve(spec, network)
+    except WrongNetworkError as e:
+        raise EditError(f"bad {what} {_short(spec)}: {e}") from None
     except (KeyError, IndexError) as e:
         raise EditError(f"bad {what} {spec!r}: {e}") from None
     seen: set[Unit] = set()
@@ -511,7 +528,7 @@ class WeightEdit(Edit):
 
 
 def _reexpress_part(p: _Part) -> _Part:
-    return _Part("expanded", p.conv, p.src_layer, list(p.dst_rows), [], list(p.dst_idx), [])
+    return _Part("expanded", p.conv, p.src_layer, list(p.dst_rows), [], list(p.dst_idx), [], p.network)
 
 
 def _reexpressed(model: "InceptionV1", p: _Part) -> bool:
@@ -528,10 +545,10 @@ def _active_nonlinearities(model: "InceptionV1", p: _Part) -> list[str]:
     """'name (op)' of each nonlinearity on the paths of `p` that is not the identity for
     every input: all of them but the ReLUs whose input's interval lower bound is >= 0
     (`circuits.core.bounds`, with the model's current parameters)."""
-    nonlin = _nonlinearities(p.src_layer, p.conv)
+    nonlin = _nonlinearities(p.src_layer, p.conv, p.network)
     if not nonlin:
         return []
-    identity = always_identity_relus(interval_bounds(model, p.conv), model.graph)
+    identity = always_identity_relus(interval_bounds(model, p.conv), p.network)
     return [n for n in nonlin if n.split(" ")[0] not in identity]
 
 
@@ -545,7 +562,7 @@ def _refusal(edit: "WeightEdit", p: _Part, nonlin: list[str]) -> str:
         f"route='linearized' (which re-expresses those units from {p.src_layer}, then edits)"
     ]
     op = "keep_only" if edit.label == "keep_only" else edit.op
-    if op in EACH_CONV_OPS and _conv_chain(p.src_layer, p.conv) is not None:
+    if op in EACH_CONV_OPS and _conv_chain(p.src_layer, p.conv, p.network) is not None:
         alt.append(
             f"on the real network: the op on each convolution of the path, "
             f"editing(model, *each_conv({op!r}, {src!r}, {dst!r}))"
@@ -565,7 +582,7 @@ def _grid(p: _Part) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def _param(model: "InceptionV1", p: _Part) -> torch.nn.Parameter:
-    return getattr(model, graph.node(p.conv).param).weight
+    return getattr(model, p.network.node(p.conv).param).weight
 
 
 class Reexpress(Edit):
@@ -585,22 +602,26 @@ class Reexpress(Edit):
     """
 
     def __init__(self, src_layer: str, dst):
-        graph.node(src_layer)
-        self.src_layer = src_layer
         self.dst_spec = _spec_str(dst)
         self.dst = _units(dst, "destination")
+        g = self.dst[0].network
+        try:
+            g.node(src_layer)
+        except KeyError as e:
+            raise EditError(f"bad source layer {src_layer!r} for units of {g.name}: {e}") from None
+        self.src_layer = src_layer
         self.parts: list[_Part] = []
         by_conv: dict[str, _Part] = {}
         for r, d in enumerate(self.dst):
             conv = _dst_conv(d)
-            if graph.node(conv).inputs[0] == src_layer:
+            if g.node(conv).inputs[0] == src_layer:
                 raise EditError(
                     f"{src_layer} feeds {conv} directly: the re-expression would be the conv itself; "
                     "re-express from a layer further upstream"
                 )
-            if src_layer not in graph.ancestors(conv) or src_layer == conv:
+            if src_layer not in g.ancestors(conv) or src_layer == conv:
                 raise EditError(f"{src_layer} is not upstream of destination unit {d.id} ({conv})")
-            p = by_conv.setdefault(conv, _Part("expanded", conv, src_layer, [], [], [], []))
+            p = by_conv.setdefault(conv, _Part("expanded", conv, src_layer, [], [], [], [], g))
             p.dst_rows.append(r)
             p.dst_idx.append(d.branch_channel)
         self.parts = list(by_conv.values())
@@ -694,25 +715,26 @@ def keep_only_inputs(sources, dst, *, route: str = "auto") -> WeightEdit:
     (245, 'keep_only mixed3a:early_curves -> mixed3b:curves')
     """
     kept = _units(sources, "sources to keep")
-    layers = sorted({u.layer for u in kept}, key=graph.index)
+    g = kept[0].network
+    layers = sorted({u.layer for u in kept}, key=g.index)
     if len(layers) != 1:
         raise EditError(f"the sources to keep must lie in one layer, got units of {', '.join(layers)}")
     layer = layers[0]
     keep = set(kept)
-    others = [Unit(layer, c) for c in range(graph.node(layer).channels) if Unit(layer, c) not in keep]
+    others = [u for u in units_in(g, layer) if u not in keep]
     if not others:
         raise EditError(f"{_short(_spec_str(sources))} is every unit of {layer}: nothing to remove")
     return WeightEdit(others, dst, "zero", label="keep_only", shown_src=sources, route=route)
 
 
-def _conv_chain(src_layer: str, conv: str) -> tuple[str, str] | None:
+def _conv_chain(src_layer: str, conv: str, g: graph.Graph = graph.INCEPTION_V1) -> tuple[str, str] | None:
     """(first conv, its ReLU) when the path is src_layer -> conv -> ReLU -> `conv`, else None.
 
     That is the shape of every bottleneck branch (mixed3a -> mixed3b_5x5_bottleneck
     -> mixed3b_5x5_pre_relu): the two convolutions `each_conv` edits.
     """
     try:
-        nodes = _paths.path_nodes(src_layer, conv)
+        nodes = _paths.path_nodes(src_layer, conv, g)
     except ValueError:
         return None
     bottleneck = len(nodes) == 3 and nodes[0].kind.has_params and nodes[1].kind.is_activation and nodes[2].kind.has_params
@@ -755,7 +777,7 @@ def each_conv(op: str, src, dst, *, label: str | None = None) -> list[WeightEdit
     by_relu: dict[str, list[Unit]] = {}
     for d in dst_u:
         conv = _dst_conv(d)
-        chains = {_conv_chain(s.layer, conv) for s in src_u}
+        chains = {_conv_chain(s.layer, conv, d.network) for s in src_u}
         if None in chains or len(chains) != 1:
             raise EditError(
                 f"each_conv needs every path from the sources to {d.id} to be source -> conv -> ReLU -> "
@@ -764,7 +786,7 @@ def each_conv(op: str, src, dst, *, label: str | None = None) -> list[WeightEdit
         by_relu.setdefault(chains.pop()[1], []).append(d)
     edits = []
     for relu, ds in by_relu.items():
-        mids = [Unit(relu, m) for m in range(graph.node(relu).channels)]
+        mids = units_in(dst_u[0].network, relu)
         dst_shown = shown_dst if len(by_relu) == 1 else [u.id for u in ds]
         edits.append(WeightEdit(src_u, mids, op, label=label, shown_src=shown_src))
         edits[-1].dst_spec = relu
@@ -846,9 +868,22 @@ def apply_edit(model: "InceptionV1", edit: Edit) -> None:
     if not isinstance(edit, Edit):
         raise TypeError(f"expected an Edit (e.g. WeightEdit, Reexpress), got {type(edit).__name__}")
     records = _records(model)
+    check_network(model, edit)
     rec = edit._prepare(model)  # may raise; nothing changed yet
     _install(model, rec)
     records.append(rec)
+
+
+def check_network(model, edit: Edit) -> None:
+    """Raise EditError unless `edit`'s units are of `model`'s network (checked before any change)."""
+    nets = {id(p.network): p.network for p in getattr(edit, "parts", ())}
+    g = network_of(model)
+    for net in nets.values():
+        if net is not g:
+            raise EditError(
+                f"cannot apply {edit.summary()!r}: its units are units of {net.name}, but the model is an "
+                f"{g.name}; build the edit from units of {g.name}'s layers"
+            )
 
 
 def _install(model: "InceptionV1", rec: _Record) -> None:

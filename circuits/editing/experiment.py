@@ -11,8 +11,10 @@ averaged over curvature) of the curve units:
   their echo-free tuning here: those negative weights are what removes the echo.
 
 The families are given by name (``curves="mixed3b:curves"``,
-``early_curves="mixed3a:early_curves"``), so another network's analogous families can
-be plugged in. How the edits are carried out is explicit, as `route`:
+``early_curves="mixed3a:early_curves"``), as `Family` objects or as lists of unit ids,
+so another network's analogous families can be plugged in: they are resolved against
+the model's network (an InceptionV3's units for an InceptionV3; units of another
+network raise, naming both). How the edits are carried out is explicit, as `route`:
 
 * ``"direct"``: the early curves are the input of the curves' own convolution (on the
   hand-built network: the early-curve copies in the 3b 5x5 bottleneck,
@@ -42,9 +44,8 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from circuits.core import graph
-from circuits.families import resolve_units
-from circuits.editing.edits import EditError, Reexpress, drop_negative, editing, keep_only_inputs
+from circuits.analysis.networks import WrongNetworkError, resolve
+from circuits.editing.edits import EditError, Reexpress, _dst_conv, _spec_str, drop_negative, editing, keep_only_inputs
 from circuits.tuning.measure import DEFAULT_CURVATURES, radial_tuning
 from circuits.tuning.metrics import curve_metrics
 
@@ -132,25 +133,50 @@ def _f(v: float, digits: int) -> str:
     return "n/a" if v is None or not np.isfinite(v) else f"{v:.{digits}f}"
 
 
-def route_for(curves: str, early_curves: str) -> str:
+def _resolve(spec, model, what: str):
+    """The units of a family/unit spec, of `model`'s network when a model is given."""
+    try:
+        units = resolve(spec, model)
+    except WrongNetworkError as e:
+        raise EditError(f"bad {what} {_spec_str(spec)!r}: {e}") from None
+    return units
+
+
+def _convs(units) -> set[str]:
+    """The convolutions computing `units` (their network's `conv_of`)."""
+    return {_dst_conv(u) for u in units}
+
+
+def route_for(curves, early_curves, model=None) -> str:
     """The route the edits between two families take: "direct" when the early curves are the
     input of the curves' convolution, else "reexpress".
+
+    curves, early_curves: family ids, Family objects, unit ids or lists of them;
+    model: the model (or Graph) they must belong to (None: their own network).
 
     >>> route_for("mixed3b:curves", "mixed3a:early_curves")
     'reexpress'
     """
-    dst, src = resolve_units(curves), resolve_units(early_curves)
-    convs = {f"{u.branch}_pre_relu" for u in dst}
+    dst, src = _resolve(curves, model, "curves"), _resolve(early_curves, model, "early curves")
+    if dst[0].network is not src[0].network:
+        raise EditError(
+            f"the curves ({dst[0].network.name}) and the early curves ({src[0].network.name}) are units "
+            "of different networks"
+        )
+    g = dst[0].network
+    convs = _convs(dst)
     src_layers = {u.layer for u in src}
     if len(src_layers) != 1:
-        raise EditError(f"the early curves {early_curves!r} must lie in one layer, got {', '.join(sorted(src_layers))}")
+        raise EditError(
+            f"the early curves {_spec_str(early_curves)!r} must lie in one layer, got {', '.join(sorted(src_layers))}"
+        )
     layer = src_layers.pop()
-    if all(graph.node(c).inputs[0] == layer for c in convs):
+    if all(g.node(c).inputs[0] == layer for c in convs):
         return "direct"
     return "reexpress"
 
 
-def condition_edits(condition: str, curves: str, early_curves: str, route: str) -> list:
+def condition_edits(condition: str, curves, early_curves, route: str, model=None) -> list:
     """The edits, in the order they are applied, that make `condition` on the given route.
 
     >>> [e.summary() for e in condition_edits("early curves only", "mixed3b:curves",
@@ -161,43 +187,56 @@ def condition_edits(condition: str, curves: str, early_curves: str, route: str) 
         raise ValueError(f"unknown condition {condition!r}; the conditions are {', '.join(map(repr, CONDITIONS))}")
     if route not in ROUTES:
         raise ValueError(f"unknown route {route!r}; the routes are {', '.join(map(repr, ROUTES))}")
-    layer = resolve_units(early_curves)[0].layer
-    first = [Reexpress(layer, curves)] if route == "reexpress" else []
+    # Resolved once (against the model's network when given), so family objects and ids
+    # of any network reach the edits as units of that network.
+    dst, src = _resolve(curves, model, "curves"), _resolve(early_curves, model, "early curves")
+    shown_dst, shown_src = _spec_str(curves), _spec_str(early_curves)
+    layer = src[0].layer
+    first = [Reexpress(layer, dst)] if route == "reexpress" else []
+    for e in first:
+        e.dst_spec = shown_dst
     if condition == "unedited":
         return first
-    edits = first + [keep_only_inputs(early_curves, curves)]
+    keep = keep_only_inputs(src, dst)
+    keep.shown_src, keep.dst_spec = shown_src, shown_dst
+    edits = first + [keep]
     if condition == "positive early-curve weights only":
-        edits.append(drop_negative(early_curves, curves))
+        drop = drop_negative(src, dst)
+        drop.shown_src, drop.dst_spec = shown_src, shown_dst
+        edits.append(drop)
     return edits
 
 
-def _check_route(curves: str, early_curves: str, route: str | None) -> str:
-    natural = route_for(curves, early_curves)
+def _check_route(curves, early_curves, route: str | None, model=None) -> str:
+    natural = route_for(curves, early_curves, model)
     if route is None:
         return natural
     if route not in ROUTES:
         raise ValueError(f"unknown route {route!r}; the routes are {', '.join(map(repr, ROUTES))} (or None: chosen)")
     if route != natural:
-        layer = resolve_units(early_curves)[0].layer
+        layer = _resolve(early_curves, model, "early curves")[0].layer
+        shown = _spec_str(early_curves)
         if route == "direct":
-            convs = sorted({f"{u.branch}_pre_relu" for u in resolve_units(curves)})
-            inputs = sorted({graph.node(c).inputs[0] for c in convs})
+            dst = _resolve(curves, model, "curves")
+            g = dst[0].network
+            convs = sorted(_convs(dst), key=g.index)
+            inputs = sorted({g.node(c).inputs[0] for c in convs})
             raise EditError(
                 f"route 'direct' needs the early curves in the input of {', '.join(convs)} "
-                f"({', '.join(inputs)}), but {early_curves!r} lies in {layer}; use route='reexpress', or early "
+                f"({', '.join(inputs)}), but {shown!r} lies in {layer}; use route='reexpress', or early "
                 f"curves in {', '.join(inputs)}"
             )
         raise EditError(
             f"route 'reexpress' needs the early curves upstream of the curves' convolution input, but "
-            f"{early_curves!r} ({layer}) is that input: use route='direct' (an exact edit of the real weights)"
+            f"{shown!r} ({layer}) is that input: use route='direct' (an exact edit of the real weights)"
         )
     return route
 
 
 def edit_experiment(
     model,
-    curves: str = "mixed3b:curves",
-    early_curves: str = "mixed3a:early_curves",
+    curves="mixed3b:curves",
+    early_curves="mixed3a:early_curves",
     *,
     route: str | None = None,
     conditions: Sequence[str] = CONDITIONS,
@@ -209,6 +248,8 @@ def edit_experiment(
     """Radial tuning of `curves` unedited, with only the `early_curves` inputs, and with only
     their positive weights (the "Curve Circuits" editing experiments).
 
+    curves, early_curves: family ids, `Family` objects, unit ids or lists of them, of the
+        model's network (the defaults are InceptionV1's; pass an InceptionV3's own).
     route: "direct" or "reexpress" (see the module docstring); None picks the one the
     families' layers allow. Every edit is undone afterwards, also on an exception.
 
@@ -218,21 +259,21 @@ def edit_experiment(
     Traceback (most recent call last):
     circuits.editing.edits.EditError: route 'direct' needs the early curves in the input of mixed3b_5x5_pre_relu (mixed3b_5x5_bottleneck), but 'mixed3a:early_curves' lies in mixed3a; use route='reexpress', or early curves in mixed3b_5x5_bottleneck
     """
-    route = _check_route(curves, early_curves, route)
+    route = _check_route(curves, early_curves, route, model)
     unknown = [c for c in conditions if c not in CONDITIONS]
     if unknown or not conditions:
         raise ValueError(f"unknown conditions {unknown or list(conditions)!r}; choose from {', '.join(map(repr, CONDITIONS))}")
     if model.is_edited:
         raise EditError(f"the model already carries edits ({'; '.join(model.edits)}): undo them first, "
                         "so that 'unedited' means the model itself")
-    units = resolve_units(curves)
+    units = _resolve(curves, model, "curves")
     kw = dict(n_angles=n_angles, curvatures=curvatures, stimulus=stimulus, progress=progress)
     out: dict[str, np.ndarray] = {}
     summaries: dict[str, list[str]] = {}
     angles = None
     n = 0
     for cond in conditions:
-        edits = condition_edits(cond, curves, early_curves, route)
+        edits = condition_edits(cond, curves, early_curves, route, model)
         with editing(model, *edits):
             rt = radial_tuning(model, units, **kw)
             summaries[cond] = list(model.edits)
@@ -245,4 +286,11 @@ def edit_experiment(
         n += real.n_stimuli
         top = float(real.curves.max())
         gap = float(np.abs(real.curves - out["unedited"]).max() / top) if top > 0 else float(np.abs(out["unedited"]).max())
-    return EditExperiment([u.id for u in units], angles, out, route, curves, early_curves, summaries, gap, n)
+    return EditExperiment([u.id for u in units], angles, out, route, _family_str(curves), _family_str(early_curves),
+                          summaries, gap, n)
+
+
+def _family_str(spec) -> str:
+    """The spec as one string for the result (a family id, or unit ids joined by commas)."""
+    s = _spec_str(spec)
+    return s if isinstance(s, str) else ", ".join(x if isinstance(x, str) else str(x) for x in s)

@@ -82,7 +82,8 @@ class Implant(Edit):
     units: unit ids, family ids or a list (each must be the output of a convolution,
         e.g. ``mixed3b:curves``; its pre-activation is replaced, so the ReLU after it
         and everything downstream see the donor's value).
-    donor: the InceptionV1 whose units are implanted.
+    donor: the model whose units are implanted: a model of the units' network
+        (an InceptionV1 for InceptionV1 units, an InceptionV3 for InceptionV3 units).
     donor_source: how to rebuild the donor, recorded in the edit log (a weight
         source name such as "handbuilt", or a file path; default: the donor's
         `source` attribute, which `weights.model` sets). Without one the edit works
@@ -94,28 +95,31 @@ class Implant(Edit):
     """
 
     def __init__(self, units, donor: "InceptionV1", donor_source: str | None = None):
-        from circuits.core.model import InceptionV1
+        from circuits.core.model import Network
 
         self.dst_spec = _spec_str(units)
-        self.dst = _units(units, "implanted units")
-        if not isinstance(donor, InceptionV1):
+        if not isinstance(donor, Network):
             raise TypeError(
-                f"donor must be an InceptionV1 model, got {type(donor).__name__} {donor!r:.60}; "
+                f"donor must be an InceptionV1 model, got {type(donor).__name__} {donor!r:.60} "
+                "(or a model of the implanted units' network, e.g. an InceptionV3 for its units); "
                 "load one first, e.g. donor=weights.model('handbuilt')"
             )
+        # The units are the donor's network's (a unit of another network raises, naming both).
+        self.dst = _units(units, "implanted units", donor)
         if donor_source is None:
             donor_source = getattr(donor, "source", None)
         if donor_source is not None and not isinstance(donor_source, str):
             raise TypeError(f"donor_source must be a str (a weight source name or file), got {type(donor_source).__name__}")
         self.donor_source = donor_source
         self._donor = donor
+        g = donor.graph
         by_conv: dict[str, _Part] = {}
         for r, u in enumerate(self.dst):
             conv = _dst_conv(u)
-            p = by_conv.setdefault(conv, _Part("implant", conv, graph.INPUT, [], [], [], []))
+            p = by_conv.setdefault(conv, _Part("implant", conv, graph.INPUT, [], [], [], [], g))
             p.dst_rows.append(r)
             p.dst_idx.append(u.branch_channel)
-        self.parts = sorted(by_conv.values(), key=lambda p: graph.index(p.conv))
+        self.parts = sorted(by_conv.values(), key=lambda p: g.index(p.conv))
 
     @property
     def donor(self) -> "InceptionV1":

@@ -95,7 +95,7 @@ def replay(
     """
     if model.applied_edits:
         raise EditError(f"replay needs a model without edits; this one has {len(model.applied_edits)}")
-    records = [_rebuild(where, i, entry, tensors, donor) for i, entry in enumerate(entries)]
+    records = [_rebuild(where, i, entry, tensors, donor, model.graph) for i, entry in enumerate(entries)]
     used = {f"{i}.values" for i, r in enumerate(records) if getattr(r.edit, "values", None) is not None}
     for i, r in enumerate(records):
         for j, item in enumerate(r.items):
@@ -114,7 +114,8 @@ def replay(
         model.applied_edits.append(rec)
 
 
-def _rebuild(where: str, i: int, entry: dict, extra: Mapping, donor: DonorLoader | None) -> _Record:
+def _rebuild(where: str, i: int, entry: dict, extra: Mapping, donor: DonorLoader | None,
+             model_graph: graph.Graph = graph.INCEPTION_V1) -> _Record:
     """The record of logged edit `i`, checked against the graph and the given tensors."""
 
     def fail(why: str) -> EditLogMismatch:
@@ -150,6 +151,9 @@ def _rebuild(where: str, i: int, entry: dict, extra: Mapping, donor: DonorLoader
         raise fail(str(e)) from None
     if entry.get("parts") != [p.to_json() for p in edit.parts]:
         raise fail("its parts (which tensors and channels it changes) differ from what the graph gives")
+    for p in edit.parts:
+        if p.network is not model_graph:
+            raise fail(f"its units are units of {p.network.name}, but the model is an {model_graph.name}")
     if hasattr(edit, "_record"):  # implants: hooks only, nothing saved but the log
         return edit._record()
     rec = _Record(edit)
@@ -161,7 +165,7 @@ def _rebuild(where: str, i: int, entry: dict, extra: Mapping, donor: DonorLoader
             before = extra.get(pre + "before")
             if before is None:
                 raise fail(f"the saved original weights {pre}before are missing")
-            shape = graph.parameter_shapes()[p.param]
+            shape = p.network.parameter_shapes()[p.param]
             want = (len(p.dst_idx), len(p.src_idx)) + shape[2:]
             if tuple(before.shape) != want:
                 raise fail(f"saved original weights have shape {list(before.shape)}, expected {list(want)}")

@@ -16,6 +16,10 @@ with TensorFlow's SAME padding). Outside the source map the source is taken as 0
 The bias path of a re-expression is the linearized network (ReLU -> identity,
 max-pool -> average pool over the in-image cells, LRN -> identity) run on an
 all-zero source.
+
+Every geometry and path fact is read from the part's network (`_Part.network`, the
+graph of the edit's units), so the hooks work on any declared network; the functions
+that take a `network` argument default to InceptionV1 for code that calls them bare.
 """
 
 from __future__ import annotations
@@ -27,7 +31,6 @@ import torch
 import torch.nn.functional as F
 
 from circuits.core import graph, ops  # noqa: F401 - ops: the docstring examples use it
-from circuits.core.units import Unit
 
 if TYPE_CHECKING:  # pragma: no cover
     from circuits.editing.edits import _Part
@@ -39,10 +42,10 @@ __all__ = ["aligned_conv", "path_nodes", "linearized_path", "current_expanded", 
 # --- geometry --------------------------------------------------------------
 
 
-def _alignment(src_layer: str, dst: str, input_hw: tuple[int, int]) -> tuple[int, tuple[float, float]]:
+def _alignment(src_layer: str, dst: str, input_hw: tuple[int, int], g: graph.Graph) -> tuple[int, tuple[float, float]]:
     """(stride, centre of dst position (0, 0) in source positions) for this input size."""
-    rs = graph.receptive_field(src_layer, input_hw)
-    rd = graph.receptive_field(dst, input_hw)
+    rs = g.receptive_field(src_layer, input_hw)
+    rd = g.receptive_field(dst, input_hw)
     if rd.stride % rs.stride:
         raise AssertionError(f"{dst} stride {rd.stride} is not a multiple of {src_layer}'s {rs.stride}")  # pragma: no cover
     stride = rd.stride // rs.stride
@@ -51,7 +54,8 @@ def _alignment(src_layer: str, dst: str, input_hw: tuple[int, int]) -> tuple[int
 
 
 def aligned_conv(
-    src: torch.Tensor, kernel: torch.Tensor, src_layer: str, dst: str, input_hw: tuple[int, int]
+    src: torch.Tensor, kernel: torch.Tensor, src_layer: str, dst: str, input_hw: tuple[int, int],
+    network: graph.Graph = graph.INCEPTION_V1,
 ) -> torch.Tensor:
     """conv(src, kernel) laid out on `dst`'s grid: [N, D, Hd, Wd] for an input of `input_hw`.
 
@@ -66,10 +70,10 @@ def aligned_conv(
     kh, kw = kernel.shape[-2:]
     if kh % 2 == 0 or kw % 2 == 0:
         raise ValueError(f"expanded kernels have odd sizes, got {kh}x{kw}")
-    stride, (cy, cx) = _alignment(src_layer, dst, input_hw)
-    hd, wd = graph.output_hw(dst, input_hw)
+    stride, (cy, cx) = _alignment(src_layer, dst, input_hw, network)
+    hd, wd = network.output_hw(dst, input_hw)
     hs, ws = src.shape[-2:]
-    if (hs, ws) != graph.output_hw(src_layer, input_hw):
+    if (hs, ws) != network.output_hw(src_layer, input_hw):
         raise ValueError(
             f"{src_layer} activation of size {hs}x{ws} does not fit an input of {input_hw[0]}x{input_hw[1]}"
         )
@@ -87,16 +91,17 @@ def aligned_conv(
 
 
 @functools.lru_cache(maxsize=None)
-def path_nodes(src_layer: str, dst: str) -> tuple[graph.Node, ...]:
-    """Nodes strictly after `src_layer` up to `dst` that depend on it, in order.
+def path_nodes(src_layer: str, dst: str, network: graph.Graph = graph.INCEPTION_V1) -> tuple[graph.Node, ...]:
+    """Nodes strictly after `src_layer` up to `dst` that depend on it, in order (in `network`).
 
     Raises ValueError unless every input of those nodes comes from `src_layer` (so
     the source layer alone determines `dst`: a trunk layer, not one branch).
     """
-    graph.node(src_layer)
-    if src_layer not in graph.ancestors(dst) or src_layer == dst:
+    g = network
+    g.node(src_layer)
+    if src_layer not in g.ancestors(dst) or src_layer == dst:
         raise ValueError(f"{src_layer} is not upstream of {dst}")
-    nodes = [n for n in graph.NODES if n.name in graph.ancestors(dst) and src_layer in graph.ancestors(n.name) and n.name != src_layer]
+    nodes = [n for n in g.nodes if n.name in g.ancestors(dst) and src_layer in g.ancestors(n.name) and n.name != src_layer]
     inside = {src_layer} | {n.name for n in nodes}
     for n in nodes:
         outside = [i for i in n.inputs if i not in inside]
@@ -116,7 +121,7 @@ def linearized_path(model: "InceptionV1", src_layer: str, dst: str, src: torch.T
     and biases.
     """
     env = {src_layer: src}
-    for n in path_nodes(src_layer, dst):
+    for n in path_nodes(src_layer, dst, model.graph):
         params = getattr(model, n.param) if n.param else None
         env[n.name] = n.kind.linear(n, [env[i] for i in n.inputs], params, bias=True)
     return env[dst]
@@ -129,9 +134,11 @@ def expanded_weights(model: "InceptionV1", part: "_Part", src_idx=None) -> torch
     """Expanded weights [dst, src, kh, kw] of the current parameters for `part`."""
     from circuits.analysis.expanded import weights_between
 
+    from circuits.analysis.networks import units_in
+
     src_idx = part.src_idx if src_idx is None else src_idx
-    src = [Unit(part.src_layer, c) for c in src_idx]
-    dst = [Unit(part.conv, c) for c in part.dst_idx]
+    src = units_in(part.network, part.src_layer, src_idx)
+    dst = units_in(part.network, part.conv, part.dst_idx)
     return weights_between(model, src, dst).detach()
 
 
@@ -157,7 +164,7 @@ def current_expanded(model: "InceptionV1", part: "_Part") -> torch.Tensor:
 def check_supported(part: "_Part") -> None:
     """Raise unless a re-expression of `part` can be computed (see `path_nodes`)."""
     try:
-        path_nodes(part.src_layer, part.conv)
+        path_nodes(part.src_layer, part.conv, part.network)
     except ValueError as e:
         from circuits.editing.edits import EditError
 
@@ -182,6 +189,7 @@ def install(model: "InceptionV1", item) -> list:
     if hasattr(item, "install"):  # items that bring their own hooks (implants)
         return item.install(model)
     part = item.part
+    g = part.network
     cache: dict[str, torch.Tensor] = {}
 
     def keep_source(x, hook):
@@ -195,7 +203,8 @@ def install(model: "InceptionV1", item) -> list:
 
         def add_delta(x, hook):
             src = _take(cache, part, x)
-            change = aligned_conv(src[:, src_idx], delta, part.src_layer, part.conv, input_size_for(part.src_layer, *src.shape[-2:]))
+            hw = input_size_for(part.src_layer, *src.shape[-2:], g)
+            change = aligned_conv(src[:, src_idx], delta, part.src_layer, part.conv, hw, g)
             x = x.clone()
             x[:, dst_idx] += change
             return x
@@ -206,13 +215,13 @@ def install(model: "InceptionV1", item) -> list:
         h_dst = model.add_hook(part.conv, add_delta)
         return [h_src, h_dst]
 
-    all_src = list(range(graph.node(part.src_layer).channels))
+    all_src = list(range(g.node(part.src_layer).channels))
     weights = expanded_weights(model, part, all_src)
 
     def reexpress(x, hook):
         src = _take(cache, part, x)
-        hw = input_size_for(part.src_layer, *src.shape[-2:])
-        linear = aligned_conv(src, weights, part.src_layer, part.conv, hw)
+        hw = input_size_for(part.src_layer, *src.shape[-2:], g)
+        linear = aligned_conv(src, weights, part.src_layer, part.conv, hw, g)
         zero = torch.zeros_like(src[:1])
         bias = linearized_path(model, part.src_layer, part.conv, zero)[:, dst_idx]
         x = x.clone()
@@ -241,7 +250,7 @@ def _take(cache: dict, part: "_Part", x: torch.Tensor) -> torch.Tensor:
 
 
 @functools.lru_cache(maxsize=1024)
-def input_size_for(src_layer: str, hs: int, ws: int) -> tuple[int, int]:
+def input_size_for(src_layer: str, hs: int, ws: int, network: graph.Graph = graph.INCEPTION_V1) -> tuple[int, int]:
     """An input size giving `src_layer` a map of hs x ws.
 
     Sizes downstream of `src_layer` depend only on its own size, so any such input
@@ -250,7 +259,7 @@ def input_size_for(src_layer: str, hs: int, ws: int) -> tuple[int, int]:
     out = []
     for want, axis in ((hs, 0), (ws, 1)):
         for h in range(1, 8192):
-            got = graph.output_hw(src_layer, h)[0]
+            got = network.output_hw(src_layer, h)[axis]
             if got == want:
                 out.append(h)
                 break
