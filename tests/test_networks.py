@@ -15,7 +15,7 @@ from circuits.core.graph import INCEPTION_V1
 from circuits.core.inception_v3 import INCEPTION_V3
 from circuits.core.inputs import from_model_input, to_model_input
 from circuits.core.networks import graph_of_layer
-from circuits.core.units import Unit, parse_unit
+from circuits.core.units import Unit, WrongNetworkError, parse_unit
 from circuits.families import family, register_family, resolve_units, unregister_family
 
 
@@ -36,9 +36,11 @@ def test_unit_of_v3_knows_its_branches():
 
 
 def test_explicit_graph_is_checked():
-    with pytest.raises(KeyError, match=r"'mixed3b' in InceptionV3.*mixed3"):
+    with pytest.raises(WrongNetworkError, match=r"mixed3b:379 is a unit of InceptionV1, not of InceptionV3.*mixed0:0"):
         parse_unit("mixed3b:379", INCEPTION_V3)
-    with pytest.raises(ValueError, match="unit of InceptionV1, not of InceptionV3"):
+    with pytest.raises(KeyError, match=r"'mixed3x' in InceptionV3; did you mean mixed3"):
+        parse_unit("mixed3x:1", INCEPTION_V3)
+    with pytest.raises(WrongNetworkError, match="unit of InceptionV1, not of InceptionV3"):
         parse_unit(Unit("mixed3b", 379), INCEPTION_V3)
     with pytest.raises(KeyError, match="declared networks"):
         parse_unit("mixed3x:1")
@@ -56,9 +58,9 @@ def test_model_unit_and_resolve_units_use_the_models_network():
         assert fam.graph is INCEPTION_V3
         assert [u.id for u in resolve_units("mixed2:test_curves_v3", v3)] == ["mixed2:3", "mixed2:7"]
         assert family("mixed2:test_curves_v3") is fam
-        with pytest.raises(KeyError, match="in InceptionV3"):
+        with pytest.raises(WrongNetworkError, match="mixed3b:curves is a family of InceptionV1, not of InceptionV3"):
             resolve_units("mixed3b:curves", v3)
-        with pytest.raises(KeyError, match="in InceptionV1"):
+        with pytest.raises(WrongNetworkError, match="family of InceptionV3, not of InceptionV1"):
             resolve_units("mixed2:test_curves_v3", InceptionV1())
     finally:
         unregister_family(fam)

@@ -202,11 +202,11 @@ def test_v3_trained_scan_of_real_photographs(trained_v3, src):
 # --- bad inputs -----------------------------------------------------------------------------------------
 
 def test_units_of_the_other_network_are_refused_naming_both(random_v3_model, random_model, src):
-    with pytest.raises(ValueError, match="mixed3b:379 is a unit of InceptionV1, but the model is InceptionV3"):
+    with pytest.raises(ValueError, match="mixed3b:379 is a unit of InceptionV1, not of InceptionV3"):
         scan(random_v3_model, ["mixed2:67", "mixed3b:379"], src, limit=1, progress=False)
-    with pytest.raises(ValueError, match="mixed3b:curves is a unit of InceptionV1, but the model is InceptionV3"):
+    with pytest.raises(ValueError, match="mixed3b:curves is a family of InceptionV1, not of InceptionV3"):
         attribution_map(random_v3_model, "mixed3b:curves", torch.zeros(3, 80, 80, dtype=torch.uint8))
-    with pytest.raises(ValueError, match="mixed2:67 is a unit of InceptionV3, but the model is InceptionV1"):
+    with pytest.raises(ValueError, match="mixed2:67 is a unit of InceptionV3, not of InceptionV1"):
         scan(random_model, "mixed2:67", src, limit=1, progress=False)
     with pytest.raises(ValueError, match=r"mixed3:600 is computed by a maxpool .* of InceptionV3"):
         scan(random_v3_model, "mixed3:600", src, limit=1, progress=False)
@@ -281,27 +281,13 @@ def test_v3_quilt_crop_positions(random_v3_model, src):
 
 
 def test_v3_attribution_quilt_renders(random_v3_model, src):
-    """The attribution at a crop's position has the scan's value as its pre-activation, and the
-    quilt renders it. Attribution and rendering are `circuits.analysis` and `circuits.optvis`:
-    skipped at the first of them that is still InceptionV1-only on this branch."""
+    """The attribution at a crop's position has the scan's value as its pre-activation (the scan
+    is the reference), and the quilt renders it in [0, 1]."""
     from circuits.analysis.attribution import attribute
-    from circuits.core.graph import UnknownNameError
     from circuits.dataset.attribution_vis import attribution_images
 
     value, cid, img, pos = _top_crop(random_v3_model, src)
-
-    def v1_only(e: UnknownNameError, what: str):
-        if "in InceptionV1" not in str(e):
-            raise e
-        pytest.skip(f"{what} is InceptionV1-only on this branch: {e}")
-
-    try:
-        a = attribute(random_v3_model, random_v3_model.unit("mixed2:67"), img, position=pos)
-    except UnknownNameError as e:
-        v1_only(e, "circuits.analysis.attribution.attribute")
+    a = attribute(random_v3_model, random_v3_model.unit("mixed2:67"), img, position=pos)
     assert a.preactivation == pytest.approx(value, rel=1e-5, abs=1e-6)
-    try:
-        vis = attribution_images(random_v3_model, src, "mixed2:67", [cid], steps=1, size=32, progress=False)
-    except UnknownNameError as e:
-        v1_only(e, "rendering an attribution (circuits.analysis.attribution.visualize / circuits.optvis)")
-    assert tuple(vis[cid].shape) == (3, 32, 32) and 0 <= float(vis[cid].min()) <= float(vis[cid].max()) <= 1
+    vis = attribution_images(random_v3_model, src, "mixed2:67", [cid], steps=1, size=64, progress=False)
+    assert tuple(vis[cid].shape) == (3, 64, 64) and 0 <= float(vis[cid].min()) <= float(vis[cid].max()) <= 1

@@ -133,7 +133,7 @@ def test_errors_name_the_bad_value_and_what_is_accepted(random_v3_model):
     """The messages name the bad value and what would be accepted (no independent reference)."""
     m = random_v3_model
     sweep = S.Stimuli("line", {"orientation": [0, 90]})
-    with pytest.raises(KeyError, match=r"mixed3b.*InceptionV3"):
+    with pytest.raises(ValueError, match=r"mixed3b:379 is a unit of InceptionV1, not of InceptionV3"):
         tuning.responses(m, "mixed3b:379", sweep)
     with pytest.raises(ValueError, match=r"mixed3b:379 is a unit of InceptionV1, not of InceptionV3"):
         tuning.responses(m, Unit("mixed3b", 379), sweep)

@@ -14,22 +14,18 @@ Example:
     >>> resolve("mixed3b:379", INCEPTION_V3)
     Traceback (most recent call last):
     ...
-    circuits.analysis.networks.WrongNetworkError: mixed3b:379 is a unit of InceptionV1, but the model is an InceptionV3; use units of InceptionV3's layers (e.g. mixed0:67; run `circuits layers` for the names)
+    circuits.core.units.WrongNetworkError: mixed3b:379 is a unit of InceptionV1, not of InceptionV3 (the model's network); use units of InceptionV3's layers, e.g. mixed0:0 (`circuits layers` lists them)
 """
 
 from __future__ import annotations
 
 from typing import Iterable, Sequence
 
-from circuits.core.graph import INCEPTION_V1, Graph, UnknownNameError
-from circuits.core.units import Unit
+from circuits.core.graph import INCEPTION_V1, Graph
+from circuits.core.units import Unit, WrongNetworkError, wrong_network
 from circuits.families import Family, resolve_units
 
 __all__ = ["WrongNetworkError", "network_of", "resolve", "one_unit", "common_network", "units_in"]
-
-
-class WrongNetworkError(ValueError):
-    """A unit, family or edit of one network used with a model of another."""
 
 
 def network_of(model_or_graph) -> Graph | None:
@@ -42,56 +38,21 @@ def network_of(model_or_graph) -> Graph | None:
     return g
 
 
-def _example(g: Graph) -> str:
-    """A unit id of `g` for error messages (the first block's first channel)."""
-    layer = next((n for n in g.trunk_layers if g.node(n).kind.joins_branches), g.trunk_layers[0])
-    return f"{layer}:{min(67, g.node(layer).channels - 1)}"
-
-
-def _mismatch(what: str, owner: Graph, g: Graph) -> WrongNetworkError:
-    return WrongNetworkError(
-        f"{what} is a unit of {owner.name}, but the model is an {g.name}; use units of {g.name}'s layers "
-        f"(e.g. {_example(g)}; run `circuits layers` for the names)"
-    )
-
-
 def resolve(spec, network=None) -> list[Unit]:
     """Units of `spec` (unit ids, family ids, Units, a Family or a list) of `network`
     (a model or a Graph; None: each id's own network, which must be one for all).
 
     A unit or family of another declared network raises `WrongNetworkError` naming both
-    networks; a name no network has raises the usual unknown-name error.
+    networks (`circuits.families.resolve_units`); a name no network has raises the
+    usual unknown-name error.
     """
     g = network_of(network)
-    if isinstance(spec, Family):
-        units = list(spec.units)
-    else:
-        try:
-            units = resolve_units(spec, g)
-        except UnknownNameError:
-            if g is None:
-                raise
-            try:  # is it a name of another declared network?
-                own = resolve_units(spec)
-            except (KeyError, ValueError, IndexError):
-                raise  # the original unknown-name error (close matches in this network)
-            bad = next((u for u in own if u.network is not g), None)
-            if bad is None:  # pragma: no cover - resolving without a graph found the same network
-                raise
-            raise _mismatch(bad.id, bad.network, g) from None
-        except ValueError as e:
-            if g is not None and " not of " in str(e):  # a Unit or Family object of another network
-                own = resolve_units(spec)
-                bad = next((u for u in own if u.network is not g), None)
-                if bad is not None:
-                    raise _mismatch(bad.id, bad.network, g) from None
-            raise
+    units = list(spec.units) if isinstance(spec, Family) else resolve_units(spec, g)
     if g is not None:
         for u in units:
             if u.network is not g:
-                raise _mismatch(u.id, u.network, g)
-        # Units resolved against g carry it (InceptionV1's units carry None).
-        return [u if u.network is g else Unit(u.layer, u.channel, None if g is INCEPTION_V1 else g) for u in units]
+                raise wrong_network(u.id, u.network, g)
+        return units
     common_network(units)
     return units
 

@@ -26,7 +26,7 @@ from typing import Optional, Union
 
 from circuits.core import graph
 
-__all__ = ["Unit", "parse_unit", "UnitSpec"]
+__all__ = ["Unit", "parse_unit", "UnitSpec", "WrongNetworkError", "wrong_network"]
 
 _UNIT_RE = re.compile(r"^\s*([A-Za-z0-9_]+)\s*:\s*(-?\d+)\s*$")
 
@@ -76,6 +76,21 @@ class Unit:
 UnitSpec = Union[str, tuple, Unit]
 
 
+class WrongNetworkError(ValueError):
+    """A unit, family or edit of one declared network used with a model (or graph) of another."""
+
+
+def wrong_network(what: str, owner: graph.Graph, expected: graph.Graph, kind: str = "unit") -> WrongNetworkError:
+    """The error for `what` (an id; a "unit" or "family") of network `owner` used where
+    `expected`'s units are needed."""
+    blocks = [t for t in expected.trunk_layers if expected.node(t).kind.joins_branches]
+    example = f"{(blocks or expected.trunk_layers)[0]}:0"
+    return WrongNetworkError(
+        f"{what} is a {kind} of {owner.name}, not of {expected.name} (the model's network); "
+        f"use units of {expected.name}'s layers, e.g. {example} (`circuits layers` lists them)"
+    )
+
+
 def parse_unit(spec: UnitSpec, graph_: Optional[graph.Graph] = None) -> Unit:
     """A Unit of network `graph_` from ``"layer:channel"``, ``(layer, channel)`` or a
     Unit; validated against that network.
@@ -92,7 +107,7 @@ def parse_unit(spec: UnitSpec, graph_: Optional[graph.Graph] = None) -> Unit:
         if graph_ is None:
             graph_ = spec.graph
         elif spec.network is not graph_:
-            raise ValueError(f"unit {spec.id} is a unit of {spec.network.name}, not of {graph_.name}")
+            raise wrong_network(spec.id, spec.network, graph_)
     elif isinstance(spec, str):
         m = _UNIT_RE.match(spec)
         if not m:
@@ -112,6 +127,12 @@ def parse_unit(spec: UnitSpec, graph_: Optional[graph.Graph] = None) -> Unit:
         g = graph_of_layer(layer) if isinstance(layer, str) else graph.INCEPTION_V1
     else:
         g = graph_
+        if isinstance(layer, str) and layer not in g._by_name:
+            from circuits.core.networks import DECLARED
+
+            owner = next((o for o in DECLARED.values() if layer in o._by_name), None)
+            if owner is not None:
+                raise wrong_network(f"{layer}:{channel}", owner, g)
     g.node(layer)  # unknown layer: raises with close matches
     g.branch_of(layer, channel)  # out of range: raises with the valid range
     return Unit(layer, channel, None if g is graph.INCEPTION_V1 else g)

@@ -13,12 +13,12 @@ Example:
     >>> conv_table("mixed3b:379", INCEPTION_V3)
     Traceback (most recent call last):
     ...
-    ValueError: mixed3b:379 is a unit of InceptionV1, but the model is InceptionV3: give units of InceptionV3's layers (e.g. mixed0:0)
+    circuits.core.units.WrongNetworkError: mixed3b:379 is a unit of InceptionV1, not of InceptionV3 (the model's network); use units of InceptionV3's layers, e.g. mixed0:0 (`circuits layers` lists them)
 """
 
 from __future__ import annotations
 
-from circuits.core.graph import Graph, UnknownNameError
+from circuits.core.graph import Graph
 from circuits.core.units import Unit
 
 __all__ = ["graph_of", "resolve", "conv_table"]
@@ -29,58 +29,12 @@ def graph_of(model) -> Graph:
     return model if isinstance(model, Graph) else model.graph
 
 
-def _layer_of(spec) -> str | None:
-    if isinstance(spec, Unit):
-        return spec.layer
-    if isinstance(spec, str):
-        return spec.split(":", 1)[0].strip()
-    if isinstance(spec, tuple) and spec and isinstance(spec[0], str):
-        return spec[0]
-    return None
-
-
-def _example(g: Graph) -> str:
-    """A unit of the network's first block (mixed3a, mixed0), for the error message."""
-    blocks = [t for t in g.trunk_layers if g.node(t).kind.joins_branches]
-    layer = blocks[0] if blocks else g.names()[-1]
-    return f"{layer}:0"
-
-
 def resolve(units, model) -> list[Unit]:
-    """`circuits.families.resolve_units` against the model's network, with a unit or family of
-    another declared network refused by naming both networks (resolve_units names only the model's)."""
-    from circuits.core.networks import graph_of_layer
+    """`circuits.families.resolve_units` against the model's network (a unit or family of
+    another declared network is refused, naming both)."""
     from circuits.families import resolve_units
 
-    g = graph_of(model)
-    single = isinstance(units, (str, Unit)) or (isinstance(units, tuple) and len(units) == 2
-                                                 and isinstance(units[0], str))
-    specs = [units] if single else list(units)
-    out: list[Unit] = []
-    for spec in specs:
-        try:
-            out.extend(resolve_units(spec, g))
-        except UnknownNameError:
-            layer = _layer_of(spec)
-            try:
-                other = graph_of_layer(layer) if layer else None
-            except UnknownNameError:
-                other = None
-            if other is None or other is g:
-                raise
-            raise ValueError(f"{_spec_str(spec)} is a unit of {other.name}, but the model is {g.name}: "
-                             f"give units of {g.name}'s layers (e.g. {_example(g)})") from None
-    if not out:
-        raise ValueError("empty list of units")
-    return out
-
-
-def _spec_str(spec) -> str:
-    if isinstance(spec, Unit):
-        return spec.id
-    if isinstance(spec, tuple):
-        return ":".join(str(s) for s in spec)
-    return str(spec).strip()
+    return resolve_units(units, graph_of(model))
 
 
 def conv_table(units, model) -> list[tuple[str, str, int]]:

@@ -53,7 +53,7 @@ from typing import Iterable, Iterator
 from circuits.families import published as family_data
 from circuits.core import graph
 from circuits.core.networks import DECLARED, graph_of_layer
-from circuits.core.units import Unit, parse_unit
+from circuits.core.units import Unit, parse_unit, wrong_network
 
 __all__ = [
     "resolve_units",
@@ -458,11 +458,14 @@ def resolve_units(spec, model=None) -> list[Unit]:
         if isinstance(spec, str) and ":" in spec:
             layer, rest = spec.split(":", 1)
             if not rest.strip().lstrip("-").isdigit():
-                if g is not None:
-                    g.node(layer.strip())  # a layer of another network: raises naming this one
+                if g is not None and layer.strip() not in g._by_name:
+                    owner = next((o for o in DECLARED.values() if layer.strip() in o._by_name), None)
+                    if owner is None:
+                        g.node(layer.strip())  # unknown everywhere: raises with close matches
+                    raise wrong_network(spec.strip(), owner, g, "family")
                 fam = family(spec)
                 if g is not None and fam.graph is not g:
-                    raise ValueError(f"family {fam.id} holds units of {fam.graph.name}, not of {g.name}")
+                    raise wrong_network(fam.id, fam.graph, g, "family")
                 return list(fam.units)
         return [parse_unit(spec, g)]
     if isinstance(spec, Iterable):
