@@ -50,7 +50,7 @@ def plot_families(profiles: Sequence, path, *, weights: Sequence[Mapping[str, An
         ax.set_xlabel("orientation difference, curve - early (degrees)")
         ax.set_ylabel("mean expanded weight / max |mean|")
         ax.set_xticks([-180, -90, 0, 90, 180])
-        ax.legend(fontsize=7, frameon=False, loc="lower center")
+        ax.legend(fontsize=7, frameon=False, loc="upper center", bbox_to_anchor=(0.5, -0.16))
         ax.set_title("early curves -> curves, by orientation difference", fontsize=9)
     fig.tight_layout()
     return save_figure(fig, path)
