@@ -46,7 +46,7 @@ class _Parser(argparse.ArgumentParser):
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
-        prog="circuits", description="Circuit-level interpretability of Lucid's InceptionV1."
+        prog="circuits", description="Circuit-level interpretability of Lucid's InceptionV1 and Keras's InceptionV3 (--weights nsfwjs-inception-v3)."
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
     for mod in COMMAND_MODULES:

@@ -150,19 +150,6 @@ def _pair(value: str, option: str) -> tuple[str, str]:
     return w.strip(), f.strip()
 
 
-def _family_units(spec: str, source: str) -> list:
-    """A family file (.json, registered on load) or a family/unit id, as units of `source`'s network."""
-    from pathlib import Path
-
-    if spec.lower().endswith(".json"):
-        from circuits.families.files import load_family
-
-        if not Path(spec).is_file():
-            raise FileNotFoundError(f"no family file {spec}")
-        spec = load_family(spec).id
-    return resolve(spec, source)
-
-
 def _families(args, models: dict, units: list, others: list, earlies: dict):
     """The family-to-family comparison: the main family, the --family-of ones and the published."""
     from circuits.tuning import reference
@@ -178,12 +165,12 @@ def _families(args, models: dict, units: list, others: list, earlies: dict):
         weights.append(orientation_weights(model, early, profiles[0]))
     for source, spec in others:
         m = load_network(source)
-        fam_units = _family_units(spec, source)
+        fam_units = resolve(spec, source)
         require_live(m, {u.layer for u in fam_units}, "compare --family-of")
         prof = measure_family(m, fam_units, label=source, n_orientations=n)
         profiles.append(prof)
         if source in earlies:
-            early = measure_family(m, _family_units(earlies[source], source), label=f"{source} early",
+            early = measure_family(m, resolve(earlies[source], source), label=f"{source} early",
                                    n_orientations=n, colour=False)
             weights.append(orientation_weights(m, early, prof))
     if reference.available():

@@ -17,7 +17,7 @@ import json
 import sys
 from pathlib import Path
 
-from circuits.cli.options import add_weights, network_graph, nonnegative_int, positive_float, positive_int
+from circuits.cli.options import add_weights, family_ids, network_graph, nonnegative_int, positive_float, positive_int
 from circuits.core.files import atomic_path
 
 
@@ -124,7 +124,7 @@ def cmd_dataset(args: argparse.Namespace) -> int:
     rank, world = distributed.world()
     try:
         model = weights.model(args.weights).to(device).eval()
-        state = scan(model, args.units, source, sampling=args.sampling, stride=args.stride, per_image=args.per_image,
+        state = scan(model, family_ids(args.units), source, sampling=args.sampling, stride=args.stride, per_image=args.per_image,
                      seed=args.seed, bin_width=args.bin_width, quilt_factor=args.quilt_factor,
                      reservoir=args.per_bin, top_k=args.top_k, checkpoint=args.checkpoint,
                      checkpoint_every=args.checkpoint_every, num_workers=args.workers, limit=args.limit,
@@ -263,7 +263,7 @@ def cmd_extract(args: argparse.Namespace) -> int:
     _positive("--size", args.size)
     img = _image(args.image, args.size)
     model = weights.model(args.weights).eval()
-    res = compare_with_canny(model, args.family, img, sigma=args.sigma)
+    res = compare_with_canny(model, family_ids(args.family)[0], img, sigma=args.sigma)
     plots.extraction_figure(img, res, args.out, title=f"{args.family} attribution vs Canny on {args.image}")
     rp, rr = res["ridge_precision"], res["ridge_recall"]
     print(f"against Sato ridges, {res['n_pixels']} pixels each (as many as Canny marks): precision "
@@ -283,7 +283,7 @@ def cmd_trace(args: argparse.Namespace) -> int:
     _positive("--steps", args.steps)
     img = _image(args.image, args.size)
     model = weights.model(args.weights).eval()
-    amap = attribution_map(model, args.family, img)
+    amap = attribution_map(model, family_ids(args.family)[0], img)
     t, l = 0, 0
     amap[:8], amap[-8:], amap[:, :8], amap[:, -8:] = 0, 0, 0, 0  # padding makes edges of its own there
     region = amap

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from circuits.cli.options import add_weights, positive_int
+from circuits.cli.options import add_weights, family_ids, positive_int
 
 from circuits.core.files import atomic_path
 
@@ -59,8 +59,10 @@ def cmd_edit_experiment(args) -> int:
         raise ValueError(f"--n-angles must be at least 4 (a tuning curve needs 4 samples), got {args.n_angles}")
     source = args.weights if args.weights is not None else weights.DEFAULT
     early = args.early_curves or (HANDBUILT_EARLY_CURVES if source == "handbuilt" else TRAINED_EARLY_CURVES)
+    # A family file (from `circuits discover --json`) stands for its family.
+    curves, early_spec = (ids[0] if len(ids) == 1 else ids for ids in (family_ids(args.curves), family_ids(early)))
     model = weights.model(source)
-    exp = edit_experiment(model, args.curves, early, route=args.route, n_angles=args.n_angles,
+    exp = edit_experiment(model, curves, early_spec, route=args.route, n_angles=args.n_angles,
                           progress=not args.no_progress)
     print(f"edit experiment, {Path(str(source)).name} weights: {args.curves} from {early}, "
           f"{exp.n_stimuli} stimuli ({args.n_angles} orientations x 8 curvatures per run)")

@@ -6,7 +6,8 @@
 * Numeric argument types (`positive_int`, `nonnegative_int`, `positive_float`,
   `nonnegative_float`) that reject a bad value while the command line is parsed,
   before anything is computed.
-* `unit_list`: unit and family ids given comma-separated, repeated, or both.
+* `unit_list`: unit and family ids given comma-separated, repeated, or both; wherever
+  units are read, a family file (.json from `circuits discover`) stands for its family.
 * `check_outputs`: every output path has an accepted suffix and a folder that exists
   and is writable, checked before any computation; the error names the user's path.
 * `load_network` / `resolve`: the weight source's own families are registered, then
@@ -40,6 +41,7 @@ __all__ = [
     "network_families",
     "load_network",
     "resolve",
+    "family_ids",
     "network_graph",
     "require_live",
 ]
@@ -149,10 +151,33 @@ def resolve(specs: str | Sequence[str], source: str | None = None) -> list:
     validated against `source`'s network (an InceptionV1 id for InceptionV3 weights is an error)."""
     from circuits.families import resolve_units
 
+    specs = family_ids(specs)
     if source is None:
-        return resolve_units(unit_list(specs))
+        return resolve_units(specs)
     network_families(source)
-    return resolve_units(unit_list(specs), network_graph(source))
+    return resolve_units(specs, network_graph(source))
+
+
+def family_ids(specs: str | Sequence[str]) -> list[str]:
+    """`unit_list(specs)` with every family file (.json) registered and replaced by its family id.
+
+    >>> family_ids("mixed3b:379,mixed3b:curves")
+    ['mixed3b:379', 'mixed3b:curves']
+    """
+    return [_family_file(s) for s in unit_list(specs)]
+
+
+def _family_file(spec: str) -> str:
+    """A family file (.json, e.g. from `circuits discover --json`) is registered and stands for its
+    family id; anything else is returned as is. Registered families do not outlive a command, so
+    a file is how a discovered family reaches the next one."""
+    if not spec.lower().endswith(".json"):
+        return spec
+    from circuits.families.files import load_family
+
+    if not Path(spec).is_file():
+        raise FileNotFoundError(f"no family file {spec} (a unit or family id, or a family .json, is expected)")
+    return load_family(spec).id
 
 
 def load_network(source: str):

@@ -33,8 +33,10 @@ def register(sub) -> None:
         help="only families from this source: early_vision, article, user, or the network's own (e.g. handbuilt)",
     )
     p.add_argument("--json", action="store_true", help="print JSON (id, name, aliases, source, channels)")
-    add_weights(p, help="also list the families this network defines (default handbuilt: its hb_* banks; "
-                "e.g. --weights lucid for the published ones only)")
+    p.add_argument("--load", metavar="FILE", action="append", default=[],
+                   help="also list the family of a family file (.json from `circuits discover --json`); repeatable")
+    add_weights(p, help="the network whose families are listed, with the ones it defines (default handbuilt: "
+                "its hb_* banks; --weights lucid for the published ones only; nsfwjs-inception-v3 for InceptionV3's)")
     p.set_defaults(func=cmd_families)
 
     p = sub.add_parser(
@@ -52,19 +54,33 @@ def register(sub) -> None:
 
 
 def cmd_families(args) -> int:
+    from circuits.families.files import load_family
+
     network_families(weights_name(args))  # the loaded network's own families are listed too
+    g = network_graph(weights_name(args))
+    for path in args.load:
+        f = load_family(path)
+        if f.graph is not g:
+            raise ValueError(f"{path} holds a family of {f.graph.name} ({f.id}); list it with the weights of that "
+                             f"network (e.g. --weights {'nsfwjs-inception-v3' if f.graph.name == 'InceptionV3' else 'lucid'})")
     if args.source is not None and args.source not in fam.sources():
         raise ValueError(f"unknown family source {args.source!r}; use one of {', '.join(fam.sources())}")
+    hint = ("" if g.name == "InceptionV1" else
+            f"; {g.name}'s families come from `circuits discover LAYER --weights {weights_name(args)} --json F`, "
+            "listed with --load F and usable as F wherever units are")
     if args.layer is not None:
-        network_graph(weights_name(args)).node(args.layer)  # unknown layer: one clear line with close matches
+        g.node(args.layer)  # unknown layer: one clear line with close matches
         fs = fam.families(args.layer, source=args.source)
         if not fs:
+            mine = [l for l in fam.layers_with_families() if l in g._by_name]
             raise ValueError(
                 f"layer {args.layer} has no registered families "
-                f"(layers with families: {', '.join(fam.layers_with_families())})"
+                f"(layers of {g.name} with families: {', '.join(mine) or 'none'}){hint}"
             )
     else:
-        fs = fam.families(source=args.source)
+        fs = [f for f in fam.families(source=args.source) if f.graph is g]
+        if not fs:
+            raise ValueError(f"{g.name} has no registered families{hint}")
     if args.json:
         rows = [
             {"id": f.id, "layer": f.layer, "name": f.name, "aliases": list(f.aliases), "source": f.source, "channels": f.channels}
@@ -82,7 +98,7 @@ def cmd_families(args) -> int:
         also = ", ".join(f.aliases[1:])
         print(f"{f.id:38} {f.name[:34]:34} {len(f):4d}  {f.source:12} {also:24} {chans}")
     if args.layer in fam.COMPLETE_LAYERS and args.source in (None, "early_vision"):
-        print(f"({args.layer}: the Early Vision families partition all {network_graph(weights_name(args)).node(args.layer).channels} channels)")
+        print(f"({args.layer}: the Early Vision families partition all {g.node(args.layer).channels} channels)")
     return 0
 
 
