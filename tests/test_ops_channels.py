@@ -27,7 +27,8 @@ def _check(kind, node, xs, m, out, cins):
     assert torch.allclose(op.forward_valid(node, noisy, m)[:, out], ref, rtol=1e-5, atol=1e-4)
     # The reduced computation from exactly those channels (plus a few extra: a superset is allowed).
     have = [torch.unique(torch.cat([ch, torch.tensor([0], dtype=torch.long)])) for ch in need]
-    got = op.forward_channels(node, [x[:, h] for x, h in zip(xs, have)], m, have, out, cins)
+    prep = op.prepare_channels(node, m, have, out)
+    got = op.forward_channels(node, [x[:, h] for x, h in zip(xs, have)], prep, have, out, cins)
     assert got.shape == ref.shape
     assert torch.allclose(got, ref, rtol=1e-5, atol=1e-4)
 
@@ -75,3 +76,32 @@ def test_concat_splits_by_branch():
     _check("concat", node, xs, None, out, cins)
     parts = OPS["concat"].input_channels(node, out, None, cins)
     assert [p.tolist() for p in parts] == [[0, 63], [0], [8], [31]]
+
+
+def test_pruned_cone_equals_the_full_run_on_a_sparse_network_and_follows_edits():
+    """The channel-pruned cone (circuits.tuning.cone) against the model's own full forward pass,
+    on the hand-built network (most channels always 0), before and after an in-place weight edit
+    (its cached plan must be rebuilt)."""
+    import weights
+    from circuits.tuning.cone import centre_values, zero_channels
+
+    m = weights.model("handbuilt")
+    z = zero_channels(m, ["mixed3b"])
+    assert z["conv2d2_pre_relu"].sum() > 100  # really sparse: the pruning is exercised
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(3, 3, 97, 97, generator=g) * 255 - 117
+
+    def check():
+        full = m.run_with_cache(x, ["mixed3b", "mixed3a"])
+        v = centre_values(m, x, ["mixed3b", "mixed3a"], {"mixed3b": [379, 0, 406], "mixed3a": list(range(256))})
+        for name, ch in (("mixed3b", [379, 0, 406]), ("mixed3a", list(range(256)))):
+            f = full[name]
+            ref = f[:, ch, f.shape[2] // 2, f.shape[3] // 2]
+            assert torch.allclose(v[name], ref, rtol=1e-4, atol=1e-3), name
+
+    check()
+    with torch.no_grad():  # a channel that was always 0 comes alive
+        m.conv2d2_pre_relu_conv.bias[1] = 5.0
+        m.mixed3a_1x1_pre_relu_conv.weight[3, 1] = 0.5
+        m.mixed3a_1x1_pre_relu_conv.weight[3, 5] = 0.5
+    check()

@@ -33,7 +33,9 @@ Example:
 
 from __future__ import annotations
 
+import functools
 import importlib
+from types import SimpleNamespace
 from typing import TYPE_CHECKING, Mapping, Sequence
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -232,18 +234,53 @@ def fold_batchnorm(
 # --- the op kinds ------------------------------------------------------------------
 
 
+@functools.lru_cache(maxsize=None)
+def _zero_initialized(name: str) -> type:
+    """torch.nn's `name` (Conv2d, Linear) starting from zeros instead of a random init.
+
+    Parameters are loaded right after construction, so drawing random ones is wasted
+    (seconds for InceptionV3's 22M), and `skip_init`'s meta-device round trip costs half a
+    second of first-use imports: allocation and a memset are all that is needed.
+    """
+    base = getattr(nn, name)
+
+    def reset_parameters(self) -> None:
+        with torch.no_grad():
+            self.weight.zero_()
+            if self.bias is not None:
+                self.bias.zero_()
+
+    return type(name, (base,), {"reset_parameters": reset_parameters, "__module__": __name__,
+                                "__doc__": f"torch.nn.{name} whose parameters start at 0."})
+
+
 def _zeros_conv(cin: int, cout: int, kernel: tuple[int, int]) -> nn.Conv2d:
-    conv = torch.nn.utils.skip_init(nn.Conv2d, cin, cout, kernel)
-    with torch.no_grad():
-        conv.weight.zero_()
-        conv.bias.zero_()
-    return conv
+    return _zero_initialized("Conv2d")(cin, cout, kernel)
 
 
 def _union(a: Window | None, b: Window) -> Window:
     if a is None:
         return b
     return min(a[0], b[0]), max(a[1], b[1]), min(a[2], b[2]), max(a[3], b[3])
+
+
+def _memory_format(x: torch.Tensor):
+    """channels_last when x is laid out so (channel stride 1; a cropped view included): CPU
+    pooling is ~10x faster there than on NCHW, so channel subsets keep the layout."""
+    return torch.channels_last if x.dim() == 4 and x.shape[1] > 1 and x.stride(1) == 1 else torch.contiguous_format
+
+
+def take_channels(x: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
+    """x[:, pos] in x's memory layout (x itself when pos is every channel in order)."""
+    if len(pos) == x.shape[1] and bool((pos == torch.arange(len(pos))).all()):
+        return x
+    return x[:, pos].contiguous(memory_format=_memory_format(x))
+
+
+def zeros_channels(x: torch.Tensor, channels: int, hw: tuple[int, int]) -> torch.Tensor:
+    """Zeros [N, channels, *hw] in x's dtype, device and memory layout."""
+    return torch.zeros((x.shape[0], channels, *hw), dtype=x.dtype, device=x.device).contiguous(
+        memory_format=_memory_format(x))
 
 
 class Op:
@@ -299,21 +336,36 @@ class Op:
             return [out for _ in cins]
         return [torch.arange(c) for c in cins]
 
-    def forward_channels(self, node: "Node", xs: Sequence[torch.Tensor], m, have: Sequence[torch.Tensor],
+    def zero_channels(self, node: "Node", m, zin: Sequence[torch.Tensor], cins: Sequence[int]) -> torch.Tensor:
+        """Bool mask of the output channels that are 0 for every input, given the masks `zin`
+        of the inputs' always-zero channels. Channelwise ops and channel-keeping ones (ReLU,
+        pools, LRN) map 0 to 0, so they keep their input's zeros; other ops (the input, the
+        classifier, softmax) claim none."""
+        if self.channelwise or self.keeps_channels:
+            return zin[0]
+        return torch.zeros(node.channels, dtype=torch.bool)
+
+    def prepare_channels(self, node: "Node", m, have: Sequence[torch.Tensor], out: torch.Tensor):
+        """What `forward_channels` needs of the parameters for these channels (the sliced
+        weights of a conv), computed once per plan rather than per batch; default `m`."""
+        return m
+
+    def forward_channels(self, node: "Node", xs: Sequence[torch.Tensor], prep, have: Sequence[torch.Tensor],
                          out: torch.Tensor, cins: Sequence[int]) -> torch.Tensor:
         """`forward_valid`'s output channels `out` only, from inputs that hold the channels
-        `have[i]` (sorted, a superset of `input_channels`) in that order."""
+        `have[i]` (sorted, a superset of `input_channels`) in that order; `prep` is
+        `prepare_channels`'s result."""
+        m = prep
         if self.channelwise:
-            pos = torch.searchsorted(have[0], out)
-            return self.forward_valid(node, [xs[0] if len(pos) == xs[0].shape[1] else xs[0][:, pos]], m)
+            return self.forward_valid(node, [take_channels(xs[0], torch.searchsorted(have[0], out))], m)
         # Any other op: the full input with the channels nobody needs left at 0 (they do
         # not reach `out`, by `input_channels`), then the channels asked for.
         full = []
         for x, ch, c in zip(xs, have, cins):
-            z = x.new_zeros(x.shape[0], c, *x.shape[2:])
+            z = zeros_channels(x, c, tuple(x.shape[2:]))
             z[:, ch] = x
             full.append(z)
-        return self.forward_valid(node, full, m)[:, out]
+        return take_channels(self.forward_valid(node, full, m), out)
 
     # linearization
     def linear(self, node: "Node", xs: Sequence[torch.Tensor], m, *, bias: bool = True, point=None) -> torch.Tensor:
@@ -419,18 +471,31 @@ class Conv(_WindowOp):
         used = m.weight.detach()[out].ne(0).flatten(2).any(2).any(0)
         return [torch.nonzero(used).flatten()]
 
-    def forward_channels(self, node, xs, m, have, out, cins):
+    def zero_channels(self, node, m, zin, cins):
+        # 0 for every input: no bias, and no non-zero weight from an input that is not always 0
+        w = m.weight.detach()
+        reads = w.ne(0).flatten(2).any(2)[:, ~zin[0]].any(1)
+        return ~reads & (m.bias.detach().eq(0) if m.bias is not None else True)
+
+    def prepare_channels(self, node, m, have, out):
         w = m.weight.detach()[out]
         b = m.bias.detach()[out] if m.bias is not None else None
         # Channels with all-zero weights and bias are 0 for every input: not computed.
         live = w.ne(0).flatten(1).any(1) | (b.ne(0) if b is not None else False)
+        idx = torch.nonzero(live).flatten()
+        return SimpleNamespace(
+            n_out=len(out), all_live=bool(live.all()), idx=idx,
+            weight=w[idx][:, have[0]].contiguous(), bias=b[idx] if b is not None else None,
+        )
+
+    def forward_channels(self, node, xs, prep, have, out, cins):
         x = xs[0]
+        if prep.all_live:
+            return F.conv2d(x, prep.weight, prep.bias, node.stride)
         oh, ow = (x.shape[-2] - node.kernel[0]) // node.stride + 1, (x.shape[-1] - node.kernel[1]) // node.stride + 1
-        y = x.new_zeros(x.shape[0], len(out), oh, ow)
-        if bool(live.any()):
-            idx = torch.nonzero(live).flatten()
-            wl = w[idx][:, have[0]]
-            y[:, idx] = F.conv2d(x, wl.contiguous(), b[idx] if b is not None else None, node.stride)
+        y = zeros_channels(x, prep.n_out, (oh, ow))
+        if len(prep.idx):
+            y[:, prep.idx] = F.conv2d(x, prep.weight, prep.bias, node.stride)
         return y
 
     def linear(self, node, xs, m, *, bias=True, point=None):
@@ -539,14 +604,14 @@ class LRN(_Identity):
         win = (out[:, None] + torch.arange(-r, r + 1)[None, :]).flatten()
         return [torch.unique(win[(win >= 0) & (win < cins[0])])]
 
-    def forward_channels(self, node, xs, m, have, out, cins):
+    def forward_channels(self, node, xs, prep, have, out, cins):
         # `lrn` restricted to the channels at hand: each output's window lies inside
         # `have` (input_channels), so the band over `have` sums exactly its window.
         x, h = xs[0], have[0]
         band = ((out[:, None] - h[None, :]).abs() <= LRN_DEPTH_RADIUS).to(x.dtype)[:, :, None, None]
         bias = torch.full((len(out),), float(LRN_BIAS), dtype=x.dtype, device=x.device)
         denom = F.conv2d(x * x, band * LRN_ALPHA, bias)
-        return x[:, torch.searchsorted(h, out)] * (denom.rsqrt() if LRN_BETA == 0.5 else denom.pow(-LRN_BETA))
+        return take_channels(x, torch.searchsorted(h, out)) * (denom.rsqrt() if LRN_BETA == 0.5 else denom.pow(-LRN_BETA))
 
     def linear(self, node, xs, m, *, bias=True, point=None):
         if point is None:
@@ -584,6 +649,9 @@ class Concat(Op):
     def forward(self, node, xs, m):
         return torch.cat(list(xs), dim=1)
 
+    def zero_channels(self, node, m, zin, cins):
+        return torch.cat(list(zin))
+
     def input_channels(self, node, out, m, cins):
         parts, off = [], 0
         for c in cins:
@@ -591,8 +659,9 @@ class Concat(Op):
             off += c
         return parts
 
-    def forward_channels(self, node, xs, m, have, out, cins):
-        parts = [x[:, torch.searchsorted(h, ch)] for x, h, ch in zip(xs, have, self.input_channels(node, out, m, cins))]
+    def forward_channels(self, node, xs, prep, have, out, cins):
+        parts = [take_channels(x, torch.searchsorted(h, ch))
+                 for x, h, ch in zip(xs, have, self.input_channels(node, out, prep, cins))]
         return torch.cat(parts, dim=1)
 
     def compose(self, node, ks, m, *, channels, point=None, dst_channels=None):
@@ -629,11 +698,7 @@ class Linear(Op):
         return {"weight": (node.channels, cin), "bias": (node.channels,)}
 
     def make_module(self, node, cin):
-        lin = torch.nn.utils.skip_init(nn.Linear, cin, node.channels)
-        with torch.no_grad():
-            lin.weight.zero_()
-            lin.bias.zero_()
-        return lin
+        return _zero_initialized("Linear")(cin, node.channels)
 
     def forward(self, node, xs, m):
         x = xs[0]
