@@ -85,12 +85,24 @@ class Tuning:
     """Weight as a function of orientation difference Delta (source minus what the template expects).
 
     h(Delta) = exp(-Delta^2 / 2 width^2) - opposite * exp(-(|Delta| - P/2)^2 / 2 opposite_width^2)
-               - surround * (1 - exp(-Delta^2 / 2 surround_width^2)) - floor,
+               - opponent * exp(-(|Delta| - P/2)^2 / 2 width^2)
+               - surround * (1 - exp(-D^2 / 2 surround_width^2)) - floor,
     with Delta wrapped into [-P/2, P/2] for the source's period P (180 for lines, 360 for
     curves): excitation from aligned sources, inhibition from the opposite orientation
     (perpendicular lines, curves bulging the other way), inhibition that grows with the
     orientation difference (`surround`: the band of positive weights is surrounded by
-    negative ones), and `floor` inhibition from all.
+    negative ones; D = Delta, or with `surround_axis` the distance of Delta from the
+    nearer of 0 and P/2), and `floor` inhibition from all.
+
+    `opponent` is the excitatory band itself turned by half a period and subtracted (it
+    keeps the band's width when the band is stretched). At 1 it cancels any source
+    pattern that is the same at Delta and Delta + P/2 -- what a straight line gives
+    curve sources: a line has no bulge, so the curves bulging either way see it alike --
+    so straight lines add nothing through such a template, and curves only what they
+    give one bulge more than the other. `surround_axis` measures the surround from the
+    axis of the band and its opposite (the tangent, period P/2, rather than the bulge):
+    it then inhibits curves whose tangent differs, at either bulge, and spares the
+    sources at 0 and P/2 that a straight line along the tangent excites.
     """
 
     width: float
@@ -99,12 +111,16 @@ class Tuning:
     floor: float = 0.0
     surround: float = 0.0
     surround_width: float = 60.0
+    opponent: float = 0.0
+    surround_axis: bool = False
 
     def __call__(self, delta: np.ndarray, period: float) -> np.ndarray:
         d = np.abs((np.asarray(delta, dtype=np.float64) + period / 2) % period - period / 2)
         exc = np.exp(-0.5 * (d / self.width) ** 2)
         opp = self.opposite * np.exp(-0.5 * ((d - period / 2) / self.opposite_width) ** 2)
-        sur = self.surround * (1.0 - np.exp(-0.5 * (d / self.surround_width) ** 2))
+        opp = opp + self.opponent * np.exp(-0.5 * ((d - period / 2) / self.width) ** 2)
+        ds = np.minimum(d, period / 2 - d) if self.surround_axis else d
+        sur = self.surround * (1.0 - np.exp(-0.5 * (ds / self.surround_width) ** 2))
         return exc - opp - sur - self.floor
 
     def stretched(self, factor: float, balanced: bool = False) -> "Tuning":
@@ -116,6 +132,7 @@ class Tuning:
         `factor` times as far, with `factor` times its strength. `balanced` also scales
         the opposite and floor inhibition with the band's mass (`factor`**2), so that a
         broad unit's excitation does not outweigh the inhibition that removes echoes.
+        `opponent` is the band's own mirror image, so it follows the band and is not scaled.
 
         >>> t = Tuning(width=10.0, surround=0.5, surround_width=30.0).stretched(2.0)
         >>> t.width, t.surround, t.surround_width
@@ -124,7 +141,7 @@ class Tuning:
         mass = factor**2
         inh = mass if balanced else 1.0
         return Tuning(self.width * mass, self.opposite * inh, self.opposite_width, self.floor * inh,
-                      self.surround * factor, self.surround_width * factor)
+                      self.surround * factor, self.surround_width * factor, self.opponent, self.surround_axis)
 
 
 @dataclass(frozen=True)

@@ -14,10 +14,13 @@ its tangent (`Tile`), weighted by orientation difference (`Tuning`), with inhibi
 from the opposite orientation: perpendicular lines inhibit lines and early curves. The
 3b bottleneck only copies (the path mixed3a -> 3b curves is linear, so its expanded
 weights are the real circuit); the curves read early curves with a positive band at the
-local bulge surrounded by negative weights that grow to the opposite orientation --
-which removes the echo early curves have (the opposite curve runs tangent to the arc in
-the middle, where the lines fire) and silences straight edges -- plus 3a lines along the
-tangent. Every unit of a bank is one template rotated to its orientation (and stretched
+local bulge and the same band, negative, at the opposite bulge -- which removes the echo
+early curves have (the opposite curve runs tangent to the arc in the middle, where the
+lines fire) and cancels what a straight line gives early curves of both bulges alike --
+with a surround that inhibits curves whose tangent differs, plus 3a lines along the
+tangent. So a straight line along the tangent excites a curve only weakly, through the
+3a lines ("pre-ReLU activations near zero tend to be straight lines"), and an angle
+through the curvature of its corner, more when rounded. Every unit of a bank is one template rotated to its orientation (and stretched
 to its published width), so the network is rotation-equivariant by construction.
 
 Cosmetic invariance: the complex Gabors sum the four phases of each Gabor orientation
@@ -97,15 +100,25 @@ LINE_RELAY_3B_CHANNELS = tuple(range(N_EARLY, N_EARLY + N_LINE_3A))
 # them normalizes); the copies in the 3b bottleneck divide it out again.
 EARLY_CURVE_SCALE = 180.0
 LINE_3A_SCALE = 100.0
-# The curves' template over early-curve orientation (difference from the local bulge): a
-# positive band, inhibition at the opposite orientation (outweighs the early curves' echo
-# and the straight-edge response both bulges share) and a surround growing with the
-# difference (narrows the band). A unit published CURVE_REFERENCE_FWHM wide uses it as
-# is; others are stretched to their published width (Tuning.stretched, balanced).
-CURVE_TUNING = Tuning(width=11.0, opposite=0.45, opposite_width=35.0, surround=0.15, surround_width=40.0)
+# The curves' template over early-curve orientation (difference from the local bulge):
+# - a positive band at the bulge, and the same band negative at the opposite bulge
+#   (opponent=1). A straight line has no bulge: early curves bulging either way see it
+#   alike, so through this pair it adds nothing (a broader or stronger opposite
+#   inhibition, as before, made lines and sharp angles negative: both were silenced).
+#   The opposite curve's early curves outweigh its echo in the curve's own: no echo.
+# - a surround that grows with the difference of the tangent (surround_axis: measured
+#   from the nearer of the bulge and its opposite): narrows the band to the unit's
+#   width and inhibits turned curves, but spares the early curves a straight line along
+#   the tangent excites. A sharp angle's straight arms (45 deg off the tangent) reach
+#   it; its corner's curvature goes through the band.
+# A unit published CURVE_REFERENCE_FWHM wide uses it as is; others are stretched to their
+# published width (Tuning.stretched: the band and the surround; the opponent follows the band).
+CURVE_TUNING = Tuning(width=11.0, opponent=1.0, surround=0.13, surround_width=40.0, surround_axis=True)
 CURVE_REFERENCE_FWHM = 50.0  # deg: about the width this template gives unstretched
-LINE_TO_CURVE_GAIN = 60.0  # 3a lines add ~1/5 of a curve's response ("early curves only" lowers peaks)
-CURVE_BIAS = -15.0  # a small threshold: silences the residue of straight lines (< 3% of a peak)
+# 3a lines along the tangent: what a straight line excites a curve through. ~1/10 of a
+# curve's response at the preferred orientation ("early curves only" lowers the peaks).
+LINE_TO_CURVE_GAIN = 30.0
+CURVE_BIAS = -10.0  # a small threshold: a straight line's response stays just above it
 
 _gabor_orients = tuple(o for o in uniform(N_GABOR, 180.0) for _ in PHASES)
 
@@ -180,8 +193,8 @@ RULES = (
     Relay("early_curve_bank", "curve_relay", gain=1.0 / EARLY_CURVE_SCALE, bias=0.0),
     Relay("lines_3a", "line_relay_3b", gain=1.0 / LINE_3A_SCALE, bias=0.0),
     # Curves: early curves tiled along a wider arc, each at the arc's local bulge: a positive
-    # band at the local bulge, inhibition growing to the opposite orientation (negative
-    # weights: what removes the early curves' echo and silences straight edges).
+    # band at the local bulge, the same band negative at the opposite bulge (what removes
+    # the early curves' echo, blind to straight lines) and a surround over the tangent.
     Tile("curve_relay", ("curves",),
          Arc(radius=45.0, length=40.0),  # px: 5 tiles of the 8 px grid along a gentle arc
          tuning=CURVE_TUNING,
