@@ -5,8 +5,9 @@ channel of the layer (480 for mixed3b), 36 orientations x 4 curvatures of curves
 both polarities plus 36 each of lines, sharp angles, rounded angles and edges (432
 stimuli), all read at the centre position.
 
-Naive: each of those stimuli rendered at 224 x 224 and run one at a time through the
-whole network to softmax2, the layer read at its centre. That takes minutes, so a
+Naive: each of those stimuli rendered at the network's own size (224 px for InceptionV1,
+299 for InceptionV3) and run one at a time through the whole network (to softmax2 or
+mixed10), the layer read at its centre. That takes minutes, so a
 subset (--naive, spread over the stimulus sets) is timed and extrapolated linearly to
 all 432 (the cost per stimulus does not depend on the stimulus); its values are checked
 against the fast path's.
@@ -19,6 +20,7 @@ network is used (its 10 mixed3b curves must be found). The machine is shared: nu
 are noisy; wall and CPU time and the load average are printed.
 
 Run: python experiments/bench_discover.py [--layer mixed3b] [--naive 24] [--random-seeds 5]
+     python experiments/bench_discover.py --weights nsfwjs-inception-v3 --layer mixed2
 """
 
 from __future__ import annotations
@@ -33,26 +35,25 @@ import numpy as np
 import torch
 
 import weights
-from circuits import InceptionV1
-from circuits.core import graph
-from circuits.core.units import Unit
 from circuits.tuning import discover as D
 from circuits.tuning.measure import input_size_for, responses
 
 
 def _naive(model, layer: str, sets: dict, n_pick: int):
     """Seconds per stimulus of a full 224 px forward, and (stimulus, values) pairs to check."""
+    g = model.graph
+    side = g.default_input_size
     flat = [(name, i) for name, s in sets.items() for i in range(len(s))]
     pick = np.linspace(0, len(flat) - 1, n_pick).round().astype(int)
-    centre = Unit(layer, 0).centre_in_input(224)
-    cy, cx = Unit(layer, 0).centre(224)
+    centre = model.unit((layer, 0)).centre_in_input(side)
+    cy, cx = model.unit((layer, 0)).centre(side)
     out = []
     t, c = time.perf_counter(), time.process_time()
     with torch.no_grad():
         for k in pick:
             name, i = flat[k]
-            x = sets[name].render(size=224, centre=centre, start=i, stop=i + 1)
-            acts = model.run_with_cache(x, [layer, "softmax2"])
+            x = sets[name].render(size=side, centre=centre, start=i, stop=i + 1, input_range=model.input_range)
+            acts = model.run_with_cache(x, [layer, g.output])
             out.append((name, i, acts[layer][0, :, cy, cx].clone()))
     return (time.perf_counter() - t) / len(pick), (time.process_time() - c) / len(pick), out
 
@@ -76,10 +77,10 @@ def main() -> None:
     fast, fast_cpu = time.perf_counter() - t, time.process_time() - c
     n = d.n_stimuli
 
-    sets, _ = D.sweep_stimuli(layer, d.angles_deg, d.curvatures)
+    sets, _ = D.sweep_stimuli(layer, d.angles_deg, d.curvatures, model=model)
     each, each_cpu, vals = _naive(model, layer, sets, args.naive)
-    units = [Unit(layer, ch) for ch in range(graph.node(layer).channels)]
-    size = input_size_for(units)
+    units = [model.unit((layer, ch)) for ch in range(model.graph.node(layer).channels)]
+    size = input_size_for(units, model)
     agree = True
     for name, i, v in vals:
         sub = D.Stimuli(sets[name].kind, {k: np.asarray(sets[name].params()[k])[[i]] for k in sets[name].batched},
@@ -94,7 +95,7 @@ def main() -> None:
           f"{torch.get_num_threads()} threads, {args.weights} weights")
     print(f"discovery   : {fast:7.2f} s wall, {fast_cpu:7.2f} s CPU ({fast / n * 1000:.1f} ms/stimulus for all "
           f"channels, input {size} px)")
-    print(f"naive       : {each * 1000:7.1f} ms/stimulus wall ({each_cpu * 1000:.1f} ms CPU), timed on "
+    print(f"naive       : (one full {model.graph.default_input_size} px forward per stimulus) {each * 1000:7.1f} ms/stimulus wall ({each_cpu * 1000:.1f} ms CPU), timed on "
           f"{args.naive}, extrapolated to {n}: {each * n:7.1f} s")
     print(f"ratio       : {each * n / fast:6.1f}x faster than one full forward per stimulus (CPU: "
           f"{each_cpu * n / fast_cpu:.1f}x)")
@@ -107,7 +108,7 @@ def main() -> None:
 
         counts = []
         for seed in range(args.random_seeds):
-            rnd = InceptionV1(random_state_dict(seed=seed)).eval()
+            rnd = type(model)(random_state_dict(seed=seed, network=model.graph)).eval()
             r = D.discover(rnd, layer, register=False, progress=False)
             responding = sum(s.peak > 0 for s in r.scores)
             counts.append(len(r.family))

@@ -74,9 +74,10 @@ def main() -> None:
         g = model.graph
         for uid in d.family:
             u = model.unit(uid)
-            if g.node(u.branch).op == "maxpool":
+            kind = g.node(u.branch).kind
+            if kind.windowed and not kind.has_params:  # a pooling branch: the layer below, pooled
                 src = g.node(u.branch).inputs[0]
-                print(f"  {uid}: a max-pooled copy of {src}:{u.branch_channel} (the {u.branch} branch)")
+                print(f"  {uid}: a pooled copy of {src}:{u.branch_channel} (the {u.branch} branch)")
     print()
     head = (f"{'layer':7} {'ch':>4} {'found':>5} {'coverage':>9} {'curv tol':>8} {'c>r>s>l':>7} {'rounded':>7} "
             f"{'sharp':>6} {'line':>6} | {'selective':>9} {'echo med':>8} {'echo>0.25':>9}")

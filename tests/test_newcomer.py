@@ -498,7 +498,8 @@ def test_one_weights_option_for_every_command():
         opts = [a for a in p._actions if "--weights" in a.option_strings]
         if opts:
             with_weights[name] = (opts[0].dest, opts[0].default)
-    runs_a_model = {"families", "weights", "graph", "ablate", "tune", "compare", "vis", "attribute",
+    # every command that reads a network (layers, unit and families: its graph only)
+    runs_a_model = {"layers", "unit", "families", "weights", "graph", "ablate", "tune", "compare", "vis", "attribute",
                     "edit-experiment", "discover", "dataset", "extract-curves", "trace-curve"}
     assert set(with_weights) == runs_a_model
     assert set(with_weights.values()) == {("weights", weights.DEFAULT)}

@@ -29,7 +29,7 @@ import os
 
 from circuits.core.files import atomic_path
 from circuits.core import model as models
-from circuits.core.model import InceptionV1, Network, StateDictError, check_state_dict
+from circuits.core.model import Network, StateDictError, check_state_dict
 from circuits.editing.edits import edit_log
 from circuits.editing.log import EditLogMismatch, edit_tensors, replay
 

@@ -49,7 +49,7 @@ import torch.nn.functional as F
 from circuits.analysis.networks import network_of, one_unit
 from circuits.core import graph
 from circuits.core.inputs import to_model_input
-from circuits.core.model import InceptionV1, Network
+from circuits.core.model import Network
 from circuits.core.units import Unit
 
 __all__ = ["Attribution", "attribute", "previous_layer", "conv_of", "visualize", "LAYERS"]

@@ -12,6 +12,10 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, fields
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # the scores are defined where they are measured
+    from circuits.tuning.discover import UnitScore
 
 __all__ = ["Criteria", "DEFAULT_ORIENTATIONS", "DEFAULT_CURVATURES", "FAMILY_ALIAS", "ANGLE_OPENING"]
 
