@@ -12,13 +12,17 @@ so a subset (--naive, spread over the sweep) is timed and the total extrapolated
 linearly (the cost per stimulus does not depend on the stimulus); the subset's values
 are also checked against the fast sweep's.
 
-Speed does not depend on the weights, so random weights are used. The machine is
-shared: numbers are noisy; the script prints wall and CPU time and the load average.
+The sweep on random weights (every channel live: the dense case) is the main line; the
+same sweep on the hand-built network is timed too, where the cone skips the channels
+the units never read through a non-zero weight and those that are always 0 (most of
+them). A full forward costs the same for either (it computes every channel), so one
+naive baseline serves both. The machine is shared: numbers are noisy; the script
+prints wall and CPU time and the load average.
 
 The main job end to end (issue 11): `circuits tune mixed3b:curves` in a fresh process
-(imports, weights, the sweep, the table; wall time, best of --cli runs), against the
-same naive extrapolation; and where a sweep's time goes: rendering the stimuli alone
-(CPU) vs the whole sweep (CPU).
+(imports, weights, the sweep, the table; wall time, best of --cli runs) on the default
+hand-built network and on random weights, against the same naive extrapolation; and
+where a sweep's time goes: rendering the stimuli alone (CPU) vs the whole sweep (CPU).
 
 Run: python experiments/bench_sweep.py [--threads 2] [--naive 48] [--batch N] [--cli 2]
 """
@@ -101,6 +105,14 @@ def main() -> None:
           f"(goal < 20 s)")
     print(f"values agree with the naive forward on the timed subset: {agree}")
 
+    hb = weights.model("handbuilt")
+    tuning.radial_tuning(hb, UNITS, n_angles=16, curvatures=curv[:2], progress=False, batch_size=args.batch)
+    t, c = time.perf_counter(), time.process_time()
+    tuning.radial_tuning(hb, UNITS, n_angles=n_angles, curvatures=curv, progress=False, batch_size=args.batch)
+    hb_fast, hb_cpu = time.perf_counter() - t, time.process_time() - c
+    print(f"hand-built  : {hb_fast:7.2f} s wall, {hb_cpu:7.2f} s CPU, {naive_total / hb_fast:6.1f}x faster than the "
+          f"same naive forward (channel-pruned cone)")
+
     # Where the sweep's time goes: rendering alone, the same batches as the sweep.
     bs = args.batch or tuning._default_batch(["mixed3b_5x5"], tuning.input_size_for(UNITS), None)
     size = tuning.input_size_for(UNITS)
@@ -111,20 +123,22 @@ def main() -> None:
     print(f"rendering   : {render_cpu:7.2f} s CPU of the sweep's {fast_cpu:.2f} s CPU ({render_cpu / fast_cpu:.0%})")
 
     if args.cli:
-        code = ("import sys; from circuits.cli import main; "
-                "sys.exit(main(['tune', 'mixed3b:curves', '--weights', 'random', '--no-progress']))")
-        walls = []
-        for _ in range(args.cli):
-            t = time.perf_counter()
-            subprocess.run([sys.executable, "-c", code], check=True, stdout=subprocess.DEVNULL,
-                           env={**os.environ, "OMP_NUM_THREADS": str(args.threads)})
-            walls.append(time.perf_counter() - t)
         t = time.perf_counter()
         subprocess.run([sys.executable, "-c", "import circuits.cli, weights, torch"], check=True)
         imports = time.perf_counter() - t
-        best = min(walls)
-        print(f"circuits tune mixed3b:curves: {best:6.2f} s wall (best of {len(walls)}; imports alone "
-              f"{imports:.2f} s), {naive_total / best:.1f}x one full forward per stimulus (goal < 5 s, >= 30x)")
+        for source in ("handbuilt", "random"):
+            code = ("import sys; from circuits.cli import main; "
+                    f"sys.exit(main(['tune', 'mixed3b:curves', '--weights', '{source}', '--no-progress']))")
+            walls = []
+            for _ in range(args.cli):
+                t = time.perf_counter()
+                subprocess.run([sys.executable, "-c", code], check=True, stdout=subprocess.DEVNULL,
+                               env={**os.environ, "OMP_NUM_THREADS": str(args.threads)})
+                walls.append(time.perf_counter() - t)
+            best = min(walls)
+            print(f"circuits tune mixed3b:curves --weights {source}: {best:6.2f} s wall (best of {len(walls)}; "
+                  f"imports alone {imports:.2f} s), {naive_total / best:.1f}x one full forward per stimulus "
+                  f"(goal < 5 s, >= 30x)")
     print(f"load average at the end: {os.getloadavg()[0]:.2f}")
 
 
