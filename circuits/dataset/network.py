@@ -18,23 +18,10 @@ Example:
 
 from __future__ import annotations
 
-from circuits.core.graph import Graph
-from circuits.core.units import Unit
+from circuits.analysis.networks import network_of as graph_of
+from circuits.analysis.networks import resolve
 
 __all__ = ["graph_of", "resolve", "conv_table"]
-
-
-def graph_of(model) -> Graph:
-    """The graph of `model` (a model with `.graph`, or a `Graph` itself)."""
-    return model if isinstance(model, Graph) else model.graph
-
-
-def resolve(units, model) -> list[Unit]:
-    """`circuits.families.resolve_units` against the model's network (a unit or family of
-    another declared network is refused, naming both)."""
-    from circuits.families import resolve_units
-
-    return resolve_units(units, graph_of(model))
 
 
 def conv_table(units, model) -> list[tuple[str, str, int]]:
