@@ -372,3 +372,9 @@ def test_expanded_weights_predict_a_small_perturbation_of_the_trained_network(tr
         with m.hooks([("mixed1", lambda a, hp: a + delta)]):
             moved = m.run(x, until="conv2d_20")[0, 0, 3, 3]
     assert float(moved - base) == pytest.approx(float((k[:, 0, 0] * delta[0, :8, 3, 3]).sum()), rel=1e-4, abs=1e-6)
+
+
+def test_lrn_options_do_not_apply_to_inceptionv3(random_v3_model):
+    """InceptionV3 has no LRN: asking to linearize one is an error that says so."""
+    with pytest.raises(ValueError, match="InceptionV3 has no LRN layer"):
+        weights_between(random_v3_model, "mixed1:5", "mixed2:104", lrn="at_input", input=torch.zeros(1, 3, 299, 299))

@@ -292,6 +292,11 @@ def _lrn_points(model, conn: Connection, lrn: str, input, dtype) -> dict[str, to
         if input is not None:
             raise ValueError("input= is the LRN operating point and is only used with lrn='at_input'")
         return {}
+    if not any(isinstance(n.kind, ops.LRN) for n in g.nodes):
+        raise ValueError(
+            f"lrn='at_input' linearizes LRNs around an operating point, but {g.name} has no LRN layer; "
+            "leave lrn at its default ('identity', which changes nothing here)"
+        )
     if input is None:
         raise ValueError(
             "lrn='at_input' needs input=: a per-channel vector of the LRN's input, a dict "
