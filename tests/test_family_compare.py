@@ -121,3 +121,27 @@ def test_cli_rejects_a_malformed_pair(capsys):
     assert "WEIGHTS=FAMILY" in capsys.readouterr().err
     assert cli.main(["compare", "--early-of", "random-v3=mixed2:1", "--no-checks"]) == 2
     assert "has no --family-of" in capsys.readouterr().err
+
+
+def test_three_way_on_the_trained_inceptionv3(capsys, tmp_path, trained_v3):
+    """The README's three-way command on the docs' family files. The trained network shows the
+    "Curve Circuits" pattern measured there: early curves excite the curves of similar orientation
+    and inhibit the opposite one (here mixed1's curve-selective units -> mixed2's curves)."""
+    from pathlib import Path
+
+    docs = Path(__file__).resolve().parents[1] / "docs"
+    js = tmp_path / "three.json"
+    rc = cli.main(["compare", "mixed3b:379,mixed3b:406", "--no-checks", "--n-angles", "36",
+                   "--family-orientations", "36", "--early", "mixed3a:hb_early_curve_bank",
+                   "--family-of", f"nsfwjs-inception-v3={docs / 'inceptionv3_mixed2_curves.json'}",
+                   "--early-of", f"nsfwjs-inception-v3={docs / 'inceptionv3_mixed1_early_curves.json'}",
+                   "--json", str(js)])
+    assert rc == 0, capsys.readouterr().err
+    fams = json.loads(js.read_text())["families"]
+    v3 = next(f for f in fams["families"] if f["network"] == "InceptionV3")
+    assert v3["layer"] == "mixed2" and len(v3["units"]) == 9
+    assert v3["summary"]["echo"]["median"] < 0.1 and v3["summary"]["line_ratio"]["median"] < 0.5
+    w = next(w for w in fams["weights"].values() if w["network"] == "InceptionV3")
+    by = dict(zip(w["centres_deg"], w["mean"]))
+    assert by[0.0] > 0 > by[-180.0]
+    assert by[0.0] == max(by.values())
