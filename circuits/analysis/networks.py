@@ -22,20 +22,11 @@ from __future__ import annotations
 from typing import Iterable, Sequence
 
 from circuits.core.graph import INCEPTION_V1, Graph
+from circuits.core.networks import network_of
 from circuits.core.units import Unit, WrongNetworkError, wrong_network
 from circuits.families import Family, resolve_units
 
 __all__ = ["WrongNetworkError", "network_of", "resolve", "one_unit", "common_network", "units_in"]
-
-
-def network_of(model_or_graph) -> Graph | None:
-    """The graph of a model (its ``.graph``), a Graph itself, or None for None."""
-    if model_or_graph is None or isinstance(model_or_graph, Graph):
-        return model_or_graph
-    g = getattr(model_or_graph, "graph", None)
-    if not isinstance(g, Graph):
-        raise TypeError(f"expected a circuits model (with a .graph) or a Graph, got {type(model_or_graph).__name__}")
-    return g
 
 
 def resolve(spec, network=None) -> list[Unit]:

@@ -15,7 +15,7 @@ from __future__ import annotations
 from circuits.core.graph import INCEPTION_V1, Graph, UnknownNameError, suggest
 from circuits.core.inception_v3 import INCEPTION_V3
 
-__all__ = ["DECLARED", "graph_of_layer", "graph_named"]
+__all__ = ["DECLARED", "graph_of_layer", "graph_named", "network_of"]
 
 #: every declared network by name, the default first
 DECLARED: dict[str, Graph] = {g.name: g for g in (INCEPTION_V1, INCEPTION_V3)}
@@ -42,3 +42,17 @@ def graph_named(name: str) -> Graph:
         return DECLARED[name]
     except KeyError:
         raise ValueError(f"unknown network {name!r}; declared: {', '.join(DECLARED)}") from None
+
+
+def network_of(model_or_graph) -> Graph | None:
+    """The graph of a model (its ``.graph``), a Graph itself, or None for None.
+
+    >>> network_of(INCEPTION_V3) is INCEPTION_V3, network_of(None)
+    (True, None)
+    """
+    if model_or_graph is None or isinstance(model_or_graph, Graph):
+        return model_or_graph
+    g = getattr(model_or_graph, "graph", None)
+    if not isinstance(g, Graph):
+        raise TypeError(f"expected a circuits model (with a .graph) or a Graph, got {type(model_or_graph).__name__}")
+    return g

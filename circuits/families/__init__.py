@@ -52,7 +52,7 @@ from typing import Iterable, Iterator
 
 from circuits.families import published as family_data
 from circuits.core import graph
-from circuits.core.networks import DECLARED, graph_of_layer
+from circuits.core.networks import DECLARED, graph_of_layer, network_of
 from circuits.core.units import Unit, parse_unit, wrong_network
 
 __all__ = [
@@ -453,7 +453,7 @@ def resolve_units(spec, model=None) -> list[Unit]:
     >>> [u.id for u in resolve_units(["conv2d0:1", ("conv2d0", 2)])]
     ['conv2d0:1', 'conv2d0:2']
     """
-    g = model if isinstance(model, graph.Graph) or model is None else model.graph
+    g = network_of(model)
     if isinstance(spec, (str, Unit)) or (isinstance(spec, tuple) and len(spec) == 2 and isinstance(spec[0], str)):
         if isinstance(spec, str) and ":" in spec:
             layer, rest = spec.split(":", 1)

@@ -33,7 +33,7 @@ import torch
 import torch.nn.functional as F
 
 from circuits.core import graph
-from circuits.core.networks import graph_of_layer
+from circuits.core.networks import graph_of_layer, network_of
 from circuits.core.units import Unit, parse_unit
 from circuits.families import resolve_units
 
@@ -49,11 +49,6 @@ __all__ = [
 ]
 
 Acts = Mapping[str, torch.Tensor]
-
-
-def _graph(model) -> graph.Graph | None:
-    """The graph of a model, a graph itself, or None."""
-    return model if model is None or isinstance(model, graph.Graph) else model.graph
 
 
 def _network_of(hooks: frozenset[str], network: graph.Graph | None, description: str) -> graph.Graph:
@@ -184,12 +179,12 @@ def _batch(t: torch.Tensor, batch: int | None) -> torch.Tensor:
 
 def _unit(layer, n, model=None) -> Unit:
     """A unit of `model`'s network (validated against it), or of the network named by its layer."""
-    return parse_unit(layer if isinstance(layer, Unit) else (layer, n), _graph(model))
+    return parse_unit(layer if isinstance(layer, Unit) else (layer, n), network_of(model))
 
 
 def _layer_network(layer: str, model) -> graph.Graph:
     """The graph `layer` is checked against: `model`'s, or the declared one with that name."""
-    g = _graph(model) or graph_of_layer(layer)
+    g = network_of(model) or graph_of_layer(layer)
     g.node(layer)  # unknown layer (or one of another network): raises with close matches
     return g
 
@@ -394,7 +389,7 @@ def as_objective(obj, model=None) -> Objective:
     >>> as_objective("mixed3a:81").description
     'Channel(mixed3a:81)'
     """
-    g = _graph(model)
+    g = network_of(model)
     if isinstance(obj, Objective):
         return obj
     if isinstance(obj, str):

@@ -43,7 +43,7 @@ import torch
 from circuits.tuning import cone
 from circuits.core import graph
 from circuits.core.model import InceptionV1, InceptionV3
-from circuits.core.networks import graph_of_layer
+from circuits.core.networks import graph_of_layer, network_of
 from circuits.tuning.stimuli import Stimuli, curve_sweep
 from circuits.tuning.metrics import TuningMetrics, angles_for, curve_metrics
 from circuits.core.units import Unit
@@ -179,11 +179,6 @@ def _by_layer(us: Sequence[Unit]) -> dict[str, list[Unit]]:
     return out
 
 
-def _network(model) -> graph.Graph | None:
-    """The graph of a model, a graph, or None."""
-    return model if model is None or isinstance(model, graph.Graph) else model.graph
-
-
 def default_curve_params(layer: str, model=None) -> dict[str, Any]:
     """Curve stimulus parameters sized to `layer`'s receptive field (pixels).
 
@@ -193,7 +188,7 @@ def default_curve_params(layer: str, model=None) -> dict[str, Any]:
     >>> default_curve_params("mixed3b")
     {'arc_length': 45.5, 'width': 3.0, 'fg': 'black', 'bg': 'white'}
     """
-    network = _network(model) or graph_of_layer(layer)
+    network = network_of(model) or graph_of_layer(layer)
     rf = network.receptive_field(layer).size
     return {
         "arc_length": round(ARC_LENGTH_PER_RF * rf, 1),
