@@ -167,20 +167,29 @@ def lrn(
     bias: float = LRN_BIAS,
     alpha: float = LRN_ALPHA,
     beta: float = LRN_BETA,
+    *,
+    channels: torch.Tensor | None = None,
+    out: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """TensorFlow's local response normalization over channels.
 
     out = x / (bias + alpha * sum_{|c'-c| <= r} x[c']^2) ** beta, alpha NOT divided by 2r+1
     (torch.nn.LocalResponseNorm divides it; that is the common porting bug).
+
+    channels: the (sorted) channel indices x holds (default all); out: the output channels
+    wanted (default `channels`). Each output's window must lie inside `channels` (the cone
+    computes only the channels a read needs).
     """
+    c = torch.arange(x.shape[1], device=x.device) if channels is None else channels.to(x.device)
+    o = c if out is None else out.to(x.device)
     # The windowed sum over channels as a 1x1 convolution with a band matrix: several
     # times faster on CPU than pooling over a channel axis, and exact up to the order
     # of summation.
-    c = torch.arange(x.shape[1], device=x.device)
-    band = ((c[:, None] - c[None, :]).abs() <= depth_radius).to(x.dtype)[:, :, None, None]
+    band = ((o[:, None] - c[None, :]).abs() <= depth_radius).to(x.dtype)[:, :, None, None]
     # bias + alpha * window sum, in the one convolution.
-    denom = F.conv2d(x * x, band * alpha, torch.full((x.shape[1],), float(bias), dtype=x.dtype, device=x.device))
-    return x * (denom.rsqrt() if beta == 0.5 else denom.pow(-beta))
+    denom = F.conv2d(x * x, band * alpha, torch.full((len(o),), float(bias), dtype=x.dtype, device=x.device))
+    xo = x if out is None else take_channels(x, torch.searchsorted(c, o))
+    return xo * (denom.rsqrt() if beta == 0.5 else denom.pow(-beta))
 
 
 def lrn_jacobian(v: torch.Tensor) -> torch.Tensor:
@@ -605,13 +614,8 @@ class LRN(_Identity):
         return [torch.unique(win[(win >= 0) & (win < cins[0])])]
 
     def forward_channels(self, node, xs, prep, have, out, cins):
-        # `lrn` restricted to the channels at hand: each output's window lies inside
-        # `have` (input_channels), so the band over `have` sums exactly its window.
-        x, h = xs[0], have[0]
-        band = ((out[:, None] - h[None, :]).abs() <= LRN_DEPTH_RADIUS).to(x.dtype)[:, :, None, None]
-        bias = torch.full((len(out),), float(LRN_BIAS), dtype=x.dtype, device=x.device)
-        denom = F.conv2d(x * x, band * LRN_ALPHA, bias)
-        return take_channels(x, torch.searchsorted(h, out)) * (denom.rsqrt() if LRN_BETA == 0.5 else denom.pow(-LRN_BETA))
+        # each output's window lies inside `have` (input_channels)
+        return lrn(xs[0], channels=have[0], out=out)
 
     def linear(self, node, xs, m, *, bias=True, point=None):
         if point is None:
