@@ -46,9 +46,9 @@ def attribution_images(model, source: ImageSource, unit: str, crop_ids: Sequence
     from tqdm.auto import tqdm
 
     from circuits.analysis.attribution import attribute, visualize
-    from circuits.dataset.network import conv_table, graph_of, resolve
+    from circuits.dataset.network import conv_table, resolve
 
-    net = graph_of(model)
+    net = model.graph
     table = conv_table(unit, model)
     if len(table) != 1:
         raise ValueError(f"the attribution quilt is of one unit, got {len(table)} ({unit!r})")

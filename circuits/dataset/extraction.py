@@ -26,7 +26,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from circuits.dataset.network import conv_table, graph_of
+from circuits.dataset.network import conv_table
 
 __all__ = ["attribution_map", "canny", "compare_with_canny", "grey"]
 
@@ -45,7 +45,7 @@ def attribution_map(model, family, image: torch.Tensor) -> torch.Tensor:
     model's input range (so "input" means what the network reads, e.g. [-1, 1] for InceptionV3).
     """
     table = [(t, c) for _, t, c in conv_table(family, model)]
-    tensors = sorted({t for t, _ in table}, key=graph_of(model).index)
+    tensors = sorted({t for t, _ in table}, key=model.graph.index)
     x = model.to_input(image).clone().requires_grad_(True)
     cache = model.run_with_cache(x, tensors, detach=False)
     total = sum(torch.relu(cache[t][0, c]).sum() for t, c in table)

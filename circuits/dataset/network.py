@@ -18,16 +18,16 @@ Example:
 
 from __future__ import annotations
 
-from circuits.analysis.networks import network_of as graph_of
 from circuits.analysis.networks import resolve
+from circuits.core.networks import network_of
 
-__all__ = ["graph_of", "resolve", "conv_table"]
+__all__ = ["resolve", "conv_table"]
 
 
 def conv_table(units, model) -> list[tuple[str, str, int]]:
     """(unit id, pre-ReLU tensor, channel in it) per unit: the convolution of the model's graph
     that computes the unit (its output is the pre-activation the ReLU reads)."""
-    g = graph_of(model)
+    g = network_of(model)
     out = []
     for u in resolve(units, g):
         found = g.conv_of(u.layer, u.channel)

@@ -43,7 +43,7 @@ from circuits.core.files import atomic_path
 from circuits.dataset import distributed
 from circuits.dataset.accumulators import BinReservoir, Histogram, TopK
 from circuits.dataset.crops import crop_grid, crop_id, parse_crop_id, sample_positions, cut
-from circuits.dataset.network import conv_table, graph_of
+from circuits.dataset.network import conv_table
 from circuits.dataset.sources import ImageSource
 from circuits.dataset.tails import fit_tails
 
@@ -234,7 +234,7 @@ def _unit_table(units, model) -> list[tuple[str, str, int]]:
 
 
 def _values(model, img: torch.Tensor, table, device) -> dict[str, torch.Tensor]:
-    tensors = sorted({t for _, t, _ in table}, key=graph_of(model).index)
+    tensors = sorted({t for _, t, _ in table}, key=model.graph.index)
     with torch.no_grad():  # the model's own input range: [-117, 138] for InceptionV1, [-1, 1] for V3
         cache = model.run_with_cache(model.to_input(img).to(device), tensors)
     return {uid: cache[t][0, c].cpu() for uid, t, c in table}
@@ -331,7 +331,7 @@ def scan(
         source = ImageSource(source.kind, source.names[:limit], source.image_size, source.root)
     device = torch.device(device) if device is not None else next(model.parameters()).device
     table = _unit_table(units, model)
-    net = graph_of(model)
+    net = model.graph
     for uid, t, _ in table:
         need = net.receptive_field(t).size
         if source.image_size is not None and source.image_size < need:
@@ -388,7 +388,7 @@ def _grids(model, table, img: torch.Tensor) -> dict:
     the model refuses the input.
     """
     hw = tuple(img.shape[-2:])
-    grids = {uid: crop_grid(t, hw, graph_of(model)) for uid, t, _ in table}
+    grids = {uid: crop_grid(t, hw, model.graph) for uid, t, _ in table}
     return {uid: g for uid, g in grids.items() if g.shape[0] * g.shape[1]}
 
 
