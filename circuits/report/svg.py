@@ -1,0 +1,178 @@
+"""Figures as inline SVG (no script, no external resource): radial tuning curves, heat maps,
+histograms and bar charts.
+
+Everything is drawn from numbers with plain SVG elements; colours are presentation
+attributes (no ``style`` attributes, which the pages' content security policy forbids).
+Angles follow the article: 0 = ``)``, 90 = ``∪``, clockwise on screen.
+
+Example:
+    >>> s = radial({"mixed3b:379": [0, 1, 0, 0]}, [0, 90, 180, 270], {"mixed3b:379": 90.0})
+    >>> s.startswith("<svg") and 'data-unit="mixed3b:379"' in s
+    True
+"""
+
+from __future__ import annotations
+
+import html
+import math
+from typing import Mapping, Sequence
+
+import numpy as np
+
+__all__ = ["radial", "heatmap", "histogram", "bars", "unit_colour", "diverging"]
+
+
+def _e(text) -> str:
+    return html.escape(str(text), quote=True)
+
+
+def unit_colour(pref_deg: float | None) -> str:
+    """The colour of a unit: its preferred orientation around the hue circle (grey if none)."""
+    from circuits.plots.tuning import orientation_colour
+
+    if pref_deg is None or not math.isfinite(pref_deg):
+        return "#777777"
+    r, g, b = orientation_colour(pref_deg / 360.0)
+    return f"#{int(r * 255):02x}{int(g * 255):02x}{int(b * 255):02x}"
+
+
+def diverging(v: float, lim: float) -> str:
+    """Blue (negative) - white (0) - red (positive), saturating at +-lim."""
+    t = 0.0 if lim <= 0 or not math.isfinite(v) else max(-1.0, min(1.0, v / lim))
+    hi = (178, 24, 43) if t > 0 else (33, 102, 172)
+    a = abs(t)
+    r, g, b = (round(255 + (c - 255) * a) for c in hi)
+    return f"#{r:02x}{g:02x}{b:02x}"
+
+
+def radial(curves: Mapping[str, Sequence[float]], angles: Sequence[float], prefs: Mapping[str, float], *,
+           size: int = 420, links: Mapping[str, str] | None = None, normalise: str = "unit",
+           title: str = "radial tuning") -> str:
+    """A polar plot of tuning curves; every curve, its peak dot and its key carry ``data-unit``
+    (the pages' script isolates a unit when any of them is hovered or focused).
+
+    normalise: "unit" (each curve to its own peak), "all" (all to the largest value) or "none"
+    (the values are radii already, 1 = the outer circle).
+    """
+    links = links or {}
+    c = size / 2
+    R = size / 2 - 34
+    a = np.radians(np.asarray(angles, dtype=float))
+    top = max((float(np.max(v)) for v in curves.values()), default=0.0)
+    parts = [f'<svg class="radial-plot" viewBox="0 0 {size} {size}" width="{size}" height="{size}" role="img" '
+             f'aria-label="{_e(title)}" xmlns="http://www.w3.org/2000/svg">']
+    for f in (0.25, 0.5, 0.75, 1.0):
+        parts.append(f'<circle cx="{c}" cy="{c}" r="{R * f:.1f}" fill="none" stroke="#ddd" stroke-width="1"/>')
+    for d in range(0, 360, 45):
+        x, y = c + R * math.cos(math.radians(d)), c + R * math.sin(math.radians(d))
+        parts.append(f'<line x1="{c}" y1="{c}" x2="{x:.1f}" y2="{y:.1f}" stroke="#ddd" stroke-width="1"/>')
+        lx, ly = c + (R + 18) * math.cos(math.radians(d)), c + (R + 18) * math.sin(math.radians(d)) + 4
+        parts.append(f'<text x="{lx:.1f}" y="{ly:.1f}" text-anchor="middle" font-size="12" fill="#555">{d}°</text>')
+    for uid, v in curves.items():
+        v = np.asarray(v, dtype=float)
+        scale = {"unit": float(v.max()) if v.size else 0.0, "all": top, "none": 1.0}[normalise]
+        r = v / scale if scale > 0 else np.zeros_like(v)
+        xs, ys = c + R * r * np.cos(a), c + R * r * np.sin(a)
+        d = "M" + " L".join(f"{x:.1f},{y:.1f}" for x, y in zip(xs, ys)) + " Z"
+        col = unit_colour(prefs.get(uid))
+        label = _e(uid)
+        parts.append(f'<path class="curve" data-unit="{label}" d="{d}" fill="none" stroke="{col}" stroke-width="2.2">'
+                     f'<title>{label}</title></path>')
+        k = int(np.argmax(v)) if v.size else 0
+        if v.size and v[k] > 0:
+            parts.append(f'<circle class="curve peak" data-unit="{label}" tabindex="0" cx="{xs[k]:.1f}" cy="{ys[k]:.1f}" '
+                         f'r="6" fill="{col}" stroke="#fff" stroke-width="1.5"><title>{label} peak</title></circle>')
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def heatmap(values: np.ndarray, rows: Sequence[float], cols: Sequence[float], *, lim: float | None = None,
+            unit_label: str = "", cell: tuple[float, float] = (3.5, 9.0)) -> str:
+    """A [rows, cols] grid (curvature x orientation) in a diverging scale, axis labels in px >= 11."""
+    v = np.asarray(values, dtype=float)
+    lim = float(np.nanmax(np.abs(v))) if lim is None else lim
+    cw, ch = cell
+    left, top_, bottom = 34, 18, 30
+    w = left + cw * v.shape[1] + 8
+    h = top_ + ch * v.shape[0] + bottom
+    parts = [f'<svg class="heatmap" viewBox="0 0 {w:.0f} {h:.0f}" width="{w:.0f}" height="{h:.0f}" role="img" '
+             f'aria-label="{_e(unit_label)} orientation x curvature" xmlns="http://www.w3.org/2000/svg">',
+             f'<text x="{left}" y="12" font-size="12" fill="#222">{_e(unit_label)}</text>']
+    for i in range(v.shape[0]):
+        y = top_ + ch * (v.shape[0] - 1 - i)  # curvature 0 at the bottom
+        for j in range(v.shape[1]):
+            parts.append(f'<rect x="{left + cw * j:.1f}" y="{y:.1f}" width="{cw + 0.05:.2f}" height="{ch + 0.05:.2f}" '
+                         f'fill="{diverging(v[i, j], lim)}"/>')
+    for j in range(0, v.shape[1], max(1, v.shape[1] // 4)):
+        parts.append(f'<text x="{left + cw * (j + 0.5):.1f}" y="{top_ + ch * v.shape[0] + 13:.1f}" font-size="11" '
+                     f'text-anchor="middle" fill="#555">{cols[j]:g}°</text>')
+    parts.append(f'<text x="{left + cw * v.shape[1] / 2:.1f}" y="{h - 3:.1f}" font-size="11" text-anchor="middle" '
+                 f'fill="#555">orientation</text>')
+    for i in (0, v.shape[0] - 1):
+        y = top_ + ch * (v.shape[0] - 1 - i) + ch * 0.8
+        parts.append(f'<text x="{left - 3}" y="{y:.1f}" font-size="11" text-anchor="end" fill="#555">{rows[i]:g}</text>')
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def histogram(edges: Sequence[float], counts: Sequence[float], *, width: int = 300, height: int = 120,
+              log: bool = False, label: str = "") -> str:
+    """Bars of a histogram (positive values orange, negative grey), zero marked."""
+    e = np.asarray(edges, dtype=float)
+    n = np.asarray(counts, dtype=float)
+    if n.size == 0 or e.size != n.size + 1:
+        return '<p class="note">no histogram</p>'
+    y = np.log10(n + 1) if log else n
+    ymax = float(y.max()) or 1.0
+    x0, x1 = float(e[0]), float(e[-1])
+    span = (x1 - x0) or 1.0
+    pad_b = 28
+    plot_h = height - pad_b - 4
+    X = lambda v: 4 + (width - 8) * (v - x0) / span  # noqa: E731
+    parts = [f'<svg class="hist" viewBox="0 0 {width} {height}" width="{width}" height="{height}" role="img" '
+             f'aria-label="{_e(label)} histogram" xmlns="http://www.w3.org/2000/svg">']
+    for lo, hi, v in zip(e[:-1], e[1:], y):
+        if v <= 0:
+            continue
+        bh = plot_h * v / ymax
+        col = "#dd6622" if lo >= 0 else "#888888"
+        parts.append(f'<rect x="{X(lo):.2f}" y="{4 + plot_h - bh:.2f}" width="{max(X(hi) - X(lo), 0.6):.2f}" '
+                     f'height="{bh:.2f}" fill="{col}"/>')
+    if x0 < 0 < x1:
+        parts.append(f'<line x1="{X(0):.1f}" y1="4" x2="{X(0):.1f}" y2="{4 + plot_h}" stroke="#000" stroke-width="1"/>')
+    parts.append(f'<text x="4" y="{height - 14}" font-size="11" fill="#555">{x0:.3g}</text>')
+    parts.append(f'<text x="{width - 4}" y="{height - 14}" font-size="11" text-anchor="end" fill="#555">{x1:.3g}</text>')
+    parts.append(f'<text x="{width / 2:.0f}" y="{height - 2}" font-size="11" text-anchor="middle" fill="#555">'
+                 f'pre-ReLU activation{" (log count)" if log else ""}</text>')
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def bars(centres: Sequence[float], values: Sequence[float], *, width: int = 420, height: int = 200,
+         xlabel: str = "", ylabel: str = "") -> str:
+    """A bar chart of signed values (red positive, blue negative) at labelled centres; NaN bars left out."""
+    v = np.asarray(values, dtype=float)
+    lim = float(np.nanmax(np.abs(v))) if np.isfinite(v).any() else 1.0
+    lim = lim or 1.0
+    left, bottom, top_ = 40, 34, 8
+    ph = height - bottom - top_
+    bw = (width - left - 8) / max(len(v), 1)
+    zero = top_ + ph / 2
+    parts = [f'<svg class="bars" viewBox="0 0 {width} {height}" width="{width}" height="{height}" role="img" '
+             f'aria-label="{_e(ylabel)} by {_e(xlabel)}" xmlns="http://www.w3.org/2000/svg">',
+             f'<line x1="{left}" y1="{zero}" x2="{width - 8}" y2="{zero}" stroke="#000" stroke-width="1"/>',
+             f'<text x="{left - 4}" y="{top_ + 10}" font-size="11" text-anchor="end" fill="#555">{lim:.3g}</text>',
+             f'<text x="{left - 4}" y="{top_ + ph}" font-size="11" text-anchor="end" fill="#555">{-lim:.3g}</text>']
+    for i, (cx, val) in enumerate(zip(centres, v)):
+        x = left + bw * i
+        if math.isfinite(val):
+            bh = abs(val) / lim * ph / 2
+            y = zero - bh if val > 0 else zero
+            parts.append(f'<rect x="{x + bw * 0.15:.1f}" y="{y:.1f}" width="{bw * 0.7:.1f}" height="{bh:.1f}" '
+                         f'fill="{"#b2182b" if val > 0 else "#2166ac"}"><title>{cx:g}°: {val:.3g}</title></rect>')
+        parts.append(f'<text x="{x + bw / 2:.1f}" y="{height - bottom + 14}" font-size="11" text-anchor="middle" '
+                     f'fill="#555">{cx:g}</text>')
+    parts.append(f'<text x="{left + (width - left) / 2:.0f}" y="{height - 4}" font-size="11" text-anchor="middle" '
+                 f'fill="#555">{_e(xlabel)}</text>')
+    parts.append("</svg>")
+    return "".join(parts)
