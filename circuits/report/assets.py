@@ -38,7 +38,6 @@ th:first-child, td:first-child { text-align: left; }
 .radial .keys { list-style: none; padding: 0; margin: 0; columns: 2; font-size: 13px; }
 .radial .keys li { padding: 1px 4px; }
 .radial .keys .swatch { display: inline-block; width: 12px; height: 12px; margin-right: 5px; vertical-align: -1px; }
-.radial .curve { transition: opacity 0.05s; }
 .radial.isolating .curve:not(.active) { opacity: 0.08; }
 .radial.isolating .keys li:not(.active) { opacity: 0.35; }
 .radial .keys li.active { font-weight: bold; }

@@ -84,8 +84,14 @@ def dataset(model, units: Sequence[Unit], s: ReportSettings, progress: bool = Tr
     from circuits.dataset.scan import load_crops, scan
 
     source = image_source(s)
-    res = scan(model, [u.id for u in units], source, stride=s.stride, top_k=s.top_k, reservoir=s.per_bin,
-               limit=s.max_images, progress=progress, device=device)
+    home = next(model.parameters()).device
+    if device is not None:
+        model.to(device)  # the scan runs where the model is; moved back below
+    try:
+        res = scan(model, [u.id for u in units], source, stride=s.stride, top_k=s.top_k, reservoir=s.per_bin,
+                   limit=s.max_images, progress=progress, device=device)
+    finally:
+        model.to(home)
     data = res.to_json(source.names)
     ids: list[str] = []
     for summ in data["units"].values():
