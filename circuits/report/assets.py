@@ -48,7 +48,8 @@ th:first-child, td:first-child { text-align: left; }
 .quilt th { font-weight: normal; color: #555; font-size: 12px; white-space: nowrap; }
 .quilt td { text-align: left; }
 .quilt img { width: 48px; height: 48px; margin-right: 2px; }
-.units-strip img { width: 40px; height: 40px; vertical-align: middle; }
+.units-strip img { width: 40px; height: 40px; vertical-align: middle; border: 2px solid transparent; }
+.units-strip a.current img { border-color: #222; }
 .figure-row { display: flex; flex-wrap: wrap; gap: 12px; align-items: flex-end; }
 details summary { cursor: pointer; color: #1a5fb4; }
 .legend-scale { font-size: 12px; color: #555; }

@@ -103,22 +103,31 @@ def dataset(model, units: Sequence[Unit], s: ReportSettings, progress: bool = Tr
     return {"scan": data, "crop_ids": ids, "crops": [crops[c] for c in ids], "source": source.description}
 
 
-def neighbour_layers(model, layer: str) -> tuple[str | None, str | None]:
-    """The trunk layers before and after `layer` where weights between units are defined
-    (None where there is none, or, after, where the network is all zero from there on)."""
+def neighbour_layers(model, layer: str) -> tuple[str | None, str | None, str]:
+    """The trunk layers before and after `layer` where weights between units are defined, and why
+    there is none after (None where there is none: not a trunk layer, outside the network's span of
+    expanded weights, or, after, where the network is all zero from there on)."""
     from circuits.core.extent import last_live_layer
 
     g = model.graph
     trunk = list(g.trunk_layers)
     if layer not in trunk:
-        return None, None
+        return None, None, f"{layer} is not a trunk layer of {g.name} (a branch tensor): no layer before or after"
     i = trunk.index(layer)
     before = trunk[i - 1] if i > 0 and g.in_expanded_span(trunk[i - 1]) else None
-    after = trunk[i + 1] if i + 1 < len(trunk) and g.in_expanded_span(trunk[i + 1]) else None
+    nxt = trunk[i + 1] if i + 1 < len(trunk) else None
+    why = ""
+    after = nxt if nxt is not None and g.in_expanded_span(nxt) else None
+    if nxt is None:
+        why = f"{layer} is the last layer of {g.name}"
+    elif after is None:
+        why = f"{nxt} lies outside the span of weights between units of {g.name} ({' to '.join(g.expanded_span)})"
     live = last_live_layer(model)
     if after is not None and live is not None and g.index(after) > g.index(live):
+        why = (f"these weights have nothing past {live}: every convolution after it is all zero, so "
+               f"{after} is 0 for every input")
         after = None
-    return before, after
+    return before, after, why
 
 
 def _top(totals: np.ndarray, ids: list[str], n: int) -> dict:
@@ -138,8 +147,9 @@ def unit_weights(model, units: Sequence[Unit], s: ReportSettings, progress: bool
 
     g = model.graph
     layer = units[0].layer
-    before, after = neighbour_layers(model, layer)
-    out = {"before": before, "after": after, "inputs": {}, "outputs": {}, "direct_in": None, "direct_out": None}
+    before, after, why = neighbour_layers(model, layer)
+    out = {"before": before, "after": after, "why_no_after": why, "inputs": {}, "outputs": {}, "direct_in": None,
+           "direct_out": None}
     bar = tqdm(total=int(before is not None) + int(after is not None), desc="weights", disable=not progress,
                leave=False)
     if before is not None:

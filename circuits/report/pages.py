@@ -105,10 +105,12 @@ def page(title: str, body: str, depth: int, nav: Sequence[tuple[str, str]] = ())
 
 
 def _radial_figure(d: SiteData, curves: dict, angles, *, link_prefix: str, normalise: str = "unit",
-                   title: str = "radial tuning", size: int = 420) -> str:
-    """The radial plot and its keys (swatch, link, preferred angle), one `.radial` figure."""
+                   title: str = "radial tuning", size: int = 420, keys: bool = True) -> str:
+    """The radial plot and (if `keys`) its keys (swatch, link, preferred angle), one `.radial` figure."""
     prefs = {u: d.pref(u) for u in curves}
     plot = svg.radial(curves, angles, prefs, normalise=normalise, title=title, size=size)
+    if not keys:
+        return f'<figure class="radial">{plot}</figure>'
     keys = "".join(
         f'<li data-unit="{_e(u)}"><svg class="swatch" width="12" height="12" xmlns="http://www.w3.org/2000/svg">'
         f'<rect width="12" height="12" fill="{svg.unit_colour(prefs[u])}"/></svg>'
@@ -147,7 +149,9 @@ def _heat(d: SiteData, u: str) -> tuple[str, str]:
         words = "standard deviations from the unit's mean pre-ReLU activation over the dataset"
     else:
         words = "pre-ReLU activation (no dataset spread to express it in standard deviations)"
-    return svg.heatmap(v, d.heat["curvatures"], d.heat["orientations"], unit_label=u), words
+    lim = float(np.nanmax(np.abs(v))) if np.isfinite(v).any() else 0.0
+    label = f"{u} (±{lim:.3g}{' std' if st is not None else ''})"
+    return svg.heatmap(v, d.heat["curvatures"], d.heat["orientations"], lim=lim, unit_label=label), words
 
 
 def _scale_legend() -> str:
@@ -263,7 +267,7 @@ def _sec_edit(d: SiteData) -> str:
         curves = {u: np.asarray(cs[i]) / top[u] if top[u] > 0 else np.asarray(cs[i]) for i, u in enumerate(ed["units"])}
         figs.append(f'<div><h3>{_e(cond)}</h3>'
                     + _radial_figure(d, curves, ed["angles"], link_prefix="units/", normalise="none",
-                                     title=cond, size=300) + "</div>")
+                                     title=cond, size=300, keys=False) + "</div>")
     summ = "".join(f"<tr><td>{_e(c)}</td><td>{_f(v['median_peak'], 4)}</td><td>{_f(v['median_echo'], 2)} "
                    f"[{_f(v['min_echo'], 2)}, {_f(v['max_echo'], 2)}]</td><td>{_f(v['median_fwhm'], 3)}</td></tr>"
                    for c, v in ed["summary"].items())
@@ -273,7 +277,8 @@ def _sec_edit(d: SiteData) -> str:
                'peak on these stimuli: where that is large, the panels say little about the real circuit.')
     return (f'<p class="note">Radial tuning of the family unedited, keeping only the inputs from <b>{_e(d.early_id)}</b>, '
             f'and keeping only their positive weights ("Curve Circuits"); route <b>{_e(ed["route"])}</b>.{gap} Each '
-            'unit is scaled to its largest response over the three conditions.</p><div class="figure-row">'
+            'unit is scaled to its largest response over the three conditions; colours as in the radial tuning '
+            'curves above; hover a dot to isolate a unit.</p><div class="figure-row">'
             + "".join(figs) + '</div><table><tr><th>condition</th><th>median peak</th><th>echo: median [min, max]'
             '</th><th>median FWHM (°)</th></tr>' + summ + "</table>")
 
@@ -345,8 +350,9 @@ def unit_page(d: SiteData, uid: str) -> str:
              f'Member of <a href="../index.html">{_e(d.family_name)} ({_e(d.family_id)})</a>. '
              f'Neighbours by orientation: <a href="{_e(unit_file(prev_u))}">← {_e(prev_u)}</a> · '
              f'<a href="{_e(unit_file(next_u))}">{_e(next_u)} →</a></p>']
-    strip = "".join(f'<a href="{_e(unit_file(u))}" title="{_e(u)}"><img src="../img/vis/{_e(d.vis_files[u])}" '
-                    f'alt="{_e(u)}"></a>' for u in order)
+    current = ' class="current"'
+    strip = "".join(f'<a href="{_e(unit_file(u))}" title="{_e(u)}"{current if u == uid else ""}>'
+                    f'<img src="../img/vis/{_e(d.vis_files[u])}" alt="{_e(u)}"></a>' for u in order)
     parts.append(f'<p class="units-strip">{strip}</p>')
     heat, words = _heat(d, uid)
     curves = {uid: d.tuning["curves"][d.tuning["units"].index(uid)]}
@@ -375,8 +381,7 @@ def unit_page(d: SiteData, uid: str) -> str:
     if w.get("after"):
         wparts.append("<h3>Strongest outputs</h3>" + _weights_table(d, w["outputs"][uid], w["after"], w["direct_out"], "outputs"))
     if not w.get("after"):
-        wparts.append('<p class="note">No outputs listed: the next trunk layer is outside the span where weights are '
-                      'defined, or the network is all zero from there on.</p>')
+        wparts.append(f'<p class="note">No outputs listed: {_e(w.get("why_no_after"))}.</p>')
     parts.append('<section id="weights"><h2>Weights</h2>' + "".join(wparts) + "</section>")
     return page(uid, "".join(parts), depth=2, nav=[("../index.html", d.family_id)])
 

@@ -259,8 +259,7 @@ def _draw(model, out: Path, fid, fname, units, early_id, results, extras, settin
              for u in units}
     notes = []
     if not results["weights"].get("after"):
-        notes.append(f"No outputs on the unit pages: the trunk layer after {units[0].layer} is outside the span of "
-                     "expanded weights, or the network is all zero from there on.")
+        notes.append(f"No outputs on the unit pages: {results['weights'].get('why_no_after')}.")
     shown = settings.as_dict()
     d = pages.SiteData(
         family_id=fid, family_name=fname, network=g.name, weights=weights_label, fingerprint=fp, units=ids,
