@@ -163,7 +163,8 @@ def test_strongest_inputs_are_the_banks_the_curves_are_built_from(site, model):
     assert rec["before"] == "mixed3a" and rec["after"] is None  # nothing live after mixed3b
     built = {u.id for f in ("mixed3a:hb_early_curve_bank", "mixed3a:hb_lines_3a") for u in fam.resolve_units(f, model)}
     for u in UNITS.split(","):
-        top = [uid for uid, _ in rec["inputs"][u]["excite"]]
+        top = [uid for uid, _, how in rec["inputs"][u]["excite"]]
+        assert all(how == "expanded: relu" for _, _, how in rec["inputs"][u]["excite"])  # the 5x5 bottleneck
         assert top and set(top) <= built, (u, top)
 
 

@@ -42,6 +42,7 @@ th:first-child, td:first-child { text-align: left; }
 .radial.isolating .keys li:not(.active) { opacity: 0.35; }
 .radial .keys li.active { font-weight: bold; }
 .radial svg .curve.peak { cursor: pointer; }
+table.layers td:last-child, table.layers th:last-child { text-align: left; }
 .crops { display: flex; flex-wrap: wrap; gap: 3px; }
 .crop { font-size: 11px; text-align: center; color: #444; }
 .crop img { width: 72px; height: 72px; display: block; border: 1px solid #ddd; }

@@ -29,7 +29,11 @@ import numpy as np
 
 from circuits.core.files import atomic_path
 
-__all__ = ["Cache", "fingerprint", "key_of"]
+__all__ = ["Cache", "fingerprint", "key_of", "VERSIONS"]
+
+# Part of every key: a computation's version is raised when what it stores changes, so older
+# results are recomputed (2 for any computation not listed).
+VERSIONS = {"weights": 3}
 
 
 def fingerprint(model) -> str:
@@ -52,7 +56,8 @@ def fingerprint(model) -> str:
 
 def key_of(name: str, weights: str, settings: Any) -> str:
     """The cache key of computation `name` on weights `weights` with `settings` (JSON-able)."""
-    text = json.dumps({"name": name, "weights": weights, "settings": settings}, sort_keys=True, default=str)
+    text = json.dumps({"name": name, "weights": weights, "settings": settings, "version": VERSIONS.get(name, 2)}, sort_keys=True,
+                      default=str)
     return hashlib.blake2b(text.encode(), digest_size=12).hexdigest()
 
 

@@ -130,41 +130,47 @@ def neighbour_layers(model, layer: str) -> tuple[str | None, str | None, str]:
     return before, after, why
 
 
-def _top(totals: np.ndarray, ids: list[str], n: int) -> dict:
+def _how(src: str, dst: str, g) -> str:
+    """"direct" (a convolution's kernel) or the ops linearized on the way ("expanded: relu, maxpool")."""
+    from circuits.analysis.expanded import connection
+
+    c = connection(src, dst, g)
+    return "direct" if c.direct else "expanded" + (f": {', '.join(c.linearized)}" if c.linearized else "")
+
+
+def _top(totals: np.ndarray, ids: list[str], n: int, pair) -> dict:
+    """The n largest positive and n most negative totals: (unit id, total, how they connect)."""
     order = np.argsort(-totals, kind="stable")
-    pos = [(ids[i], float(totals[i])) for i in order[:n] if totals[i] > 0]
-    neg = [(ids[i], float(totals[i])) for i in order[::-1][:n] if totals[i] < 0]
+    pos = [(ids[i], float(totals[i]), pair(ids[i])) for i in order[:n] if totals[i] > 0]
+    neg = [(ids[i], float(totals[i]), pair(ids[i])) for i in order[::-1][:n] if totals[i] < 0]
     return {"excite": pos, "inhibit": neg}
 
 
 def unit_weights(model, units: Sequence[Unit], s: ReportSettings, progress: bool = True) -> dict:
     """Each unit's strongest inputs and outputs: the kernel sums of the weights (direct where the
-    layers connect directly, else expanded) from every channel of the trunk layer before, and into
-    every channel of the trunk layer after."""
+    units connect directly, else expanded) from every channel of the trunk layer before, and into
+    every channel of the trunk layer after; each listed with how it connects (`_how`)."""
     from tqdm.auto import tqdm
 
-    from circuits.analysis.expanded import connection, weights_between
+    from circuits.analysis.expanded import weights_between
 
     g = model.graph
     layer = units[0].layer
     before, after, why = neighbour_layers(model, layer)
-    out = {"before": before, "after": after, "why_no_after": why, "inputs": {}, "outputs": {}, "direct_in": None,
-           "direct_out": None}
+    out = {"before": before, "after": after, "why_no_after": why, "inputs": {}, "outputs": {}}
     bar = tqdm(total=int(before is not None) + int(after is not None), desc="weights", disable=not progress,
                leave=False)
     if before is not None:
         src = [f"{before}:{c}" for c in range(g.node(before).channels)]
         w = weights_between(model, src, list(units)).flatten(2).sum(-1).double().numpy()  # [U, C]
-        out["direct_in"] = bool(connection(src[0], units[0], g).direct)
         for k, u in enumerate(units):
-            out["inputs"][u.id] = _top(w[k], src, s.n_top_weights)
+            out["inputs"][u.id] = _top(w[k], src, s.n_top_weights, lambda x, u=u: _how(x, u.id, g))
         bar.update(1)
     if after is not None:
         dst = [f"{after}:{c}" for c in range(g.node(after).channels)]
         w = weights_between(model, list(units), dst).flatten(2).sum(-1).double().numpy()  # [C, U]
-        out["direct_out"] = bool(connection(units[0], dst[0], g).direct)
         for k, u in enumerate(units):
-            out["outputs"][u.id] = _top(w[:, k], dst, s.n_top_weights)
+            out["outputs"][u.id] = _top(w[:, k], dst, s.n_top_weights, lambda x, u=u: _how(u.id, x, g))
         bar.update(1)
     bar.close()
     return out

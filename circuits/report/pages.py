@@ -323,19 +323,20 @@ def family_page(d: SiteData) -> str:
 # --- unit pages -------------------------------------------------------------------------
 
 
-def _weights_table(d: SiteData, top: dict, layer: str, direct: bool | None, what: str) -> str:
+def _weights_table(d: SiteData, top: dict, layer: str, what: str) -> str:
     def link(uid: str) -> str:
         return (f'<a href="{_e(unit_file(uid))}">{_e(uid)}</a>' if uid in d.units else _e(uid))
 
-    kind = "direct (the convolution's kernel)" if direct else "expanded (through the linearized path)"
     cols = []
     for side, words in (("excite", "excites" if what == "inputs" else "excited"),
                         ("inhibit", "inhibits" if what == "inputs" else "inhibited")):
-        rows = "".join(f"<tr><td>{link(u)}</td><td>{v:.4g}</td></tr>" for u, v in top[side])
-        cols.append(f'<div><h3>{words}</h3><table><tr><th>unit</th><th>kernel sum</th></tr>{rows or "<tr><td>none</td><td></td></tr>"}'
-                    "</table></div>")
-    return (f'<p class="note">{"From" if what == "inputs" else "Into"} every channel of {_e(layer)}, {kind} weights, '
-            f'summed over the kernel.</p><div class="figure-row">' + "".join(cols) + "</div>")
+        rows = "".join(f"<tr><td>{link(u)}</td><td>{v:.4g}</td><td>{_e(how)}</td></tr>" for u, v, how in top[side])
+        cols.append(f'<div><h3>{words}</h3><table><tr><th>unit</th><th>kernel sum</th><th>weights</th></tr>'
+                    f'{rows or "<tr><td>none</td><td></td><td></td></tr>"}</table></div>')
+    return (f'<p class="note">{"From" if what == "inputs" else "Into"} every channel of {_e(layer)}, summed over the '
+            'kernel: direct (the convolution\'s kernel) where the units connect directly, otherwise expanded weights '
+            '(the path linearized: ReLU as identity, max-pool as average pool; the ops listed).</p>'
+            '<div class="figure-row">' + "".join(cols) + "</div>")
 
 
 def unit_page(d: SiteData, uid: str) -> str:
@@ -377,9 +378,9 @@ def unit_page(d: SiteData, uid: str) -> str:
     w = d.weights_io
     wparts = []
     if w.get("before"):
-        wparts.append("<h3>Strongest inputs</h3>" + _weights_table(d, w["inputs"][uid], w["before"], w["direct_in"], "inputs"))
+        wparts.append("<h3>Strongest inputs</h3>" + _weights_table(d, w["inputs"][uid], w["before"], "inputs"))
     if w.get("after"):
-        wparts.append("<h3>Strongest outputs</h3>" + _weights_table(d, w["outputs"][uid], w["after"], w["direct_out"], "outputs"))
+        wparts.append("<h3>Strongest outputs</h3>" + _weights_table(d, w["outputs"][uid], w["after"], "outputs"))
     if not w.get("after"):
         wparts.append(f'<p class="note">No outputs listed: {_e(w.get("why_no_after"))}.</p>')
     parts.append('<section id="weights"><h2>Weights</h2>' + "".join(wparts) + "</section>")
@@ -392,7 +393,9 @@ def unit_page(d: SiteData, uid: str) -> str:
 def index_page(networks: dict[str, dict], built: dict[str, dict]) -> str:
     """networks: name -> {"layers": [{"name", "channels", "rf", "families": [(id, name, n)]}]};
     built: family folder -> {"family_id", "family_name", "network", "weights", "units"}."""
-    parts = ["<h1>Circuits report</h1>"]
+    parts = ['<h1>Circuits report</h1><p class="note">A family links to its page where one has been built here; '
+             '<code>circuits report FAMILY --out</code> this folder adds one (the trunk layers of each network '
+             'built, with every registered family of each).</p>']
     if built:
         rows = "".join(f'<tr><td><a href="{_e(k)}/index.html">{_e(v["family_id"])}</a></td><td>{_e(v["family_name"])}</td>'
                        f'<td>{_e(v["network"])}</td><td>{_e(v["weights"])}</td><td>{len(v["units"])}</td></tr>'
@@ -407,6 +410,6 @@ def index_page(networks: dict[str, dict], built: dict[str, dict]) -> str:
                 (f'<a href="{_e(pages[(net, fid)])}/index.html">{_e(fid)}</a>' if (net, fid) in pages else _e(fid))
                 + f" ({n})" for fid, _, n in L["families"])
             rows.append(f"<tr><td>{_e(L['name'])}</td><td>{L['channels']}</td><td>{L['rf']}</td><td>{fams or '–'}</td></tr>")
-        parts.append(f"<h2>{_e(net)}: layers and families</h2><table><tr><th>layer</th><th>channels</th>"
+        parts.append(f"<h2>{_e(net)}: layers and families</h2><table class=\"layers\"><tr><th>layer</th><th>channels</th>"
                      "<th>receptive field (px)</th><th>families (units)</th></tr>" + "".join(rows) + "</table>")
     return page("circuits report", "".join(parts), depth=0)
