@@ -112,5 +112,6 @@ def cmd_report(args) -> int:
         print("no early family (--early): the weights by orientation difference and the editing experiment are left out")
     print(f"computed: {', '.join(r.computed) or 'nothing (all from the cache)'}; "
           f"reused: {', '.join(r.reused) or 'nothing'}")
+    print("seconds: " + ", ".join(f"{k} {v:.1f}" for k, v in r.seconds.items()))
     print(f"wrote {r.family_page} and {len(r.unit_pages)} unit pages in {took:.1f} s; open {r.index}")
     return 0

@@ -20,7 +20,7 @@ Example:
     >>> import weights
     >>> from circuits.families import resolve_units
     >>> m = weights.model("handbuilt")
-    >>> r = tuning(m, resolve_units("mixed3b:379,mixed3b:406", m), ReportSettings(n_angles=8, curvatures=(0.5,)),
+    >>> r = tuning(m, resolve_units(["mixed3b:379", "mixed3b:406"], m), ReportSettings(n_angles=8, curvatures=(0.5,)),
     ...            progress=False)
     >>> r["curves"].shape
     (2, 8)
