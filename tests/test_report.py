@@ -214,6 +214,14 @@ def test_bad_input_is_refused_before_any_work(tmp_path, capsys, argv, words):
     assert not (tmp_path / "new").exists() and sorted(p.name for p in foreign.iterdir()) == ["keep.txt"]
 
 
+def test_a_folder_holding_only_an_interrupted_runs_cache_is_accepted(tmp_path):
+    """A first run interrupted before any page leaves only _cache/: the next run may use the folder."""
+    from circuits.report.site import check_out_folder
+
+    (tmp_path / "s" / "_cache").mkdir(parents=True)
+    assert check_out_folder(tmp_path / "s") == tmp_path / "s"
+
+
 def test_unknown_family_is_refused(tmp_path, capsys):
     """A family that does not exist: exit 2, naming it."""
     assert main(["report", "mixed3b:no_such_family", "--out", str(tmp_path / "s"), "--no-progress"]) == 2

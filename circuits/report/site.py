@@ -43,6 +43,7 @@ from circuits.report.settings import ReportSettings
 __all__ = ["build_report", "ReportResult", "check_out_folder", "SITE_FILE"]
 
 SITE_FILE = "site.json"
+CACHE_DIR = "_cache"
 SITE_FORMAT = "circuits-report-site/1"
 
 
@@ -65,7 +66,8 @@ def check_out_folder(out: str | os.PathLike) -> Path:
     if out.exists() and not out.is_dir():
         raise NotADirectoryError(f"--out {out} is a file; give a folder (created if missing)")
     if out.is_dir():
-        if any(out.iterdir()) and not (out / SITE_FILE).is_file():
+        # A run interrupted before its first pages leaves only the cache: still a report's folder.
+        if any(out.iterdir()) and not (out / SITE_FILE).is_file() and not (out / CACHE_DIR).is_dir():
             raise FileExistsError(f"--out {out} is a non-empty folder that is not a report site (no {SITE_FILE}); "
                                   "give an empty or new folder, or one a previous `circuits report` wrote")
         if not os.access(out, os.W_OK | os.X_OK):
@@ -186,7 +188,7 @@ def build_report(
     ids = [u.id for u in units]
     t0 = time.perf_counter()
     fp = fingerprint(model)
-    cache = Cache(out / "_cache", fp)
+    cache = Cache(out / CACHE_DIR, fp)
     seconds: dict[str, float] = {"fingerprint": time.perf_counter() - t0}
 
     steps = ["vis", "tuning", "heatmap", "weights"] + (["scan"] if settings.images else []) + (
