@@ -542,7 +542,8 @@ def test_readme_cli_examples_run(command, tmp_path):
 def test_every_unit_and_family_name_in_the_readme_resolves_in_api_and_cli(hb):
     from circuits.families import resolve_units
 
-    names = sorted(set(re.findall(r"`[^`]*?\b((?:conv2d\d|mixed\d[a-z])(?:_[a-z0-9]+)*:[a-z0-9_]+)\b", README.read_text())))
+    docs = "\n".join(p.read_text() for p in [README, *sorted((ROOT / "docs").glob("*.md"))])  # the README's pages too
+    names = sorted(set(re.findall(r"`[^`]*?\b((?:conv2d\d|mixed\d[a-z])(?:_[a-z0-9]+)*:[a-z0-9_]+)\b", docs)))
     assert "mixed3a:hb_early_curve_bank" in names and "mixed3a:early_curves" in names
     r = cli("families", "--json")
     assert r.returncode == 0, r.stderr
