@@ -55,16 +55,26 @@ def test_docs_page_python_blocks_run(page, tmp_path, monkeypatch):
     _run(page)
 
 
+def _anchors(page: Path) -> set[str]:
+    """GitHub's heading anchors: lower case, punctuation dropped, spaces to hyphens."""
+    heads = re.findall(r"^#+ (.+)$", re.sub(r"```.*?```", "", page.read_text(encoding="utf-8"), flags=re.S), flags=re.M)
+    return {re.sub(r"[^\w\- ]", "", h.strip().lower()).replace(" ", "-") for h in heads}
+
+
 def test_links_between_pages_resolve():
-    """Every relative link of the README and the docs pages names a file that exists."""
+    """Every relative link of the README and the docs pages names a file that exists, and a
+    heading of it where the link has an #anchor."""
     bad = []
     for page in [README, *PAGES]:
         for target in re.findall(r"\]\(([^)\s]+)\)", page.read_text(encoding="utf-8")):
-            path = target.split("#")[0]
-            if not path or re.match(r"[a-z]+:", path):
+            path, _, anchor = target.partition("#")
+            if re.match(r"[a-z]+:", path):
                 continue
-            if not (page.parent / path).exists():
-                bad.append(f"{page.name}: {target}")
+            dest = (page.parent / path) if path else page
+            if not dest.exists():
+                bad.append(f"{page.name}: {target} (no such file)")
+            elif anchor and dest.suffix == ".md" and anchor not in _anchors(dest):
+                bad.append(f"{page.name}: {target} (no such heading)")
     assert not bad, bad
 
 
