@@ -214,7 +214,7 @@ class JointTuning:
                 "fraction_opposite_sign": ok_flip / n if n else math.nan,
                 "median_abs_error_deg": float(np.median(np.abs(err[sub]))) if n else math.nan,
                 "tolerance_deg": float(tolerance), "substantial_fraction": float(fraction),
-                "self_peak_rotation_deg": {u: float(e) for u, e in zip(self.units, self_err)},
+                "self_peak_rotation_deg": {u: float(e) + 0.0 for u, e in zip(self.units, self_err)},
                 "pair_list": pairs}
 
     def aligned(self, fraction: float = SUBSTANTIAL) -> tuple[np.ndarray, np.ndarray, int]:
