@@ -32,6 +32,7 @@ COMMAND_MODULES = (
     "circuits.cli.discover",  # discover
     "circuits.cli.dataset",  # dataset, dataset-sheet, dataset-labels, extract-curves, trace-curve
     "circuits.cli.joint_tuning",  # joint-tuning
+    "circuits.cli.heatmaps",  # heatmaps
 )
 
 
