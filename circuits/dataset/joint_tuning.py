@@ -86,10 +86,10 @@ def rotate_masked(crop: torch.Tensor, angles_deg: Sequence[float] | torch.Tensor
     fill: [3] colour outside the disc (default the crop's mean colour inside the disc).
     Returns [R, 3, S, S], bilinear; 90-degree steps are exact pixel permutations.
 
-    >>> x = torch.zeros(3, 5, 5); x[:, 0, 2] = 1.0            # a dot straight above the centre
+    >>> x = torch.zeros(3, 7, 7); x[:, 1, 3] = 1.0            # a dot straight above the centre
     >>> y = rotate_masked(x, [90.0], taper=0.01, fill=torch.zeros(3))
     >>> (y[0, 0] > 0.5).nonzero().tolist()                     # clockwise on screen: now right of it
-    [[2, 4]]
+    [[3, 5]]
     """
     if crop.dim() != 3 or crop.shape[0] != 3 or crop.shape[1] != crop.shape[2]:
         raise ValueError(f"crop must be a square [3, S, S], got {list(crop.shape)}")
