@@ -252,6 +252,19 @@ class JointTuning:
         }
 
 
+    @classmethod
+    def from_json(cls, data: Mapping) -> "JointTuning":
+        """The result back from `to_json` (e.g. a file `circuits joint-tuning --json` wrote)."""
+        if data.get("format") != FORMAT:
+            raise ValueError(f"not a joint tuning record (format {data.get('format')!r}, expected {FORMAT!r})")
+        units = list(data["units"])
+        curves = np.array([[data["joint"][s][u] for u in units] for s in units], dtype=float)
+        examples = {s: [(float(e["value"]), str(e["crop_id"])) for e in ex] for s, ex in data["examples"].items()}
+        return cls(str(data["network"]), units, np.asarray(data["rotations_deg"], dtype=float), curves,
+                   np.array([data["preferred_deg"][u] for u in units], dtype=float), examples,
+                   bool(data["pre_relu"]), dict(data.get("settings", {})))
+
+
 def _num(v: float):
     return None if not math.isfinite(v) else float(v)
 
