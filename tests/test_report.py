@@ -26,7 +26,7 @@ UNITS = "mixed3b:379,mixed3b:385,mixed3b:342"
 EARLY = "mixed3a:hb_early_curve_bank"
 TINY = ReportSettings(vis_steps=4, n_angles=16, curvatures=(0.5, 1.0), heat_orientations=16, heat_curvatures=3,
                       image_size=96, max_images=2, top_k=6, per_bin=3, n_angles_early=24, n_angles_edit=16,
-                      n_top_weights=5)
+                      n_top_weights=5, joint_top_k=2, joint_step=30)
 
 
 @pytest.fixture(scope="module")
@@ -67,7 +67,7 @@ def test_every_part_is_computed_once_then_reused(site, model):
     """A rerun with nothing changed computes nothing (every part comes from the cache) and writes the
     same pages, byte for byte; checked against the first run's list of computed parts."""
     out, first = site
-    assert sorted(first.computed) == sorted(["vis", "tuning", "heatmap", "weights", "scan", "early", "edit"])
+    assert sorted(first.computed) == sorted(["vis", "tuning", "heatmap", "weights", "scan", "joint", "early", "edit"])
     before = {p: p.read_bytes() for p in _pages(out)}
     again = build_report(model, UNITS, out, settings=TINY, early=EARLY, progress=False)
     assert again.computed == [] and sorted(again.reused) == sorted(first.computed)
@@ -124,12 +124,13 @@ def test_family_page_has_every_section(site):
     and editing sections, and the heat maps are in dataset standard deviations."""
     out, first = site
     text = first.family_page.read_text()
-    for anchor in ("vis", "radial", "heatmaps", "dataset", "early", "editing", "about"):
+    for anchor in ("vis", "radial", "heatmaps", "dataset", "joint", "early", "editing", "about"):
         assert f'id="{anchor}"' in text
     for u in UNITS.split(","):
         assert f'data-unit="{u}"' in text
     assert "standard deviations from the unit's mean pre-ReLU activation over the dataset" in text
     assert text.count('class="radial"') == 4  # the family's curves and the three editing conditions
+    assert text.count('class="radial joint"') == 1 and text.count('class="lines"') == 4  # 3 sources + aligned
 
 
 def test_early_weights_excite_same_and_inhibit_opposite_orientation(site):

@@ -34,6 +34,7 @@ th:first-child, td:first-child { text-align: left; }
 .card { text-align: center; font-size: 13px; }
 .card img.vis { width: 128px; height: 128px; image-rendering: auto; border: 1px solid #ccc; display: block; }
 .big img.vis { width: 288px; height: 288px; }
+figure { margin: 8px 0; }
 .radial { display: flex; gap: 16px; align-items: flex-start; flex-wrap: wrap; }
 .radial .keys { list-style: none; padding: 0; margin: 0; columns: 2; font-size: 13px; }
 .radial .keys li { padding: 1px 4px; }

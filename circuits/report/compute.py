@@ -15,6 +15,8 @@ JSON-able values and numpy arrays, which `circuits.report.cache.Cache` stores.
 - `early_weights`: the early family's preferred orientations and the weights into the
   family, binned by orientation difference (`weight_by_orientation_difference`).
 - `editing`: `circuits.editing.experiment.edit_experiment`.
+- `joint`: `circuits.dataset.joint_tuning.joint_tuning`, the family's responses to its units'
+  rotated dataset examples (the record its `to_json` writes).
 
 Example:
     >>> import weights
@@ -36,7 +38,7 @@ import numpy as np
 from circuits.core.units import Unit
 from circuits.report.settings import ReportSettings
 
-__all__ = ["feature_vis", "tuning", "heatmap", "dataset", "unit_weights", "early_weights", "editing",
+__all__ = ["feature_vis", "tuning", "heatmap", "dataset", "unit_weights", "early_weights", "editing", "joint",
            "neighbour_layers", "image_source"]
 
 
@@ -214,3 +216,17 @@ def editing(model, units: Sequence[Unit], early: Sequence[Unit], s: ReportSettin
     return {"units": list(exp.units), "angles": np.asarray(exp.angles_deg, dtype=np.float64),
             "curves": {c: np.asarray(v, dtype=np.float64) for c, v in exp.curves.items()}, "route": exp.route,
             "gap": exp.linearization_gap, "rows": exp.rows(), "summary": exp.summary(), "edits": exp.edits}
+
+
+def joint(model, units: Sequence[Unit], s: ReportSettings, pref_deg: Sequence[float], progress: bool = True) -> dict:
+    """The joint tuning curves on rotated dataset examples (`JointTuning.to_json`), the preferred
+    orientations being the report's radial tuning's."""
+    from circuits.dataset.joint_tuning import joint_tuning
+    from circuits.dataset.sources import ImageSource
+
+    source = image_source(s)
+    if s.max_images is not None:
+        source = ImageSource(source.kind, source.names[: s.max_images], source.image_size, source.root)
+    jt = joint_tuning(model, [u.id for u in units], source, top_k=s.joint_top_k, step=s.joint_step,
+                      preferred={u.id: float(p) for u, p in zip(units, pref_deg)}, progress=progress)
+    return jt.to_json()

@@ -67,6 +67,8 @@ class SiteData:
     early_id: str | None = None
     early: dict | None = None
     edit: dict | None = None
+    joint: dict | None = None  # `JointTuning.to_json()`, or None with `joint_note` saying why
+    joint_note: str = ""
     extra_sections: list[tuple[str, str, str]] = field(default_factory=list)  # (anchor, title, html)
     settings: dict = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
@@ -240,6 +242,39 @@ def _sec_dataset(d: SiteData) -> str:
     return head + "".join(blocks)
 
 
+def _sec_joint(d: SiteData) -> str:
+    if d.joint is None:
+        return f'<p class="note">{_e(d.joint_note)}</p>'
+    j = d.joint
+    rot = j["rotations_deg"]
+    colours = {u: svg.unit_colour(d.pref(u)) for u in j["units"]}
+    charts = []
+    for src in d.ordered():
+        if src not in j["joint"]:
+            continue
+        series = {u: j["joint"][src][u] for u in d.ordered() if u in j["joint"][src]}
+        charts.append(f'<a href="units/{_e(unit_file(src))}">'
+                      + svg.lines(rot, series, colours, title=f"examples of {src} ({_f(d.pref(src), 4)}°)") + "</a>")
+    al = j["aligned"]
+    mean = [np.nan if v is None else v for v in al["mean"]]
+    charts.append(svg.lines(al["offset_deg"], {"aligned": mean}, {"aligned": "#222"},
+                            title=f"aligned average ({al['n_curves']} curves)", xticks=(-180, -90, 0, 90),
+                            xlabel="rotation from the peak (°)"))
+    a = j["agreement"]
+    agree = ("no neighbour responds substantially to another unit's examples" if not a["pairs"] else
+             f'{a["within_tolerance"]} of {a["pairs"]} substantial (source, neighbour) pairs '
+             f'({100 * a["fraction"]:.0f}%) peak within {a["tolerance_deg"]:g}° of the difference of preferred '
+             f'orientations (opposite sign: {100 * a["fraction_opposite_sign"]:.0f}%); median error '
+             f'{_f(a["median_abs_error_deg"], 3)}°')
+    st = j.get("settings", {})
+    return (f'<p class="note">Each chart: every unit\'s mean response (post-ReLU) to the {st.get("top_k")} strongest '
+            f'crops of one unit, rotated clockwise in steps of {st.get("step_deg")}° about the receptive-field centre '
+            '(disc-masked), scaled to the chart\'s largest value (<code>circuits.dataset.joint_tuning</code>). If the units are '
+            'rotated copies of one feature, unit n peaks at pref(n) − pref(source): here ' + _e(agree)
+            + '. Hover or focus a line to isolate its unit.</p><figure class="radial joint"><div class="figure-row">'
+            + "".join(charts) + "</div></figure>")
+
+
 def _sec_early(d: SiteData) -> str:
     if d.early is None:
         return ('<p class="note">No early family given (--early): the weights from the family below by orientation '
@@ -292,14 +327,14 @@ def _sec_about(d: SiteData) -> str:
             + '<table><tr><th>setting</th><th>value</th></tr>' + rows + "</table>")
 
 
-# The family page's sections in order: (anchor, title, builder). A further section (e.g. the
-# joint tuning on rotated dataset examples) is passed in SiteData.extra_sections and placed after
-# the dataset section.
+# The family page's sections in order: (anchor, title, builder). Further sections are passed in
+# SiteData.extra_sections and placed after the rotated dataset examples.
 SECTIONS: list[tuple[str, str, Callable[[SiteData], str]]] = [
     ("vis", "Feature visualizations", _sec_vis),
     ("radial", "Radial tuning curves", _sec_radial),
     ("heatmaps", "Orientation × curvature", _sec_heat),
     ("dataset", "Dataset examples", _sec_dataset),
+    ("joint", "Rotated dataset examples", _sec_joint),
     ("early", "Weights from the family below", _sec_early),
     ("editing", "Editing experiment", _sec_edit),
     ("about", "Weights and settings", _sec_about),
@@ -311,7 +346,7 @@ def family_page(d: SiteData) -> str:
     secs = []
     for anchor, title, build in SECTIONS:
         secs.append((anchor, title, build(d)))
-        if anchor == "dataset":
+        if anchor == "joint":
             secs += d.extra_sections
     toc = " · ".join(f'<a href="#{a}">{_e(t)}</a>' for a, t, _ in secs)
     body = (f'<h1>{_e(d.family_name)} <small>({_e(d.family_id)})</small></h1>'

@@ -27,6 +27,7 @@ PARTS: dict[str, tuple[str, ...]] = {
     "weights": ("n_top_weights",),
     "early": ("n_angles_early", "curvatures", "bin_width"),
     "edit": ("n_angles_edit", "curvatures"),
+    "joint": ("images", "image_size", "max_images", "joint_top_k", "joint_step", "n_angles", "curvatures"),
 }
 
 
@@ -46,6 +47,8 @@ class ReportSettings:
     n_top_weights: strongest inputs and outputs listed on a unit page.
     n_angles_early, bin_width: the early family's tuning and the orientation-difference bins.
     n_angles_edit: orientations of the editing experiment.
+    joint_top_k, joint_step: the joint tuning on rotated dataset examples: strongest crops per
+        unit, and degrees between rotations (a divisor of 360).
     """
 
     vis_steps: int = 128
@@ -65,11 +68,13 @@ class ReportSettings:
     n_angles_early: int = 72
     bin_width: float = 45.0
     n_angles_edit: int = 72
+    joint_top_k: int = 4
+    joint_step: int = 10
 
     def check(self) -> None:
         """Raise ValueError naming the first bad value and what is accepted."""
         positive = ("vis_steps", "n_angles", "heat_orientations", "image_size", "stride", "n_top_weights",
-                    "n_angles_early", "n_angles_edit")
+                    "n_angles_early", "n_angles_edit", "joint_top_k", "joint_step")
         for name in positive:
             v = getattr(self, name)
             if not isinstance(v, int) or isinstance(v, bool) or v < 1:
@@ -89,6 +94,8 @@ class ReportSettings:
             raise ValueError(f"max_images must be None (all) or >= 1, got {self.max_images!r}")
         if not self.curvatures or any(not (math.isfinite(c) and 0 <= c <= 1) for c in self.curvatures):
             raise ValueError(f"curvatures are fractions of a half circle in 0..1, got {list(self.curvatures)}")
+        if 360 % self.joint_step:
+            raise ValueError(f"joint_step must divide 360 degrees (1, 2, 3, 5, 10, ...), got {self.joint_step!r}")
         n = 360.0 / self.bin_width if self.bin_width > 0 else 0.5
         if abs(n - round(n)) > 1e-9:
             raise ValueError(f"bin_width must divide 360 degrees, got {self.bin_width!r}")

@@ -171,7 +171,7 @@ def build_report(
     weights_label: how the pages name the weights (default ``model.source``).
     device: where the dataset scan runs (default: the model's device).
     extra_sections: callables ``(model, units, settings, cache, progress) -> (anchor, title,
-        html) | None`` adding family-page sections after the dataset section.
+        html) | None`` adding family-page sections after the rotated dataset examples.
     """
     from tqdm.auto import tqdm
 
@@ -191,7 +191,7 @@ def build_report(
     cache = Cache(out / CACHE_DIR, fp)
     seconds: dict[str, float] = {"fingerprint": time.perf_counter() - t0}
 
-    steps = ["vis", "tuning", "heatmap", "weights"] + (["scan"] if settings.images else []) + (
+    steps = ["vis", "tuning", "heatmap", "weights"] + (["scan", "joint"] if settings.images else []) + (
         ["early", "edit"] if early_units else []) + [f"extra{i}" for i in range(len(extra_sections))]
     bar = tqdm(total=len(steps), desc="report", unit="part", disable=not progress)
     results: dict[str, dict] = {}
@@ -213,11 +213,22 @@ def build_report(
         if settings.images:
             results["scan"] = run("scan", settings.part("scan"),
                                   lambda: compute.dataset(model, units, settings, progress, device))
+        prefs = [results["tuning"]["metrics"][u]["pref_deg"] for u in ids]
+        prefs = [np.nan if p is None else p for p in prefs]
+        joint_note = ""
+        if settings.images:
+            if len(ids) < 2 or not np.isfinite(prefs).all():
+                joint_note = ("No joint tuning: it needs at least two units, each with a preferred orientation "
+                              f"(here {int(np.isfinite(prefs).sum())} of {len(ids)} have one).")
+                bar.update(1)
+            else:
+                results["joint"] = run("joint", settings.part("joint"),
+                                       lambda: compute.joint(model, units, settings, prefs, progress))
+        else:
+            joint_note = "No images were given (--images): no rotated dataset examples."
         if early_units:
-            prefs = [results["tuning"]["metrics"][u]["pref_deg"] for u in ids]
             ekey = {"early": [u.id for u in early_units], **settings.part("early"), **settings.part("tuning")}
-            results["early"] = run("early", ekey, lambda: compute.early_weights(model, early_units, units,
-                                                                                 [np.nan if p is None else p for p in prefs],
+            results["early"] = run("early", ekey, lambda: compute.early_weights(model, early_units, units, prefs,
                                                                                  settings, progress))
             results["edit"] = run("edit", {"early": [u.id for u in early_units], **settings.part("edit")},
                                   lambda: compute.editing(model, units, early_units, settings, progress))
@@ -233,14 +244,14 @@ def build_report(
         bar.close()
 
     t = time.perf_counter()
-    result = _draw(model, out, fid, fname, units, early_id, results, extras, settings, fp,
+    result = _draw(model, out, fid, fname, units, early_id, results, extras, joint_note, settings, fp,
                    weights_label or str(getattr(model, "source", None) or "given weights"), seconds)
     seconds["draw"] = time.perf_counter() - t
     result.computed, result.reused, result.seconds = list(cache.computed), list(cache.reused), seconds
     return result
 
 
-def _draw(model, out: Path, fid, fname, units, early_id, results, extras, settings, fp, weights_label,
+def _draw(model, out: Path, fid, fname, units, early_id, results, extras, joint_note, settings, fp, weights_label,
           seconds) -> ReportResult:
     g = model.graph
     ids = [u.id for u in units]
@@ -267,7 +278,8 @@ def _draw(model, out: Path, fid, fname, units, early_id, results, extras, settin
         family_id=fid, family_name=fname, network=g.name, weights=weights_label, fingerprint=fp, units=ids,
         layer=units[0].layer, unit_facts=facts, vis_files=vis_files, tuning=results["tuning"],
         heat=results["heatmap"], scan=scan, weights_io=results["weights"], early_id=early_id,
-        early=results.get("early"), edit=results.get("edit"), extra_sections=extras,
+        early=results.get("early"), edit=results.get("edit"), joint=results.get("joint"), joint_note=joint_note,
+        extra_sections=extras,
         settings={k: (list(v) if isinstance(v, tuple) else v) for k, v in shown.items()}, notes=notes)
     _write_text(out / "assets" / "report.css", STYLE)
     _write_text(out / "assets" / "report.js", SCRIPT)

@@ -19,7 +19,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-__all__ = ["radial", "heatmap", "histogram", "bars", "unit_colour", "diverging"]
+__all__ = ["radial", "heatmap", "histogram", "bars", "lines", "unit_colour", "diverging"]
 
 
 def _e(text) -> str:
@@ -174,5 +174,39 @@ def bars(centres: Sequence[float], values: Sequence[float], *, width: int = 420,
                      f'fill="#555">{cx:g}</text>')
     parts.append(f'<text x="{left + (width - left) / 2:.0f}" y="{height - 4}" font-size="11" text-anchor="middle" '
                  f'fill="#555">{_e(xlabel)}</text>')
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def lines(x: Sequence[float], series: Mapping[str, Sequence[float]], colours: Mapping[str, str], *,
+          width: int = 240, height: int = 130, title: str = "", xticks: Sequence[float] = (0, 90, 180, 270),
+          xlabel: str = "rotation (°)") -> str:
+    """Line charts of several series over a shared x (scaled to the largest value of all); each line
+    is a ``curve`` with ``data-unit`` (the pages' script isolates a unit on hover or focus)."""
+    xs = np.asarray(x, dtype=float)
+    top = max((float(np.nanmax(v)) for v in series.values() if np.isfinite(v).any()), default=0.0) or 1.0
+    left, right, top_pad, bottom = 8, 8, 18, 28
+    pw, ph = width - left - right, height - top_pad - bottom
+    x0, x1 = float(xs.min()), float(xs.max()) if xs.size > 1 else float(xs.min()) + 1
+    X = lambda v: left + pw * (v - x0) / ((x1 - x0) or 1.0)  # noqa: E731
+    Y = lambda v: top_pad + ph * (1 - v / top)  # noqa: E731
+    parts = [f'<svg class="lines" viewBox="0 0 {width} {height}" width="{width}" height="{height}" role="img" '
+             f'aria-label="{_e(title)}" xmlns="http://www.w3.org/2000/svg">',
+             f'<text x="{left}" y="12" font-size="12" fill="#222">{_e(title)}</text>',
+             f'<line x1="{left}" y1="{top_pad + ph}" x2="{left + pw}" y2="{top_pad + ph}" stroke="#999" stroke-width="1"/>']
+    for t in xticks:
+        if x0 <= t <= x1:
+            parts.append(f'<text x="{X(t):.1f}" y="{top_pad + ph + 12}" font-size="11" text-anchor="middle" '
+                         f'fill="#555">{t:g}</text>')
+    parts.append(f'<text x="{left + pw / 2:.0f}" y="{height - 2}" font-size="11" text-anchor="middle" fill="#555">'
+                 f'{_e(xlabel)}</text>')
+    for uid, v in series.items():
+        v = np.asarray(v, dtype=float)
+        ok = np.isfinite(v)
+        if not ok.any():
+            continue
+        d = "M" + " L".join(f"{X(a):.1f},{Y(b):.1f}" for a, b in zip(xs[ok], v[ok]))
+        parts.append(f'<path class="curve" data-unit="{_e(uid)}" d="{d}" fill="none" stroke="{colours.get(uid, "#333")}" '
+                     f'stroke-width="1.8"><title>{_e(uid)}</title></path>')
     parts.append("</svg>")
     return "".join(parts)
