@@ -129,6 +129,7 @@ def test_family_page_has_every_section(site):
     for u in UNITS.split(","):
         assert f'data-unit="{u}"' in text
     assert "standard deviations from the unit's mean pre-ReLU activation over the dataset" in text
+    assert text.count('class="heatmap"') == 3 * 2  # curves and angles maps of each unit
     assert text.count('class="radial"') == 4  # the family's curves and the three editing conditions
     assert text.count('class="radial joint"') == 1 and text.count('class="lines"') == 4  # 3 sources + aligned
 

@@ -7,8 +7,9 @@ JSON-able values and numpy arrays, which `circuits.report.cache.Cache` stores.
 - `feature_vis`: `circuits.tuning.discover.feature_visualizations` (one batched
   render of centre-neuron objectives), as uint8 images.
 - `tuning`: `circuits.tuning.radial_tuning` and its metrics.
-- `heatmap`: `circuits.tuning.orientation_curvature_map`, pre-ReLU (the pages divide by
-  the dataset's standard deviation when a scan is there).
+- `heatmap`: the article's synthetic heat maps (`circuits.tuning.heatmaps`: curves by
+  orientation x curvature, angles by orientation x arm length, ...), pre-ReLU (the pages divide
+  by the dataset's standard deviation when a scan is there).
 - `dataset`: `circuits.dataset.scan.scan` summaries and the pixels of the crops shown.
 - `unit_weights`: each unit's strongest inputs (from the trunk layer before) and
   outputs (to the trunk layer after), `circuits.analysis.expanded.weights_between`.
@@ -63,13 +64,18 @@ def tuning(model, units: Sequence[Unit], s: ReportSettings, progress: bool = Tru
 
 
 def heatmap(model, units: Sequence[Unit], s: ReportSettings, progress: bool = True) -> dict:
-    """Pre-ReLU responses to curves over orientation (columns) x curvature (rows): [U, R, C]."""
-    from circuits.tuning.measure import orientation_curvature_map
+    """The article's synthetic heat maps, pre-ReLU (`circuits.tuning.heatmaps`, kinds `s.heat_kinds`):
+    {"units", "maps": {name: {"row_name", "rows", "cols", "values" [U, R, C]}}}; the pages divide by the
+    dataset's standard deviation when a scan is there."""
+    from circuits.tuning.heatmaps import heatmaps
 
     orientations = np.arange(s.heat_orientations) * 360.0 / s.heat_orientations
-    curvatures = np.linspace(0.0, 1.0, s.heat_curvatures)
-    m = orientation_curvature_map(model, list(units), orientations, curvatures, pre_relu=True, progress=progress)
-    return {"units": list(m.units), "orientations": m.cols, "curvatures": m.rows, "values": m.values}
+    hm = heatmaps(model, list(units), kinds=list(s.heat_kinds), orientations=orientations,
+                  curvatures=np.linspace(0.0, 1.0, s.heat_curvatures), progress=progress)
+    return {"units": list(hm.units), "maps": {name: {"row_name": m.row_name, "rows": np.asarray(m.rows, dtype=float),
+                                                      "cols": np.asarray(m.cols, dtype=float),
+                                                      "values": np.asarray(m.values, dtype=float)}
+                                               for name, m in hm.maps.items()}}
 
 
 def image_source(s: ReportSettings):

@@ -141,10 +141,23 @@ def _metrics_table(d: SiteData, units: Sequence[str], link_prefix: str) -> str:
             + "".join(rows) + "</table>")
 
 
-def _heat(d: SiteData, u: str) -> tuple[str, str]:
-    """(svg, scale words) of one unit's heat map, in dataset std when the scan allows."""
+_MAP_WORDS = {"curves": "curves: orientation × curvature (0 straight, bottom, to 1 half circle, top)",
+              "angles": "90° angles: orientation × arm length (px)", "fill": "filled curves: orientation × curvature"}
+
+
+def _map_words(name: str) -> str:
+    if name.startswith("series_"):
+        return f"angles rounded by {name.split('_')[1]}: orientation × arm length (px)"
+    if name.startswith("colour_"):
+        return f"curves, {name[7:].replace('_', ' ')}: orientation × curvature"
+    return _MAP_WORDS.get(name, name)
+
+
+def _heat(d: SiteData, u: str, name: str = "curves") -> tuple[str, str]:
+    """(svg, scale words) of one unit's heat map `name`, in dataset std when the scan allows."""
+    m = d.heat["maps"][name]
     k = d.heat["units"].index(u)
-    v = np.asarray(d.heat["values"][k], dtype=float)
+    v = np.asarray(m["values"][k], dtype=float)
     st = d.std_of(u)
     if st is not None:
         v = (v - st[0]) / st[1]
@@ -153,13 +166,25 @@ def _heat(d: SiteData, u: str) -> tuple[str, str]:
         words = "pre-ReLU activation (no dataset spread to express it in standard deviations)"
     lim = float(np.nanmax(np.abs(v))) if np.isfinite(v).any() else 0.0
     label = f"{u} (±{lim:.3g}{' std' if st is not None else ''})"
-    return svg.heatmap(v, d.heat["curvatures"], d.heat["orientations"], lim=lim, unit_label=label), words
+    return svg.heatmap(v, m["rows"], m["cols"], lim=lim, unit_label=label), words
+
+
+def _up_to(d: SiteData, u: str) -> str:
+    """The article's "up to N standard deviations": the largest value over the unit's maps."""
+    st = d.std_of(u)
+    best = max(((float(np.nanmax(np.asarray(m["values"][d.heat["units"].index(u)], dtype=float))), n)
+                for n, m in d.heat["maps"].items()), default=None)
+    if best is None:
+        return ""
+    v, name = best
+    return (f"up to {(v - st[0]) / st[1]:.3g} standard deviations above its dataset mean ({_map_words(name).split(':')[0]})"
+            if st is not None else f"up to {v:.4g} pre-ReLU ({_map_words(name).split(':')[0]})")
 
 
 def _scale_legend() -> str:
     return ('<p class="legend-scale"><span class="sw-neg"></span> negative &nbsp;<span class="sw-zero"></span> 0 '
-            '&nbsp;<span class="sw-pos"></span> positive (each map saturates at its own largest |value|; '
-            'rows: curvature 0 = straight, bottom, to 1 = half circle, top)</p>')
+            '&nbsp;<span class="sw-pos"></span> positive (each map saturates at its own largest |value|, given '
+            'beside its unit)</p>')
 
 
 def _crop(prefix: str, c: dict, caption: bool = True) -> str:
@@ -215,13 +240,17 @@ def _sec_radial(d: SiteData) -> str:
 
 
 def _sec_heat(d: SiteData) -> str:
-    figs, words = [], set()
-    for u in d.ordered():
-        s, w = _heat(d, u)
-        figs.append(f'<a href="units/{_e(unit_file(u))}">{s}</a>')
-        words.add(w)
-    return (f'<p class="note">Pre-ReLU response to curves by orientation (columns) and curvature (rows), in '
-            f'{"; ".join(sorted(words))}.</p>' + _scale_legend() + '<div class="figure-row">' + "".join(figs) + "</div>")
+    blocks, words = [], set()
+    for name in d.heat["maps"]:
+        figs = []
+        for u in d.ordered():
+            h, w = _heat(d, u, name)
+            figs.append(f'<a href="units/{_e(unit_file(u))}">{h}</a>')
+            words.add(w)
+        blocks.append(f"<h3>{_e(_map_words(name))}</h3>" + '<div class="figure-row">' + "".join(figs) + "</div>")
+    ups = "; ".join(f"{_e(u)} {_e(_up_to(d, u))}" for u in d.ordered())
+    return (f'<p class="note">Pre-ReLU responses to synthetic stimuli (<code>circuits.tuning.heatmaps</code>), '
+            f'orientation across, in {"; ".join(sorted(words))}. {ups}.</p>' + _scale_legend() + "".join(blocks))
 
 
 def _sec_dataset(d: SiteData) -> str:
@@ -332,7 +361,7 @@ def _sec_about(d: SiteData) -> str:
 SECTIONS: list[tuple[str, str, Callable[[SiteData], str]]] = [
     ("vis", "Feature visualizations", _sec_vis),
     ("radial", "Radial tuning curves", _sec_radial),
-    ("heatmaps", "Orientation × curvature", _sec_heat),
+    ("heatmaps", "Heat maps", _sec_heat),
     ("dataset", "Dataset examples", _sec_dataset),
     ("joint", "Rotated dataset examples", _sec_joint),
     ("early", "Weights from the family below", _sec_early),
@@ -390,14 +419,19 @@ def unit_page(d: SiteData, uid: str) -> str:
     strip = "".join(f'<a href="{_e(unit_file(u))}" title="{_e(u)}"{current if u == uid else ""}>'
                     f'<img src="../img/vis/{_e(d.vis_files[u])}" alt="{_e(u)}"></a>' for u in order)
     parts.append(f'<p class="units-strip">{strip}</p>')
-    heat, words = _heat(d, uid)
+    heats = []
+    for name in d.heat["maps"]:
+        h, words = _heat(d, uid, name)
+        heats.append(f"<div><h3>{_e(_map_words(name))}</h3>{h}</div>")
+    heat = '<div class="figure-row">' + "".join(heats) + "</div>"
     curves = {uid: d.tuning["curves"][d.tuning["units"].index(uid)]}
     parts.append(
         '<section id="vis-tuning"><h2>Feature visualization and tuning</h2><div class="figure-row">'
         f'<div class="card big"><img class="vis" src="../img/vis/{_e(d.vis_files[uid])}" alt="feature visualization of {_e(uid)}"></div>'
         + _radial_figure(d, curves, d.tuning["angles"], link_prefix="", size=300)
         + f'</div><p class="note">preferred {_f(m.get("pref_deg"), 4)}°, FWHM {_f(m.get("fwhm_deg"), 3)}°, echo '
-        f'{_f(m.get("echo"), 2)}, peak {_f(m.get("peak"), 4)} (post-ReLU). Heat map in {_e(words)}:</p>' + heat
+        f'{_f(m.get("echo"), 2)}, peak {_f(m.get("peak"), 4)} (post-ReLU); {_e(_up_to(d, uid))}. Heat maps in '
+        f'{_e(words)}:</p>' + heat
         + _scale_legend() + "</section>")
     if d.scan:
         s = d.scan["units"][uid]

@@ -22,7 +22,7 @@ __all__ = ["ReportSettings", "PARTS"]
 PARTS: dict[str, tuple[str, ...]] = {
     "vis": ("vis_steps", "vis_size", "seed"),
     "tuning": ("n_angles", "curvatures"),
-    "heatmap": ("heat_orientations", "heat_curvatures"),
+    "heatmap": ("heat_orientations", "heat_curvatures", "heat_kinds"),
     "scan": ("images", "image_size", "max_images", "stride", "top_k", "per_bin"),
     "weights": ("n_top_weights",),
     "early": ("n_angles_early", "curvatures", "bin_width"),
@@ -38,8 +38,9 @@ class ReportSettings:
     vis_steps, vis_size: feature visualization Adam steps and image side (None: the
         smallest input that holds the layer's receptive field, at least 48 px).
     n_angles, curvatures: the radial tuning sweep (post-ReLU, mean over curvature).
-    heat_orientations, heat_curvatures: the orientation x curvature heat-map grid (its
-        number of orientations over 360 degrees, and of curvatures from 0 to 1).
+    heat_orientations, heat_curvatures: the heat maps' grid (its number of orientations over
+        360 degrees, and of curvatures from 0 to 1); heat_kinds: which of
+        `circuits.tuning.heatmaps.KINDS` (curves, angles, series, fill, colour).
     images: "skimage" or a folder of images, or None for no dataset sections;
         image_size: shorter side in pixels; max_images: at most this many (None: all);
         stride: every stride-th valid crop position; top_k: crops kept at each end;
@@ -58,6 +59,7 @@ class ReportSettings:
     curvatures: tuple[float, ...] = (0.125, 0.25, 0.375, 0.5, 0.625, 0.75, 0.875, 1.0)
     heat_orientations: int = 72
     heat_curvatures: int = 11
+    heat_kinds: tuple[str, ...] = ("curves", "angles")
     images: str | None = "skimage"
     image_size: int = 224
     max_images: int | None = None
@@ -82,6 +84,10 @@ class ReportSettings:
         for name in ("n_angles", "n_angles_early", "n_angles_edit", "heat_orientations"):
             if getattr(self, name) < 4:
                 raise ValueError(f"{name} must be at least 4 orientations over 360 degrees, got {getattr(self, name)}")
+        from circuits.tuning.heatmaps import KINDS
+
+        if not self.heat_kinds or any(k not in KINDS for k in self.heat_kinds):
+            raise ValueError(f"heat_kinds must be some of {', '.join(KINDS)}, got {list(self.heat_kinds)}")
         if self.heat_curvatures < 2:
             raise ValueError(f"heat_curvatures must be at least 2 (0 and 1), got {self.heat_curvatures!r}")
         for name in ("top_k", "per_bin"):

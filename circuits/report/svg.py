@@ -87,11 +87,12 @@ def radial(curves: Mapping[str, Sequence[float]], angles: Sequence[float], prefs
 
 
 def heatmap(values: np.ndarray, rows: Sequence[float], cols: Sequence[float], *, lim: float | None = None,
-            unit_label: str = "", cell: tuple[float, float] = (3.5, 9.0)) -> str:
-    """A [rows, cols] grid (curvature x orientation) in a diverging scale, axis labels in px >= 11."""
+            unit_label: str = "", width: float = 252.0, row_height: float = 9.0) -> str:
+    """A [rows, cols] grid (e.g. curvature x orientation) in a diverging scale, `width` px of cells
+    whatever the number of columns, axis labels in px >= 11."""
     v = np.asarray(values, dtype=float)
     lim = float(np.nanmax(np.abs(v))) if lim is None else lim
-    cw, ch = cell
+    cw, ch = width / max(v.shape[1], 1), row_height
     left, top_, bottom = 34, 18, 30
     w = left + cw * v.shape[1] + 8
     h = top_ + ch * v.shape[0] + bottom
@@ -104,13 +105,13 @@ def heatmap(values: np.ndarray, rows: Sequence[float], cols: Sequence[float], *,
             parts.append(f'<rect x="{left + cw * j:.1f}" y="{y:.1f}" width="{cw + 0.05:.2f}" height="{ch + 0.05:.2f}" '
                          f'fill="{diverging(v[i, j], lim)}"/>')
     for j in range(0, v.shape[1], max(1, v.shape[1] // 4)):
-        parts.append(f'<text x="{left + cw * (j + 0.5):.1f}" y="{top_ + ch * v.shape[0] + 13:.1f}" font-size="11" '
+        parts.append(f'<text x="{left + cw * j:.1f}" y="{top_ + ch * v.shape[0] + 13:.1f}" font-size="11" '
                      f'text-anchor="middle" fill="#555">{cols[j]:g}°</text>')
     parts.append(f'<text x="{left + cw * v.shape[1] / 2:.1f}" y="{h - 3:.1f}" font-size="11" text-anchor="middle" '
                  f'fill="#555">orientation</text>')
     for i in (0, v.shape[0] - 1):
         y = top_ + ch * (v.shape[0] - 1 - i) + ch * 0.8
-        parts.append(f'<text x="{left - 3}" y="{y:.1f}" font-size="11" text-anchor="end" fill="#555">{rows[i]:g}</text>')
+        parts.append(f'<text x="{left - 3}" y="{y:.1f}" font-size="11" text-anchor="end" fill="#555">{rows[i]:.3g}</text>')
     parts.append("</svg>")
     return "".join(parts)
 
