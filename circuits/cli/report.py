@@ -53,6 +53,8 @@ def register(sub) -> None:
     p.add_argument("--angles", type=positive_int, default=180, help="radial tuning orientations (default 180)")
     p.add_argument("--top-k", type=nonnegative_int, default=24, help="strongest / most negative crops kept (default 24)")
     p.add_argument("--per-bin", type=nonnegative_int, default=8, help="random crops per activation bin (default 8)")
+    p.add_argument("--heat-kinds", default="curves,angles",
+                   help="heat maps to draw, comma-separated: curves, angles, series, fill, colour (default curves,angles)")
     p.add_argument("--joint-top-k", type=positive_int, default=4,
                    help="rotated dataset examples per unit for the joint tuning (default 4)")
     p.add_argument("--joint-step", type=positive_int, default=10,
@@ -91,7 +93,8 @@ def cmd_report(args) -> int:
     device = _check_device(args.device)
     settings = ReportSettings(vis_steps=args.steps, vis_size=args.vis_size, n_angles=args.angles, images=images,
                               image_size=args.image_size, max_images=args.max_images, top_k=args.top_k,
-                              per_bin=args.per_bin, joint_top_k=args.joint_top_k, joint_step=args.joint_step)
+                              per_bin=args.per_bin, joint_top_k=args.joint_top_k, joint_step=args.joint_step,
+                              heat_kinds=tuple(k.strip() for k in args.heat_kinds.split(",") if k.strip()))
     settings.check()
     fam = family_ids(args.family)
     units = resolve(fam, source)
