@@ -85,6 +85,24 @@ def test_a_changed_setting_recomputes_only_its_part(site, model, tmp_path):
     build_report(model, UNITS, out, settings=TINY, early=EARLY, progress=False)  # back to the fixture's pages
 
 
+def test_a_changed_image_folder_is_scanned_again(tmp_path):
+    """The scan's cache key follows the folder's contents (names, sizes, times), not only its path."""
+    import dataclasses
+
+    from PIL import Image
+
+    from circuits.report.compute import images_key
+
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    Image.new("RGB", (100, 100), (10, 20, 30)).save(folder / "a.png")
+    s = dataclasses.replace(TINY, images=str(folder))
+    k1 = images_key(s)
+    assert images_key(s) == k1
+    Image.new("RGB", (100, 100), (40, 50, 60)).save(folder / "b.png")
+    assert images_key(s) != k1
+
+
 def test_fingerprint_follows_the_weights(model):
     """The fingerprint changes when one weight changes and comes back when it is restored."""
     import torch

@@ -40,7 +40,7 @@ from circuits.core.units import Unit
 from circuits.report.settings import ReportSettings
 
 __all__ = ["feature_vis", "tuning", "heatmap", "dataset", "unit_weights", "early_weights", "editing", "joint",
-           "neighbour_layers", "image_source"]
+           "neighbour_layers", "image_source", "images_key"]
 
 
 def feature_vis(model, units: Sequence[Unit], s: ReportSettings, progress: bool = True) -> dict:
@@ -85,6 +85,25 @@ def image_source(s: ReportSettings):
     from circuits.dataset.sources import open_source
 
     return open_source(s.images, image_size=s.image_size)
+
+
+def images_key(s: ReportSettings) -> str | None:
+    """A hash of the images a scan reads: their names and, for a folder, each file's size and
+    modification time, so that a changed folder is scanned again (None: no images)."""
+    import hashlib
+    import os
+
+    source = image_source(s)
+    if source is None:
+        return None
+    h = hashlib.blake2b(digest_size=12)
+    h.update(f"{source.kind}|{source.root}|{source.image_size}".encode())
+    for name in source.names:
+        h.update(name.encode())
+        if source.root is not None:
+            st = os.stat(os.path.join(source.root, name))
+            h.update(f"|{st.st_size}|{st.st_mtime_ns}".encode())
+    return h.hexdigest()
 
 
 def dataset(model, units: Sequence[Unit], s: ReportSettings, progress: bool = True, device=None) -> dict:

@@ -210,8 +210,9 @@ def build_report(
         results["heatmap"] = run("heatmap", settings.part("heatmap"), lambda: compute.heatmap(model, units, settings, progress))
         results["weights"] = run("weights", settings.part("weights"),
                                  lambda: compute.unit_weights(model, units, settings, progress))
+        images = compute.images_key(settings)  # the folder's contents are part of the scan's key
         if settings.images:
-            results["scan"] = run("scan", settings.part("scan"),
+            results["scan"] = run("scan", {**settings.part("scan"), "images_key": images},
                                   lambda: compute.dataset(model, units, settings, progress, device))
         prefs = [results["tuning"]["metrics"][u]["pref_deg"] for u in ids]
         prefs = [np.nan if p is None else p for p in prefs]
@@ -222,7 +223,7 @@ def build_report(
                               f"(here {int(np.isfinite(prefs).sum())} of {len(ids)} have one).")
                 bar.update(1)
             else:
-                results["joint"] = run("joint", settings.part("joint"),
+                results["joint"] = run("joint", {**settings.part("joint"), "images_key": images},
                                        lambda: compute.joint(model, units, settings, prefs, progress))
         else:
             joint_note = "No images were given (--images): no rotated dataset examples."
