@@ -8,7 +8,6 @@ is not installed (`.ci/run` installs both).
 
 from __future__ import annotations
 
-import re
 import shutil
 from html.parser import HTMLParser
 from pathlib import Path

@@ -15,7 +15,7 @@ from __future__ import annotations
 import html
 import math
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 
@@ -72,7 +72,6 @@ class SiteData:
     extra_sections: list[tuple[str, str, str]] = field(default_factory=list)  # (anchor, title, html)
     settings: dict = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
-    elapsed: dict = field(default_factory=dict)
 
     def pref(self, uid: str) -> float | None:
         m = self.tuning["metrics"].get(uid, {})

@@ -46,7 +46,7 @@ def diverging(v: float, lim: float) -> str:
 
 
 def radial(curves: Mapping[str, Sequence[float]], angles: Sequence[float], prefs: Mapping[str, float], *,
-           size: int = 420, links: Mapping[str, str] | None = None, normalise: str = "unit",
+           size: int = 420, normalise: str = "unit",
            title: str = "radial tuning") -> str:
     """A polar plot of tuning curves; every curve, its peak dot and its key carry ``data-unit``
     (the pages' script isolates a unit when any of them is hovered or focused).
@@ -54,7 +54,6 @@ def radial(curves: Mapping[str, Sequence[float]], angles: Sequence[float], prefs
     normalise: "unit" (each curve to its own peak), "all" (all to the largest value) or "none"
     (the values are radii already, 1 = the outer circle).
     """
-    links = links or {}
     c = size / 2
     R = size / 2 - 34
     a = np.radians(np.asarray(angles, dtype=float))
