@@ -199,7 +199,8 @@ class Network(nn.Module):
 
     @contextlib.contextmanager
     def hooks(self, hooks: Iterable[HookSpec]) -> Iterator[list[HookHandle]]:
-        """Temporary hooks, removed when the block ends (also on an exception).
+        """Temporary hooks, removed when the block ends (also on an exception); the hooks of
+        applied edits stay (`edit_hooks`).
 
         >>> m = InceptionV1()
         >>> with m.hooks([("conv2d0", lambda x, h: x + 1)]):

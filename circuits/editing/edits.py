@@ -68,6 +68,14 @@ not the last one applied on one of the tensors it changed raises `EditError`, as
 does undoing a direct edit whose weights were changed since by something else;
 an edit that does not fit raises before anything is changed.
 
+Hooks: the hooks of expanded edits, re-expressions and implants are the edit's own
+(`HookPoint.edit_hooks`, listed by ``model.edit_hooks``), kept apart from the user's:
+``model.clear_hooks()``, ``model.hooks(...)`` blocks (also ending in an exception) and
+``model.remove_hook`` never remove them, so a model that says it is edited computes
+the edited network; only undoing the edit removes them. They run before the user's
+hooks on a tensor (which see the edited value), and the hook that reads an edit's
+source activation runs after them (the edited path sees what the real path sees).
+
 Example:
     >>> import weights
     >>> from circuits.editing.edits import drop_negative, keep_only_inputs
