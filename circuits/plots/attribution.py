@@ -17,7 +17,7 @@ from circuits.analysis.attribution import Attribution, image_input
 from circuits.core.files import atomic_path
 from circuits.core.inputs import from_model_input
 from circuits.plots.setup import pyplot
-from circuits.plots.style import DPI, FONT_PT
+from circuits.plots.style import DPI, FONT_PT, colour_bar
 
 __all__ = ["plot_attribution"]
 
@@ -40,9 +40,7 @@ def plot_attribution(
     ax.imshow(img)
     # Cells outside the kernel's window stay transparent so the image shows through.
     im = ax.imshow(np.ma.masked_equal(heat, 0.0), cmap="RdBu_r", vmin=-lim, vmax=lim, alpha=0.7)
-    cb = fig.colorbar(im, ax=ax, fraction=0.046, pad=0.02)
-    cb.set_label(f"W ⊙ h at each {a.source} position (red +, blue -)", fontsize=FONT_PT + 1)
-    cb.ax.tick_params(labelsize=FONT_PT)
+    colour_bar(fig, ax, im, f"W ⊙ h at each {a.source} position (red +, blue -)")
     ax.set_title(f"{a.unit.id} at {a.position}: W ⊙ h from {a.source}", fontsize=9)
     ax.axis("off")
     what = f"contribution to {a.unit.id}'s pre-ReLU (W ⊙ h)"

@@ -21,7 +21,7 @@ import numpy as np
 
 from circuits.core.files import atomic_path
 from circuits.plots.setup import pyplot
-from circuits.plots.style import DPI, FONT_PT
+from circuits.plots.style import DPI, FONT_PT, colour_bar
 
 __all__ = ["histogram", "quilt", "topk_sheet", "label_views", "extraction_figure", "spline_figure", "write_sheet", "save"]
 
@@ -163,9 +163,7 @@ def extraction_figure(image, res: Mapping, path, title: str = "") -> Path:
     axes[0].imshow(_img(image))
     axes[0].set_title("image", fontsize=9)
     im = axes[1].imshow(a, cmap="magma", vmax=np.quantile(a, 0.995) or None)
-    cb = fig.colorbar(im, ax=axes[1], fraction=0.046, pad=0.02)
-    cb.set_label("family attribution (clipped at its 99.5th percentile)", fontsize=FONT_PT + 1)
-    cb.ax.tick_params(labelsize=FONT_PT)
+    colour_bar(fig, axes[1], im, "family attribution (clipped at its 99.5th percentile)")
     rp = res["ridge_precision"]
     rr = res["ridge_recall"]
     axes[1].set_title(f"attribution (ridge precision {rp['attribution']:.2f}, recall {rr['attribution']:.2f})",
@@ -188,9 +186,7 @@ def spline_figure(image, amap, fits, path, title: str = "", truth=None) -> Path:
     fig, axes = plt.subplots(1, 2, figsize=(8, 4.2))
     axes[0].imshow(_img(image))
     im = axes[1].imshow(np.asarray(amap), cmap="magma")
-    cb = fig.colorbar(im, ax=axes[1], fraction=0.046, pad=0.02)
-    cb.set_label("attribution", fontsize=FONT_PT + 1)
-    cb.ax.tick_params(labelsize=FONT_PT)
+    colour_bar(fig, axes[1], im, "attribution")
     for ax in axes:
         if truth is not None:
             t = np.asarray(truth)

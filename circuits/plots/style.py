@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import colorsys
 
-__all__ = ["DPI", "MIN_TEXT_PX", "FONT_PT", "unit_styles", "luminance", "min_font_pt"]
+__all__ = ["DPI", "MIN_TEXT_PX", "FONT_PT", "unit_styles", "luminance", "min_font_pt", "colour_bar"]
 
 #: resolution of every saved raster figure (dots per inch)
 DPI = 120
@@ -68,3 +68,14 @@ def unit_styles(n: int) -> list[tuple[tuple[float, float, float], str]]:
     k = len(_COLOURS)
     return [(_COLOURS[i % k], _LINESTYLES[(i // k) % len(_LINESTYLES)]) for i in range(n)]
 
+
+
+def colour_bar(fig, ax, mappable, label: str):
+    """A labelled colour bar as tall as the image in `ax` (not the taller axes box around it)."""
+    from mpl_toolkits.axes_grid1 import make_axes_locatable
+
+    cax = make_axes_locatable(ax).append_axes("right", size="4%", pad=0.06)
+    cb = fig.colorbar(mappable, cax=cax)
+    cb.set_label(label, fontsize=FONT_PT + 1)
+    cb.ax.tick_params(labelsize=FONT_PT)
+    return cb
