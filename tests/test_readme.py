@@ -11,8 +11,6 @@ README = Path(__file__).resolve().parents[1] / "README.md"
 
 
 def test_readme_python_blocks_run(tmp_path, monkeypatch):
-    if "handbuilt" not in weights.sources():
-        pytest.skip("the hand-built network is not registered")
     blocks = re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.S)
     assert blocks, "the README has Python examples"
     monkeypatch.chdir(tmp_path)  # examples write files (e.g. curves.graphml)
