@@ -215,12 +215,17 @@ def cmd_dataset(args: argparse.Namespace) -> int:
         print(f"  positive tail   {_fmt_fit(s['tail_fits']['positive'])}")
         print(f"  negative tail   {_fmt_fit(s['tail_fits']['negative'])}")
     for r in result["skipped"]:
-        print(f"skipped    {r['image']}: {r['reason']}")
+        print(f"skipped    {_printable(r['image'])}: {_printable(r['reason'])}")
     if args.plots is not None:
         _plots(args, model, source, result)
     if args.json:
         print(f"wrote      {args.json}")
     return 0
+
+
+def _printable(name) -> str:
+    """A file name as it can be printed: bytes that are not UTF-8 shown as U+FFFD."""
+    return str(name).encode("utf-8", "surrogateescape").decode("utf-8", "replace")
 
 
 def _safe(uid: str) -> str:

@@ -42,7 +42,7 @@ def register(sub) -> None:
     add_weights(p, help="the network whose families are listed, with the ones it defines (default handbuilt: "
                 "its hb_* banks; --weights lucid for the published ones only; nsfwjs-inception-v3 for InceptionV3's)")
     p.set_defaults(func=cmd_families)
-    declare_io(p, inputs=[In("--load")])
+    declare_io(p, inputs=[In("--load"), In("--weights", "weights")])
 
     p = sub.add_parser(
         "weights",
