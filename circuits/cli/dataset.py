@@ -106,7 +106,7 @@ def register(sub) -> None:
     p = sub.add_parser("dataset-sheet", help="write a blind labelling sheet of a scan's sampled crops")
     p.add_argument("--scan", required=True, help="the JSON written by `circuits dataset --json`")
     p.add_argument("--unit", help="which unit of the scan (default: its only one)")
-    p.add_argument("--per-bin", type=nonnegative_int, help="crops per quilt bin (default all the scan kept)")
+    p.add_argument("--per-bin", type=_nonnegative(_KEPT), help="crops per quilt bin (default all the scan kept)")
     p.add_argument("--seed", type=nonnegative_int, default=0, help="shuffle seed")
     p.add_argument("--out", required=True, help="folder for sheet-NN.png and labels.csv")
     p.set_defaults(func=cmd_sheet)

@@ -60,6 +60,9 @@ def _angles(text: str) -> int:
     return n
 
 
+_angles.maximum = MAX_ANGLES  # type: ignore[attr-defined]
+
+
 def _floats(text: str) -> list[float]:
     try:
         vals = [float(t) for t in text.split(",") if t.strip()]

@@ -18,6 +18,7 @@ from circuits.cli.options import (
     Out,
     add_device,
     add_weights,
+    bounded_int,
     bounded_side,
     declare_io,
     check_outputs,
@@ -35,6 +36,9 @@ from circuits.cli.options import (
 PNG = (".png",)
 # An optimized image of S x S px (and an attributed one) runs forward and backward.
 _SIDE = bounded_side(BACKWARD_BYTES_PER_PIXEL, "an image optimized (forward and backward)")
+_BATCH = bounded_int(max(1, MEMORY_BYTES // (128 * 128 * BACKWARD_BYTES_PER_PIXEL)),
+                     "128 px images optimized at once that fit this machine's memory; --size and --batch "
+                     "are also checked together")
 
 
 def register(sub) -> None:
@@ -45,7 +49,7 @@ def register(sub) -> None:
     p.add_argument("--steps", type=positive_int, default=512, help="Adam steps (default 512)")
     p.add_argument("--size", type=_SIDE, default=128,
                    help=f"image side in pixels (default 128, at most {_SIDE.maximum} on this machine's memory)")
-    p.add_argument("--batch", type=positive_int, default=1, help="images to render at once (default 1)")
+    p.add_argument("--batch", type=_BATCH, default=1, help=f"images to render at once (default 1, at most {_BATCH.maximum})")
     p.add_argument("--diversity", type=nonnegative_float, default=0.0, metavar="W",
                    help="with --batch > 1, subtract W x Lucid's diversity term at the unit's layer (Lucid uses 100)")
     p.add_argument("--neuron", action="store_true", help="maximize the centre position, not the channel mean")
