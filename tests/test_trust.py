@@ -171,9 +171,7 @@ def test_non_utf8_file_names_do_not_fail_a_scan(tmp_path, sampling):
 def test_size_options_have_an_upper_bound_checked_while_parsing(argv, capsys, monkeypatch):
     """Main grew past 22 GB (vis --size 100000, dataset --bin-width 1e-9) or ended in a traceback.
     Now exit 2 while parsing (no model is loaded: load_network would fail the test), the bound in the message."""
-    from circuits.cli import options
-
-    monkeypatch.setattr(options, "load_network", lambda *a, **k: pytest.fail("work started"))
+    monkeypatch.setattr(weights, "model", lambda *a, **k: pytest.fail("work started"))
     assert cli.main(argv) == 2
     err = capsys.readouterr().err
     assert "Traceback" not in err and ("at most" in err or "at least" in err), err
@@ -203,10 +201,9 @@ def test_attribute_refuses_an_image_too_large_for_memory_before_loading_the_mode
     """Main ended an 8000 px attribution in a traceback. The bound scales with memory: with 64 MiB
     allowed, a 300 px image (300² x 8 KiB = 703 MiB) is refused, naming it and its size."""
     vis = importlib.import_module("circuits.cli.vis")
-    from circuits.cli import options
 
     monkeypatch.setattr(vis, "MEMORY_BYTES", 64 * 2**20)
-    monkeypatch.setattr(options, "load_network", lambda *a, **k: pytest.fail("work started"))
+    monkeypatch.setattr(weights, "model", lambda *a, **k: pytest.fail("work started"))
     img = _photo(tmp_path / "big.png", 300)
     _one_line_error(["attribute", "mixed3b:379", "--image", img, "--out", tmp_path / "a.png"], capsys,
                     "big.png", "300x300")
@@ -255,8 +252,6 @@ def _tiny(tmp_path: Path) -> dict[str, list]:
 def test_device_that_is_not_here_is_one_line_exit_2(tmp_path, capsys, command):
     """`--device cuda:99` (no such GPU on any test machine) and `--device foo`: one line, exit 2, no traceback.
     On main most commands had no --device (a parse error) and `dataset --device cuda` gave a traceback."""
-    from circuits.cli import options
-
     argv = [str(a) for a in _tiny(tmp_path)[command]]
     assert cli.main(argv + ["--device", "cuda:99"]) == 2
     err = capsys.readouterr().err
@@ -274,7 +269,8 @@ def test_device_cpu_works_on_every_model_command(tmp_path, capsys, command):
 
 def test_device_check_moves_the_model(monkeypatch):
     """load_network(source, device) returns the model on that device (here: the CPU, the only one)."""
-    from circuits.cli.options import check_device, load_network
+    from circuits.cli.device import check_device
+    from circuits.cli.options import load_network
 
     m = load_network("handbuilt", "cpu")
     assert next(m.parameters()).device == torch.device("cpu") == check_device("cpu")

@@ -19,7 +19,6 @@ import pytest
 from PIL import Image
 
 from circuits import cli
-from circuits.cli import options
 from circuits.core.files import atomic_path
 
 FAMILY = {"layer": "mixed3b", "name": "two", "aliases": ["two"], "family": ["mixed3b:379", "mixed3b:385"]}
@@ -149,29 +148,46 @@ def test_dataset_sheet_out_naming_a_file_is_refused(tmp_path, capsys):
     _refused(["dataset-sheet", "--scan", tmp_path / "scan.json", "--out", f], capsys, "not a folder")
 
 
-@pytest.mark.parametrize("special", ["/dev/null", "fifo"])
-def test_special_files_are_refused_as_outputs(tmp_path, capsys, special):
-    """A device node or a fifo is no output file: refused before work, and it stays what it was."""
-    path = special
-    if special == "fifo":
-        path = str(tmp_path / "out.json")
+def _special(tmp_path: Path, kind: str) -> str:
+    """A special file of `kind` made in tmp_path: never a system one such as /dev/null, which a
+    writer that fails this test would replace for the whole machine."""
+    path = str(tmp_path / f"{kind}.json")
+    if kind == "fifo":
         os.mkfifo(path)
+    elif kind == "socket":
+        import socket
+
+        s = socket.socket(socket.AF_UNIX)
+        s.bind(path)
+        s.close()
+    else:  # a character device equal to /dev/null (needs root, as the reported case did)
+        try:
+            os.mknod(path, stat.S_IFCHR | 0o666, os.makedev(1, 3))
+        except PermissionError:
+            pytest.skip("making a device node needs root; the fifo and socket cases check the same path")
+    return path
+
+
+@pytest.mark.parametrize("kind", ["fifo", "socket", "chardev"])
+def test_special_files_are_refused_as_outputs(tmp_path, capsys, kind):
+    """A device node, fifo or socket is no output file: refused before work, and it stays what it was
+    (on main, as root, `--json /dev/full` replaced the device node with a plain file)."""
+    path = _special(tmp_path, kind)
     mode = os.stat(path).st_mode
     _refused(["tune", "mixed3b:379", "--angles", "4", "--json", path], capsys, path)
     assert os.stat(path).st_mode == mode and not stat.S_ISREG(os.stat(path).st_mode)
 
 
-def test_atomic_path_refuses_special_files(tmp_path):
+@pytest.mark.parametrize("kind", ["fifo", "socket", "chardev"])
+def test_atomic_path_refuses_special_files(tmp_path, kind):
     """The writer itself (not only the CLI) never renames a plain file onto a device node or fifo."""
     from circuits.core.files import special_file
 
-    fifo = tmp_path / "p"
-    os.mkfifo(fifo)
-    for path in ("/dev/null", fifo):
-        with pytest.raises(ValueError, match="not a file"):
-            with atomic_path(path) as tmp:
-                tmp.write_text("x")
-        assert special_file(path)
+    path = _special(tmp_path, kind)
+    with pytest.raises(ValueError, match="not a file"):
+        with atomic_path(path) as tmp:
+            tmp.write_text("x")
+    assert special_file(path) and not stat.S_ISREG(os.stat(path).st_mode)
 
 
 def test_symlinked_output_is_written_through_to_its_target(tmp_path, capsys, monkeypatch):
@@ -239,6 +255,8 @@ def test_check_io_compares_every_declared_output_with_every_declared_input(tmp_p
     """For each command, each file output set equal to each existing file input is refused (no list of cases)."""
     import argparse
 
+    from circuits.cli.paths import check_io
+
     f = tmp_path / "in.json"
     f.write_text(json.dumps(FAMILY))
     checked = 0
@@ -258,7 +276,7 @@ def test_check_io_compares_every_declared_output_with_every_declared_input(tmp_p
                 setattr(ns, dests[i.option], [value] if i.kind in ("units", "pairs") else value)
                 setattr(ns, dests[o.option], str(f))
                 with pytest.raises(ValueError, match="in.json"):
-                    options.check_io(ns) if not o.suffixes or f.suffix in o.suffixes else _raise_suffix(f)
+                    check_io(ns) if not o.suffixes or f.suffix in o.suffixes else _raise_suffix(f)
                 checked += 1
     assert checked >= 30
 

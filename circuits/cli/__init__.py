@@ -5,7 +5,7 @@ subcommands and sets `func(args) -> int` on them.
 
 Shared options (``--weights``, numeric types, output checks, unit lists) are in
 `circuits.cli.options`; each command declares its input and output options
-(`options.declare_io`) and `main` checks them before any work. Exit status: 0 done, 1 a check failed (``compare --strict``,
+(`paths.declare_io`) and `main` checks them before any work. Exit status: 0 done, 1 a check failed (``compare --strict``,
 a feature visualization that stayed at 0), 2 bad input, 130 interrupted (Ctrl-C).
 
 Example:
@@ -95,8 +95,9 @@ class _PipeSafeStdout:
 
 def _before_work(args) -> None:
     """The checks every command gets before it starts: its declared outputs against its
-    inputs and each other (`options.check_io`), and that ``--device`` is here."""
-    from circuits.cli.options import check_device, check_io
+    inputs and each other (`paths.check_io`), and that ``--device`` is here."""
+    from circuits.cli.device import check_device
+    from circuits.cli.paths import check_io
 
     check_io(args)
     if getattr(args, "device", None) not in (None, "cpu"):

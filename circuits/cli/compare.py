@@ -17,11 +17,7 @@ from __future__ import annotations
 
 
 from circuits.cli.options import (
-    In,
-    Out,
-    add_device,
     add_weights,
-    declare_io,
     check_outputs,
     load_network,
     require_live,
@@ -29,6 +25,8 @@ from circuits.cli.options import (
     unit_list,
     weights_name,
 )
+from circuits.cli.device import add_device
+from circuits.cli.paths import In, Out, declare_io
 from circuits.cli.tune import PLOT_SUFFIXES, _angles
 
 

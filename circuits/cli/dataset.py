@@ -18,16 +18,7 @@ import sys
 from pathlib import Path
 
 from circuits.cli.options import (
-    BACKWARD_BYTES_PER_PIXEL,
-    FORWARD_BYTES_PER_PIXEL,
-    MEMORY_BYTES,
-    In,
-    Out,
-    add_device,
     add_weights,
-    bounded_int,
-    bounded_side,
-    declare_io,
     family_ids,
     load_network,
     network_graph,
@@ -35,6 +26,15 @@ from circuits.cli.options import (
     positive_float,
     positive_int,
 )
+from circuits.cli.device import add_device
+from circuits.cli.limits import (
+    BACKWARD_BYTES_PER_PIXEL,
+    FORWARD_BYTES_PER_PIXEL,
+    MEMORY_BYTES,
+    bounded_int,
+    bounded_side,
+)
+from circuits.cli.paths import In, Out, declare_io
 from circuits.core.files import read_text, write_json
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm")  # sources.IMAGE_SUFFIXES

@@ -10,16 +10,9 @@ from __future__ import annotations
 import argparse
 from dataclasses import fields
 
-from circuits.cli.options import (
-    In,
-    Out,
-    add_device,
-    add_weights,
-    declare_io,
-    nonnegative_float,
-    nonnegative_int,
-    positive_int,
-)
+from circuits.cli.options import add_weights, nonnegative_float, nonnegative_int, positive_int
+from circuits.cli.device import add_device
+from circuits.cli.paths import In, Out, declare_io
 from circuits.cli.tune import BATCH_SIZE, PLOT_SUFFIXES, _angles
 
 

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from circuits.cli.options import In, Out, add_device, add_weights, declare_io, family_ids, load_network
+from circuits.cli.options import add_weights, family_ids, load_network
+from circuits.cli.device import add_device
+from circuits.cli.paths import In, Out, declare_io
 from circuits.cli.tune import PLOT_SUFFIXES, _angles
 
 # The early curves the hand-built 3b curves read directly: their copies in the 3b 5x5

@@ -14,11 +14,7 @@ import os
 from pathlib import Path
 
 from circuits.cli.options import (
-    In,
-    Out,
-    add_device,
     add_weights,
-    declare_io,
     check_outputs,
     load_network,
     network_graph,
@@ -29,6 +25,8 @@ from circuits.cli.options import (
     unit_list,
     weights_name,
 )
+from circuits.cli.device import add_device
+from circuits.cli.paths import In, Out, declare_io
 GRAPH_SUFFIXES = (".graphml", ".json")
 PLOT_SUFFIXES = (".png", ".pdf", ".svg")
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 
-from circuits.cli.options import In, add_weights, declare_io, network_graph, positive_int, weights_name
+from circuits.cli.options import add_weights, network_graph, positive_int, weights_name
+from circuits.cli.paths import In, declare_io
 from circuits.core.units import parse_unit
 
 

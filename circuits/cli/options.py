@@ -8,13 +8,10 @@
   before anything is computed.
 * `unit_list`: unit and family ids given comma-separated, repeated, or both; wherever
   units are read, a family file (.json from `circuits discover`) stands for its family.
-* `declare_io` / `check_io`: each command declares which options are outputs (files or
-  folders) and which are inputs; `circuits.cli.main` runs one check before any work: every
-  output has an accepted suffix and a writable folder, is no special file, and no output
-  names (after symlinks and relative paths) an input or another output.
-* `bounded_int` / `bounded_side`: size-like options with an upper bound derived from the
-  memory they imply, checked while parsing.
-* `add_device` / `check_device`: the ``--device`` option of every command that runs a model.
+
+Beside it: `circuits.cli.paths` (each command's declared inputs and outputs, checked
+once before any work), `circuits.cli.limits` (size options bounded by memory) and
+`circuits.cli.device` (``--device``).
 * `load_network` / `resolve`: the weight source's own families are registered, then
   unit specs are resolved once, at the entry point, into `Unit`s.
 
@@ -30,8 +27,6 @@ from __future__ import annotations
 import argparse
 import math
 import os
-import re
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Sequence
 
@@ -51,16 +46,6 @@ __all__ = [
     "family_ids",
     "network_graph",
     "require_live",
-    "Out",
-    "In",
-    "declare_io",
-    "check_io",
-    "bounded_int",
-    "bounded_side",
-    "MEMORY_BYTES",
-    "add_device",
-    "device_name",
-    "check_device",
 ]
 
 # Equal to weights.DEFAULT (tests/test_newcomer.py checks it); a literal here so that
@@ -208,6 +193,8 @@ def load_network(source: str, device: str | None = None):
 
     model = weights.model(source)
     if device not in (None, "cpu"):
+        from circuits.cli.device import check_device
+
         model = model.to(check_device(device))
     return model
 
@@ -263,271 +250,3 @@ def check_outputs(outputs: Iterable[tuple[str, str | os.PathLike | None, Sequenc
         seen[key] = option
         out.append(p)
     return out
-
-
-# --- every command's inputs and outputs, checked once before any work -----------------
-#
-# A command declares, with `declare_io`, which options name files it writes (`Out`) and
-# which name files or folders it reads (`In`); `circuits.cli.main` calls `check_io` on the
-# parsed arguments before the command runs. So an output can never replace an input or
-# another output, whatever the command, and a new command gets the check by declaring.
-
-
-@dataclass(frozen=True)
-class Out:
-    """An output option. suffixes: accepted file suffixes (empty: any). folder: the option
-    names a folder the command writes files into; writes: glob patterns of those files."""
-
-    option: str
-    suffixes: tuple[str, ...] = ()
-    folder: bool = False
-    writes: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
-class In:
-    """An input option. kind: "file" (a path), "folder" (a folder read recursively, files
-    with `reads` suffixes), "units" (unit/family ids: the .json ones are family files),
-    "weights" (a weight source name or file), "pairs" (WEIGHTS=FAMILY values)."""
-
-    option: str
-    kind: str = "file"
-    reads: tuple[str, ...] = ()
-
-
-def declare_io(parser: argparse.ArgumentParser, outputs: Sequence[Out] = (), inputs: Sequence[In] = (),
-               extra_inputs=None) -> None:
-    """Record a command's output and input options (checked by `check_io` before it runs).
-
-    extra_inputs: a function ``args -> [(label, path, kind)]`` for inputs named inside
-    another input (e.g. the image folder a scan file records).
-    """
-    dests = {}
-    for spec in (*outputs, *inputs):
-        for a in parser._actions:
-            if spec.option in a.option_strings or a.dest == spec.option:
-                dests[spec.option] = a.dest
-                break
-        else:  # pragma: no cover - a programming error, caught by the tests
-            raise ValueError(f"{parser.prog}: no option {spec.option} to declare")
-    parser.set_defaults(_io=(tuple(outputs), tuple(inputs), dests, extra_inputs))
-
-
-def _values(value) -> list[str]:
-    if value is None:
-        return []
-    if isinstance(value, (list, tuple)):
-        return [str(v) for v in value if v is not None]
-    return [str(value)]
-
-
-def _input_paths(args, inputs: Sequence[In], dests: dict, extra) -> list[tuple[str, Path, str, tuple]]:
-    """(label, path, kind, reads) of every input that exists on disk."""
-    found: list[tuple[str, str, str, tuple]] = []
-    for spec in inputs:
-        for v in _values(getattr(args, dests[spec.option], None)):
-            label = f"{spec.option} {v}" if spec.option.startswith("-") else v
-            if spec.kind == "pairs":
-                w, _, f = v.partition("=")
-                found += [(label, w.strip(), "file", ()), *[(label, s, "file", ()) for s in f.split(",")]]
-            elif spec.kind == "units":
-                found += [(label if "," not in v else s.strip(), s.strip(), "file", ()) for s in v.split(",")]
-            else:
-                found.append((label, v, spec.kind, spec.reads))
-    if extra is not None:
-        try:
-            found += [(label, str(p), kind, reads) for label, p, kind, reads in extra(args)]
-        except (OSError, ValueError, KeyError, TypeError):
-            pass  # an unreadable input is reported by the command itself, naming it
-    out = []
-    for label, v, kind, reads in found:
-        p = Path(v)
-        if v and p.exists() and (p.is_dir() if kind == "folder" else p.is_file()):
-            out.append((label, p, kind, reads))
-    return out
-
-
-def _same(a: Path, b: Path) -> bool:
-    """Whether two paths name one file: equal after symlinks and `..`, or one inode (a hard link)."""
-    from circuits.core.files import target_of
-
-    if target_of(a) == target_of(b):
-        return True
-    try:
-        return os.path.samefile(a, b)
-    except OSError:
-        return False
-
-
-def _inside(path: Path, folder: Path) -> bool:
-    from circuits.core.files import target_of
-
-    t, f = target_of(path), target_of(folder)
-    return t == f or f in t.parents
-
-
-def _check_folder_output(option: str, path: str) -> Path:
-    from circuits.core.files import special_file, target_of
-
-    p = Path(path)
-    special = special_file(p)
-    if special:
-        raise ValueError(f"cannot write into {option} {path}: it is {special}, not a folder")
-    t = target_of(p)
-    if t.exists() and not t.is_dir():
-        raise NotADirectoryError(f"{option} {path} is a file, not a folder: give a folder to write the files into")
-    probe = t
-    while not probe.exists():
-        probe = probe.parent
-    if not probe.is_dir():
-        raise NotADirectoryError(f"cannot create {option} {path}: {probe} is a file, not a folder")
-    if not os.access(probe, os.W_OK | os.X_OK):
-        raise PermissionError(f"cannot write {option} {path}: folder {probe} is not writable")
-    return p
-
-
-def check_io(args) -> None:
-    """Check a parsed command line's declared outputs against each other and its inputs (see `declare_io`).
-
-    Raises (one clear line, naming both paths) when an output would replace an input or
-    another output, when an output is a special file (a device, a fifo), or when a
-    folder output is a file; file outputs get `check_outputs`'s checks.
-    """
-    decl = getattr(args, "_io", None)
-    if decl is None:
-        return
-    outputs, inputs, dests, extra = decl
-    files = [(o.option, getattr(args, dests[o.option], None), o.suffixes) for o in outputs if not o.folder]
-    check_outputs(files)
-    written: list[tuple[str, Path, Out]] = []
-    for o in outputs:
-        for v in _values(getattr(args, dests[o.option], None)):
-            p = _check_folder_output(o.option, v) if o.folder else Path(v)
-            for other_label, q, other in written:
-                if _same(p, q) or (o.folder and _inside(q, p)) or (other.folder and _inside(p, q)):
-                    raise ValueError(f"{other_label} and {o.option} {v} name the same place; give each output its own path")
-            written.append((f"{o.option} {v}", p, o))
-    for label, p, o in written:
-        for in_label, q, kind, reads in _input_paths(args, inputs, dests, extra):
-            if kind == "folder":
-                hit = (_inside(p, q) and (o.folder or p.suffix.lower() in reads)) or (o.folder and _same(p, q))
-                why = "would be read as one of its inputs next time" if not o.folder else "is inside the input folder"
-            else:
-                hit = _same(p, q) or (o.folder and _inside(q, p) and any(q.match(w) for w in o.writes))
-                why = "would replace that input"
-            if hit:
-                raise ValueError(f"{label} {why} ({in_label}); give the output another path")
-
-
-# --- sizes, bounded by the memory they imply --------------------------------------------
-
-
-def _physical_memory() -> int:
-    try:
-        return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
-    except (ValueError, OSError, AttributeError):  # pragma: no cover - not Linux
-        return 16 * 2**30
-
-
-# The memory a size-like option may imply: this machine's RAM (what a run may use at most).
-MEMORY_BYTES = _physical_memory()
-
-
-def _gib(n: float) -> str:
-    return f"{n / 2**30:.3g} GiB"
-
-
-def bounded_int(maximum: int, why: str):
-    """An argparse type: an int in 1..`maximum`; the message gives the bound and `why`.
-
-    >>> bounded_int(10, "stimuli on one sheet")("11")
-    Traceback (most recent call last):
-    ...
-    argparse.ArgumentTypeError: must be at most 10 (stimuli on one sheet), got 11
-    """
-
-    def parse(text: str) -> int:
-        v = positive_int(text)
-        if v > maximum:
-            raise argparse.ArgumentTypeError(f"must be at most {maximum} ({why}), got {v}")
-        return v
-
-    parse.maximum = maximum  # type: ignore[attr-defined]
-    parse.__name__ = "bounded_int"
-    return parse
-
-
-def bounded_side(bytes_per_pixel: float, what: str, memory: int | None = None):
-    """An argparse type for an image side S: S*S*`bytes_per_pixel` bytes must fit in `memory`
-    (default `MEMORY_BYTES`, this machine's RAM); the bound and its reason are in the message.
-
-    >>> bounded_side(4096, "an optimized image", memory=2**30)("100000")
-    Traceback (most recent call last):
-    ...
-    argparse.ArgumentTypeError: must be at most 512 px: an optimized image of S x S px needs about S² x 4 KiB, and 1 GiB of memory allows S = 512; got 100000
-    """
-    memory = MEMORY_BYTES if memory is None else memory
-    maximum = int(math.isqrt(int(memory // bytes_per_pixel)))
-    per = f"{bytes_per_pixel / 1024:g} KiB" if bytes_per_pixel >= 1024 else f"{bytes_per_pixel:g} bytes"
-
-    def parse(text: str) -> int:
-        v = positive_int(text)
-        if v > maximum:
-            raise argparse.ArgumentTypeError(
-                f"must be at most {maximum} px: {what} of S x S px needs about S² x {per}, "
-                f"and {_gib(memory)} of memory allows S = {maximum}; got {v}")
-        return v
-
-    parse.maximum = maximum  # type: ignore[attr-defined]
-    parse.__name__ = "bounded_side"
-    return parse
-
-
-# Bytes of memory per input pixel. Measured (peak RSS growth / pixels, InceptionV1 at
-# 448 px, to mixed4e): a forward pass 0.4 KB, forward and backward 1.3 KB; the bounds
-# allow 5-6x that for InceptionV3's wider layers, optimizer state and transforms.
-FORWARD_BYTES_PER_PIXEL = 2 * 1024
-BACKWARD_BYTES_PER_PIXEL = 8 * 1024
-
-
-# --- --device -----------------------------------------------------------------------------
-
-_DEVICE = re.compile(r"^(cpu|cuda(:\d+)?|mps)$")
-
-
-def device_name(text: str) -> str:
-    """An argparse type: cpu, cuda, cuda:N or mps (whether it is here is checked before work).
-
-    >>> device_name("foo")
-    Traceback (most recent call last):
-    ...
-    argparse.ArgumentTypeError: must be cpu, cuda, cuda:N or mps, got 'foo'
-    """
-    t = text.strip().lower()
-    if not _DEVICE.match(t):
-        raise argparse.ArgumentTypeError(f"must be cpu, cuda, cuda:N or mps, got {text!r}")
-    return t
-
-
-def add_device(parser: argparse.ArgumentParser, default: str = "cpu") -> None:
-    """The ``--device`` option of every command that runs a model."""
-    parser.add_argument("--device", type=device_name, default=default, metavar="DEVICE",
-                        help=f"where the model runs: cpu, cuda, cuda:N or mps (default {default})")
-
-
-def check_device(name: str):
-    """The torch.device `name` if it is here; else ValueError (one line: what is there instead)."""
-    import torch
-
-    dev = torch.device(name)
-    if dev.type == "cuda":
-        if not torch.cuda.is_available():
-            raise ValueError(f"--device {name}: no CUDA GPU here (torch.cuda.is_available() is False); use --device cpu")
-        n = torch.cuda.device_count()
-        if dev.index is not None and dev.index >= n:
-            raise ValueError(f"--device {name}: this machine has {n} CUDA device(s), cuda:0..cuda:{n - 1}")
-    elif dev.type == "mps":
-        mps = getattr(torch.backends, "mps", None)
-        if mps is None or not mps.is_available():
-            raise ValueError(f"--device {name}: no Apple MPS device here; use --device cpu")
-    return dev

@@ -14,15 +14,7 @@ import math
 from pathlib import Path
 
 from circuits.cli.options import (
-    FORWARD_BYTES_PER_PIXEL,
-    MEMORY_BYTES,
-    In,
-    Out,
-    add_device,
     add_weights,
-    bounded_int,
-    bounded_side,
-    declare_io,
     check_outputs,
     load_network,
     positive_float,
@@ -32,6 +24,9 @@ from circuits.cli.options import (
     unit_list,
     weights_name,
 )
+from circuits.cli.device import add_device
+from circuits.cli.limits import FORWARD_BYTES_PER_PIXEL, MEMORY_BYTES, bounded_int, bounded_side
+from circuits.cli.paths import In, Out, declare_io
 from circuits.core.files import atomic_path
 
 # The stimulus kinds of circuits.tuning.stimuli.KINDS (kept equal by a test), listed

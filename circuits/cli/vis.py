@@ -12,15 +12,7 @@ import argparse
 import sys
 
 from circuits.cli.options import (
-    BACKWARD_BYTES_PER_PIXEL,
-    MEMORY_BYTES,
-    In,
-    Out,
-    add_device,
     add_weights,
-    bounded_int,
-    bounded_side,
-    declare_io,
     check_outputs,
     load_network,
     nonnegative_float,
@@ -32,6 +24,9 @@ from circuits.cli.options import (
     unit_list,
     weights_name,
 )
+from circuits.cli.device import add_device
+from circuits.cli.limits import BACKWARD_BYTES_PER_PIXEL, MEMORY_BYTES, bounded_int, bounded_side
+from circuits.cli.paths import In, Out, declare_io
 
 PNG = (".png",)
 # An optimized image of S x S px (and an attributed one) runs forward and backward.

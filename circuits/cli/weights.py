@@ -12,11 +12,7 @@ import json
 
 from circuits import families as fam
 from circuits.cli.options import (
-    In,
-    Out,
-    add_device,
     add_weights,
-    declare_io,
     check_outputs,
     load_network,
     network_families,
@@ -26,6 +22,8 @@ from circuits.cli.options import (
     resolve,
     weights_name,
 )
+from circuits.cli.device import add_device
+from circuits.cli.paths import In, Out, declare_io
 PLOT_SUFFIXES = (".png",)
 
 
