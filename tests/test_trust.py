@@ -302,3 +302,24 @@ def test_ctrl_c_in_vis_writes_nothing_and_exits_130(tmp_path, capsys, monkeypatc
     assert cli.main(["vis", "mixed3b:379", "--steps", "10", "--size", "48", "--quiet", "--out", str(out)]) == 130
     assert not out.exists() and not list(tmp_path.iterdir())
     assert "interrupted" in capsys.readouterr().err
+
+
+def test_the_device_bridge_keeps_values_and_gradients(monkeypatch):
+    """`place(model, "cuda")` wraps the model's interpreter so tensors cross at its boundary. With the
+    device check pointed at the CPU (no GPU here), the bridged model must give the unbridged model's
+    activations and input gradients exactly: the wrapper itself changes nothing but where tensors live."""
+    device = importlib.import_module("circuits.cli.device")
+
+    monkeypatch.setattr(device, "check_device", lambda name: torch.device("cpu"))
+    plain, bridged = weights.model("handbuilt"), device.place(weights.model("handbuilt"), "cuda")
+    assert "_execute" in vars(bridged) and "_execute" not in vars(plain)
+    x = torch.linspace(-117, 138, 3 * 64 * 64).reshape(1, 3, 64, 64)
+    grads = []
+    for m in (plain, bridged):
+        xi = x.clone().requires_grad_(True)
+        out = m.run_with_cache(xi, ["mixed3a"], detach=False)["mixed3a"]
+        out[0, 81].sum().backward()
+        grads.append((out.detach(), xi.grad))
+    torch.testing.assert_close(grads[0][0], grads[1][0], rtol=0, atol=0)
+    torch.testing.assert_close(grads[0][1], grads[1][1], rtol=0, atol=0)
+    assert grads[0][1].abs().sum() > 0

@@ -191,12 +191,9 @@ def load_network(source: str, device: str | None = None):
     on `device` (``--device``; None or "cpu": the CPU)."""
     import weights
 
-    model = weights.model(source)
-    if device not in (None, "cpu"):
-        from circuits.cli.device import check_device
+    from circuits.cli.device import place
 
-        model = model.to(check_device(device))
-    return model
+    return place(weights.model(source), device)
 
 
 def require_live(model, layers: Iterable[str], what: str) -> None:
