@@ -8,12 +8,16 @@
   before anything is computed.
 * `unit_list`: unit and family ids given comma-separated, repeated, or both; wherever
   units are read, a family file (.json from `circuits discover`) stands for its family.
+* `check_outputs`: every output path has an accepted suffix and a folder that exists
+  and is writable, and is no special file, checked before any computation; the error
+  names the user's path.
+* `load_network` / `resolve`: the weight source's own families are registered, then
+  unit specs are resolved once (a unit named twice is one unit), at the entry point,
+  into `Unit`s; the model is placed on ``--device``.
 
 Beside it: `circuits.cli.paths` (each command's declared inputs and outputs, checked
 once before any work), `circuits.cli.limits` (size options bounded by memory) and
 `circuits.cli.device` (``--device``).
-* `load_network` / `resolve`: the weight source's own families are registered, then
-  unit specs are resolved once, at the entry point, into `Unit`s.
 
 Example:
     >>> positive_int("3")
