@@ -153,3 +153,14 @@ def test_a_scan_of_only_too_small_images_writes_strict_json(tmp_path, monkeypatc
     res = json.loads(text, parse_constant=lambda c: pytest.fail(f"non-standard JSON constant {c}"))
     assert res["too_small"] == 1 and res["units"]["mixed3b:379"]["n_crops"] == 0
     assert res["units"]["mixed3b:379"]["mean_pre_relu"] is None
+
+
+@pytest.mark.parametrize("command", ["extract-curves", "trace-curve"])
+def test_single_image_commands_refuse_an_image_smaller_than_the_receptive_field(tmp_path, capsys, command):
+    """A 20 px photograph under mixed3b:379 (91 px receptive field): main enlarged it to the working size
+    and reported the attribution of the resize's blur; now exit 2 naming the image, its size and the field."""
+    img = tmp_path / "tiny.png"
+    Image.fromarray(RNG.integers(0, 256, (20, 20, 3), dtype=np.uint8)).save(img)
+    assert cli.main([command, "mixed3b:379", "--image", str(img), "--out", str(tmp_path / "o.png")]) == 2
+    err = capsys.readouterr().err
+    assert "tiny.png" in err and "20x20" in err and "91 px" in err and not (tmp_path / "o.png").exists()

@@ -311,7 +311,9 @@ def cmd_labels(args: argparse.Namespace) -> int:
     return 0
 
 
-def _image(spec: str, size: int | None):
+def _image(spec: str, size: int | None, args=None):
+    """The image of --image, its shorter side resized to `size`; refused (not enlarged) when its own
+    shorter side is below the receptive field of the family's layer (given `args`)."""
     from circuits.dataset.sources import resize_short, to_rgb_uint8
 
     if spec.startswith("skimage:"):
@@ -327,6 +329,12 @@ def _image(spec: str, size: int | None):
         from circuits.core.inputs import read_image
 
         img = read_image(spec)
+    if args is not None:
+        rf = _receptive_field(args)
+        if min(img.shape[-2:]) < rf:
+            h, w = img.shape[-2:]
+            raise ValueError(f"--image {spec} is {w}x{h} px, smaller than the {rf} px receptive field of "
+                             f"{args.family}; give an image of at least {rf}x{rf} (it is not enlarged)")
     img = resize_short(img, size)
     h, w = img.shape[-2:]
     if h * w * BACKWARD_BYTES_PER_PIXEL > MEMORY_BYTES:
@@ -335,12 +343,19 @@ def _image(spec: str, size: int | None):
     return img
 
 
+def _receptive_field(args) -> int:
+    from circuits.cli.options import resolve
+
+    g = network_graph(args.weights)
+    return max(g.receptive_field(u.layer).size for u in resolve(args.family, args.weights))
+
+
 def cmd_extract(args: argparse.Namespace) -> int:
     from circuits.dataset.extraction import compare_with_canny
     from circuits.plots import dataset as plots
 
     _positive("--size", args.size)
-    img = _image(args.image, args.size)
+    img = _image(args.image, args.size, args)
     model = load_network(args.weights, args.device).eval()
     res = compare_with_canny(model, family_ids(args.family)[0], img, sigma=args.sigma)
     plots.extraction_figure(img, res, args.out, title=f"{args.family} attribution vs Canny on {args.image}")
@@ -359,7 +374,7 @@ def cmd_trace(args: argparse.Namespace) -> int:
 
     _positive("--size", args.size)
     _positive("--steps", args.steps)
-    img = _image(args.image, args.size)
+    img = _image(args.image, args.size, args)
     model = load_network(args.weights, args.device).eval()
     amap = attribution_map(model, family_ids(args.family)[0], img)
     t, l = 0, 0
