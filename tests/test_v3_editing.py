@@ -57,7 +57,7 @@ def _bitwise_same(model, snap) -> bool:
 def _untouched(model, snap) -> None:
     assert _bitwise_same(model, snap)
     assert not model.is_edited and model.edits == []
-    assert not [h for hp in model.hook_points.values() for h in hp.hooks]
+    assert not model.active_hooks  # the user's hooks and the edits' own (hp.edit_hooks)
 
 
 def _x(size: int = 80, seed: int = 0, dtype=torch.float32) -> torch.Tensor:
