@@ -31,6 +31,7 @@ COMMAND_MODULES = (
     "circuits.cli.edit_experiment",  # edit-experiment
     "circuits.cli.discover",  # discover
     "circuits.cli.dataset",  # dataset, dataset-sheet, dataset-labels, extract-curves, trace-curve
+    "circuits.cli.factorize",  # factorize
 )
 
 

@@ -70,7 +70,8 @@ def register(sub) -> None:
     for name, helptext in (("extract-curves", "image-space attribution map of a family beside Canny edges"),
                            ("trace-curve", "fit a spline to a curve in an image by maximizing a family's attribution")):
         p = sub.add_parser(name, help=helptext)
-        p.add_argument("family", metavar="FAMILY", help="family or unit ids, e.g. mixed3b:curves")
+        p.add_argument("family", metavar="FAMILY", nargs="?", help="family or unit ids, e.g. mixed3b:curves")
+        p.add_argument("--factor", metavar="F.json:K", help="instead of FAMILY: factor K of `circuits factorize --json F`")
         p.add_argument("--image", required=True, help="an image file or skimage:NAME (e.g. skimage:retina)")
         add_weights(p)
         p.add_argument("--size", type=positive_int, default=None, help="resize the shorter side to this first")
@@ -255,16 +256,40 @@ def _image(spec: str, size: int | None):
     return resize_short(img, size)
 
 
+def _check_target(args) -> None:
+    """Exactly one of FAMILY and --factor; a factor file is read (and its K checked) before any work."""
+    if (args.family is None) == (args.factor is None):
+        raise ValueError("give a FAMILY (e.g. mixed3b:curves) or --factor F.json:K, not both or neither")
+    if args.factor:
+        from circuits.analysis.factorization import load_factor
+
+        load_factor(args.factor)
+
+
+def _target(args, model):
+    """The attribution target: the family's summed response, or the factor's channel direction."""
+    if args.family:
+        return family_ids(args.family)[0]
+    from circuits.analysis.factorization import load_factor
+
+    fact, k = load_factor(args.factor)
+    if fact.network != model.graph.name:
+        raise ValueError(f"--factor {args.factor} is a factor of {fact.network}'s {fact.layer}; the model "
+                         f"(--weights {args.weights}) is {model.graph.name}")
+    return fact.objective(k, model)
+
+
 def cmd_extract(args: argparse.Namespace) -> int:
     import weights
     from circuits.dataset.extraction import compare_with_canny
     from circuits.plots import dataset as plots
 
+    _check_target(args)
     _positive("--size", args.size)
     img = _image(args.image, args.size)
     model = weights.model(args.weights).eval()
-    res = compare_with_canny(model, family_ids(args.family)[0], img, sigma=args.sigma)
-    plots.extraction_figure(img, res, args.out, title=f"{args.family} attribution vs Canny on {args.image}")
+    res = compare_with_canny(model, _target(args, model), img, sigma=args.sigma)
+    plots.extraction_figure(img, res, args.out, title=f"{args.family or args.factor} attribution vs Canny on {args.image}")
     rp, rr = res["ridge_precision"], res["ridge_recall"]
     print(f"against Sato ridges, {res['n_pixels']} pixels each (as many as Canny marks): precision "
           f"attribution {rp['attribution']:.3f}, canny {rp['canny']:.3f} (chance {rp['chance']:.3f}); recall "
@@ -279,11 +304,12 @@ def cmd_trace(args: argparse.Namespace) -> int:
     from circuits.dataset.extraction import attribution_map
     from circuits.plots import dataset as plots
 
+    _check_target(args)
     _positive("--size", args.size)
     _positive("--steps", args.steps)
     img = _image(args.image, args.size)
     model = weights.model(args.weights).eval()
-    amap = attribution_map(model, family_ids(args.family)[0], img)
+    amap = attribution_map(model, _target(args, model), img)
     t, l = 0, 0
     amap[:8], amap[-8:], amap[:, :8], amap[:, -8:] = 0, 0, 0, 0  # padding makes edges of its own there
     region = amap
@@ -298,7 +324,7 @@ def cmd_trace(args: argparse.Namespace) -> int:
     shown = amap.new_zeros(amap.shape)
     shown[t : t + region.shape[0], l : l + region.shape[1]] = region
     amap = shown
-    plots.spline_figure(img, amap, fit, args.out, title=f"spline traced by {args.family} attribution")
+    plots.spline_figure(img, amap, fit, args.out, title=f"spline traced by {args.family or args.factor} attribution")
     if args.json:
         _write_json(args.json, {"control_points_yx": fit.control_points.tolist(), "objective": fit.objective})
     print(f"control points (y, x): {[[round(v, 1) for v in p] for p in fit.control_points.tolist()]}")
