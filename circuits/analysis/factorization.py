@@ -39,7 +39,7 @@ import torch
 
 from circuits.core.networks import network_of
 
-__all__ = ["Factorization", "factorize", "activation_matrix", "load_factor", "visualize_factors", "FORMAT"]
+__all__ = ["Factorization", "factorize", "nmf", "activation_matrix", "load_factor", "visualize_factors", "FORMAT"]
 
 FORMAT = "circuits-factorization/1"
 
@@ -154,6 +154,37 @@ class Factorization:
                    float(d["relative_error"]), int(d.get("n_iter", 0)), d.get("meta", {}))
 
 
+def nmf(a: np.ndarray, rank: int, *, seed: int = 0, max_iter: int = 500,
+        tol: float = 1e-4) -> tuple[np.ndarray, np.ndarray, int]:
+    """A ≈ S D for a non-negative [n, m] matrix: (S [n, rank], D [rank, m], iterations), by scikit-learn's
+    NMF; D's rows have unit L2 norm (S takes the scale) and are ordered by their column sum of S,
+    largest first.
+
+    >>> s, d, _ = nmf(np.outer([1.0, 2.0, 3.0], [0.0, 3.0, 4.0]), 1)
+    >>> np.round(d, 3).tolist(), np.round(s[:, 0], 3).tolist()
+    ([[0.0, 0.6, 0.8]], [5.0, 10.0, 15.0])
+    """
+    import warnings
+
+    from sklearn.decomposition import NMF
+    from sklearn.exceptions import ConvergenceWarning
+
+    a = np.asarray(a, dtype=np.float64)
+    if a.ndim != 2 or not np.isfinite(a).all() or (a.size and a.min() < 0):
+        raise ValueError(f"NMF needs a finite, non-negative 2-D matrix, got shape {a.shape}")
+    model = NMF(n_components=rank, init="nndsvda", solver="cd", beta_loss="frobenius", max_iter=max_iter, tol=tol,
+                random_state=seed)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)  # n_iter is reported; max_iter is the caller's to raise
+        s = model.fit_transform(a)
+    d = model.components_
+    norms = np.linalg.norm(d, axis=1)
+    norms[norms == 0] = 1.0
+    d, s = d / norms[:, None], s * norms[None, :]
+    order = np.argsort(-s.sum(0), kind="stable")
+    return s[:, order], d[order], int(model.n_iter_)
+
+
 def factorize(model, layer: str, images: Sequence[torch.Tensor], rank: int, names: Sequence[str] | None = None, *,
               seed: int = 0, max_iter: int = 500, tol: float = 1e-4,
               device: str | torch.device | None = None) -> Factorization:
@@ -162,8 +193,6 @@ def factorize(model, layer: str, images: Sequence[torch.Tensor], rank: int, name
     images: uint8 [3, H, W] tensors (each at its own size); names: one per image (default
     image0, image1, ...). Runs scikit-learn's NMF on the stacked [positions, channels] matrix.
     """
-    from sklearn.decomposition import NMF
-
     if not isinstance(rank, int) or isinstance(rank, bool) or rank < 1:
         raise ValueError(f"rank must be a positive int, got {rank!r}")
     names = [f"image{i}" for i in range(len(images))] if names is None else list(names)
@@ -174,26 +203,11 @@ def factorize(model, layer: str, images: Sequence[torch.Tensor], rank: int, name
     if rank > min(a.shape[0], live):
         raise ValueError(f"rank {rank} is more than the matrix supports: {a.shape[0]} positions, {live} channels of "
                          f"{layer} active on these images; use rank <= {min(a.shape[0], live)}")
-    nmf = NMF(n_components=rank, init="nndsvda", solver="cd", beta_loss="frobenius", max_iter=max_iter, tol=tol,
-              random_state=seed)
-    import warnings
-
-    from sklearn.exceptions import ConvergenceWarning
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)  # n_iter is reported; max_iter is the user's to raise
-        s = nmf.fit_transform(a)
-    d = nmf.components_
-    # Unit-norm directions (S takes the scale: S D is unchanged), largest share first.
-    norms = np.linalg.norm(d, axis=1)
-    norms[norms == 0] = 1.0
-    d, s = d / norms[:, None], s * norms[None, :]
-    order = np.argsort(-s.sum(0), kind="stable")
-    d, s = d[order], s[:, order]
+    s, d, n_iter = nmf(a, rank, seed=seed, max_iter=max_iter, tol=tol)
     err = float(np.linalg.norm(a - s @ d))
     total = float(np.linalg.norm(a))
     return Factorization(layer, network_of(model).name, names, shapes, s, d, err, err / total if total else 0.0,
-                         int(nmf.n_iter_))
+                         n_iter)
 
 
 def load_factor(spec: str) -> tuple[Factorization, int]:
