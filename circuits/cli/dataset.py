@@ -279,6 +279,14 @@ def _target(args, model):
     return fact.objective(k, model)
 
 
+def _what(args) -> str:
+    """The target as a figure title names it (a factor by its file's name, not its path)."""
+    if args.family:
+        return args.family
+    path, _, k = args.factor.rpartition(":")
+    return f"factor {k} of {Path(path).name}"
+
+
 def cmd_extract(args: argparse.Namespace) -> int:
     import weights
     from circuits.dataset.extraction import compare_with_canny
@@ -289,7 +297,7 @@ def cmd_extract(args: argparse.Namespace) -> int:
     img = _image(args.image, args.size)
     model = weights.model(args.weights).eval()
     res = compare_with_canny(model, _target(args, model), img, sigma=args.sigma)
-    plots.extraction_figure(img, res, args.out, title=f"{args.family or args.factor} attribution vs Canny on {args.image}")
+    plots.extraction_figure(img, res, args.out, title=f"{_what(args)} attribution vs Canny on {args.image}")
     rp, rr = res["ridge_precision"], res["ridge_recall"]
     print(f"against Sato ridges, {res['n_pixels']} pixels each (as many as Canny marks): precision "
           f"attribution {rp['attribution']:.3f}, canny {rp['canny']:.3f} (chance {rp['chance']:.3f}); recall "
@@ -324,7 +332,7 @@ def cmd_trace(args: argparse.Namespace) -> int:
     shown = amap.new_zeros(amap.shape)
     shown[t : t + region.shape[0], l : l + region.shape[1]] = region
     amap = shown
-    plots.spline_figure(img, amap, fit, args.out, title=f"spline traced by {args.family or args.factor} attribution")
+    plots.spline_figure(img, amap, fit, args.out, title=f"spline traced by {_what(args)} attribution")
     if args.json:
         _write_json(args.json, {"control_points_yx": fit.control_points.tolist(), "objective": fit.objective})
     print(f"control points (y, x): {[[round(v, 1) for v in p] for p in fit.control_points.tolist()]}")
