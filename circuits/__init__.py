@@ -10,6 +10,9 @@ Example:
 
 import os
 
+#: The version of the distribution (circuits-vision): pyproject.toml reads it from here.
+__version__ = "0.1.0"
+
 # With 2 cores shared with other work, OpenMP threads that spin while waiting make
 # every convolution 5-20x slower and erratic; passive waiting costs nothing when the
 # cores are free. Only effective if torch is not imported yet; a user's setting wins.
@@ -50,6 +53,7 @@ def __dir__():
 
 
 __all__ = [
+    "__version__",
     "graph",
     "InceptionV1",
     "InceptionV3",

@@ -500,7 +500,7 @@ def test_one_weights_option_for_every_command():
             with_weights[name] = (opts[0].dest, opts[0].default)
     # every command that reads a network (layers, unit and families: its graph only)
     runs_a_model = {"layers", "unit", "families", "weights", "graph", "ablate", "tune", "compare", "vis", "attribute",
-                    "edit-experiment", "discover", "dataset", "extract-curves", "trace-curve"}
+                    "edit-experiment", "discover", "dataset", "extract-curves", "trace-curve", "joint-tuning", "heatmaps"}
     assert set(with_weights) == runs_a_model
     assert set(with_weights.values()) == {("weights", weights.DEFAULT)}
 
@@ -542,7 +542,8 @@ def test_readme_cli_examples_run(command, tmp_path):
 def test_every_unit_and_family_name_in_the_readme_resolves_in_api_and_cli(hb):
     from circuits.families import resolve_units
 
-    names = sorted(set(re.findall(r"`[^`]*?\b((?:conv2d\d|mixed\d[a-z])(?:_[a-z0-9]+)*:[a-z0-9_]+)\b", README.read_text())))
+    docs = "\n".join(p.read_text() for p in [README, *sorted((ROOT / "docs").glob("*.md"))])  # the README's pages too
+    names = sorted(set(re.findall(r"`[^`]*?\b((?:conv2d\d|mixed\d[a-z])(?:_[a-z0-9]+)*:[a-z0-9_]+)\b", docs)))
     assert "mixed3a:hb_early_curve_bank" in names and "mixed3a:early_curves" in names
     r = cli("families", "--json")
     assert r.returncode == 0, r.stderr

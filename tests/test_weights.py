@@ -272,6 +272,10 @@ def test_pb_and_pth_give_the_same_network(files, sd):
 
 
 # --- downloads ------------------------------------------------------------------
+# A download is verified by what it computes (weights.verify) before it is cached, so the
+# files served here that must be accepted are the hand-built network's weights: an
+# InceptionV1 whose curve units sit at the published orientations. The random `sd` is a
+# real, well-formed file of the wrong network: it must be refused.
 
 
 class _Files(http.server.BaseHTTPRequestHandler):
@@ -312,36 +316,114 @@ def cache(tmp_path, monkeypatch) -> Path:
     return tmp_path / "cache"
 
 
+@pytest.fixture(scope="module")
+def hb_sd() -> dict[str, torch.Tensor]:
+    import handbuilt
+
+    return handbuilt.state_dict()
+
+
+@pytest.fixture(scope="module")
+def hb_files(tmp_path_factory, hb_sd, aux_consts) -> dict[str, Path]:
+    """The hand-built weights as an inception5h.pth and as a GraphDef in TensorFlow's layouts."""
+    d = tmp_path_factory.mktemp("hb")
+    torch.save(hb_sd, d / "hb.pth")
+    consts = {lucid_name(k): tf_layout(v) for k, v in hb_sd.items()} | aux_consts
+    write_graphdef(d / "hb.pb", consts)
+    return {"pth": d / "hb.pth", "pb": d / "hb.pb"}
+
+
 def cached(cache: Path) -> list[str]:
     return sorted(p.name for p in cache.iterdir()) if cache.exists() else []
 
 
-def no_network(url, timeout=None):
+def no_network(url, dst=None):
     raise AssertionError(f"a cached file must not be downloaded again ({url})")
 
 
-def test_download_caches_and_records_checksum(server, cache, files, sd, monkeypatch):
-    body = files["pth"].read_bytes()
+def test_download_caches_and_records_checksum(server, cache, hb_files, hb_sd, monkeypatch):
+    """Reference: the bytes served and hashlib's SHA-256 of them."""
+    body = hb_files["pth"].read_bytes()
     server.routes["/inception5h.pth"] = (body, len(body))
     remote = download.Remote(server.url + "/inception5h.pth", "inception5h.pth")
     monkeypatch.setitem(download.REMOTES, "lucid", remote)
 
-    assert_same(weights.load("lucid"), sd)  # through the registry: fetch + load
+    assert_same(weights.load("lucid"), hb_sd)  # through the registry: fetch + verify + load
     path = cache / "inception5h.pth"
     assert cached(cache) == ["inception5h.pth", "inception5h.pth.sha256"]
     assert path.read_bytes() == body
     assert (cache / "inception5h.pth.sha256").read_text().split()[0] == hashlib.sha256(body).hexdigest()
-    assert download.fetch("lucid", opener=no_network) == path
+    assert download.fetch("lucid", downloader=no_network) == path
 
 
-def test_file_url_and_pb_download(cache, files, sd):
-    path = download.fetch("lucid-pb", url=files["pb"].as_uri())
+def test_downloads_go_through_torch_hub_and_are_verified_before_caching(server, cache, hb_files, monkeypatch):
+    """The download is torch.hub.download_url_to_file's; the check runs while nothing is cached yet."""
+    import torch.hub
+
+    body = hb_files["pth"].read_bytes()
+    server.routes["/w.pth"] = (body, len(body))
+    hub_calls, verified_with_cache = [], []
+    real_hub, real_verify = torch.hub.download_url_to_file, download.verify_state_dict
+
+    def hub(url, dst, *a, **k):
+        hub_calls.append((url, Path(dst).parent))
+        return real_hub(url, dst, *a, **k)
+
+    def verify(*a, **k):
+        verified_with_cache.append(cached(cache))
+        return real_verify(*a, **k)
+
+    monkeypatch.setattr(torch.hub, "download_url_to_file", hub)
+    monkeypatch.setattr(download, "verify_state_dict", verify)
+    path = download.fetch("lucid", url=server.url + "/w.pth")
+    assert hub_calls == [(server.url + "/w.pth", cache)]
+    assert len(verified_with_cache) == 1
+    assert not [n for n in verified_with_cache[0] if not n.startswith(".")]  # only the temporary file existed
+    assert path.read_bytes() == body
+
+
+def test_file_url_and_pb_download(cache, hb_files, hb_sd):
+    """Reference: a GraphDef the test wrote in TensorFlow's layouts; verified, so read the right way round."""
+    path = download.fetch("lucid-pb", url=hb_files["pb"].as_uri())
     assert path == cache / "InceptionV1.pb"
-    assert_same(checkpoint.load_file(path), sd)
+    assert_same(checkpoint.load_file(path), hb_sd)
 
 
-def test_corrupted_cache_is_detected_and_left_alone(server, cache, files):
-    body = files["pth"].read_bytes()
+def test_download_of_another_network_is_refused_and_not_cached(cache, files):
+    """A well-formed file of the wrong network (random weights) fails the check, naming units and the opt-out."""
+    with pytest.raises(download.VerificationError) as e:
+        download.fetch("lucid", url=files["pth"].as_uri())
+    msg = str(e.value)
+    assert re.search(r"mixed3b:\d+: (measured -?[\d.]+ deg, published [\d.]+ deg|no response)", msg), msg
+    assert "not cached" in msg and "fetch('lucid', verify=False)" in msg
+    assert cached(cache) == []
+    # The explicit opt-out caches it; afterwards the pinned file is trusted by its SHA-256.
+    path = download.fetch("lucid", url=files["pth"].as_uri(), verify=False)
+    assert cached(cache) == ["inception5h.pth", "inception5h.pth.sha256"]
+    assert download.fetch("lucid", downloader=no_network) == path
+
+
+def test_a_loader_that_reads_a_real_file_wrongly_is_caught(cache, hb_sd, tmp_path):
+    """Kernels with height and width swapped (the mistake of a loader that misreads HWIO): refused."""
+    torch.save({k: v.transpose(-1, -2).contiguous() if v.ndim == 4 else v for k, v in hb_sd.items()}, tmp_path / "t.pth")
+    with pytest.raises(download.VerificationError, match=r"mixed3b:379: measured"):
+        download.fetch("lucid", url=(tmp_path / "t.pth").as_uri())
+    assert cached(cache) == []
+
+
+def test_a_file_placed_in_the_cache_by_hand_is_verified_before_it_is_pinned(cache, files, hb_files):
+    cache.mkdir()
+    (cache / "inception5h.pth").write_bytes(files["pth"].read_bytes())  # the wrong network
+    with pytest.raises(download.VerificationError, match="placed in the cache by hand"):
+        download.fetch("lucid", downloader=no_network)
+    assert cached(cache) == ["inception5h.pth"]  # left alone, not pinned
+    (cache / "inception5h.pth").write_bytes(hb_files["pth"].read_bytes())
+    download.fetch("lucid", downloader=no_network)
+    assert cached(cache) == ["inception5h.pth", "inception5h.pth.sha256"]
+
+
+def test_corrupted_cache_is_detected_and_left_alone(server, cache, hb_files):
+    body = hb_files["pth"].read_bytes()
     server.routes["/w.pth"] = (body, len(body))
     path = download.fetch("lucid", url=server.url + "/w.pth")
     data = bytearray(path.read_bytes())
@@ -349,15 +431,15 @@ def test_corrupted_cache_is_detected_and_left_alone(server, cache, files):
     path.write_bytes(bytes(data))
     good, bad = hashlib.sha256(body).hexdigest(), hashlib.sha256(data).hexdigest()
     with pytest.raises(download.ChecksumError) as e:
-        download.fetch("lucid", opener=no_network)
+        download.fetch("lucid", downloader=no_network)
     assert good in str(e.value) and bad in str(e.value) and str(path) in str(e.value)
     assert path.read_bytes() == bytes(data)
 
 
-def test_truncated_download_leaves_nothing(server, cache, files):
-    body = files["pth"].read_bytes()
+def test_truncated_download_leaves_nothing(server, cache, hb_files):
+    body = hb_files["pth"].read_bytes()
     server.routes["/w.pth"] = (body[:100_000], len(body))  # the connection closes early
-    with pytest.raises(download.DownloadError, match="truncated|broke off"):
+    with pytest.raises((CheckpointError, StateDictError), match="not cached"):
         download.fetch("lucid", url=server.url + "/w.pth")
     assert cached(cache) == []
 
@@ -375,15 +457,15 @@ def test_download_with_wrong_shapes_is_rejected(server, cache, sd, tmp_path):
 def test_offline_fails_at_once_with_help(cache):
     calls = []
 
-    def offline(url, timeout=None):
-        calls.append(timeout)
+    def offline(url, dst):
+        calls.append(url)
         raise urllib.error.URLError(socket.gaierror(-3, "Temporary failure in name resolution"))
 
     with pytest.raises(download.DownloadError) as e:
-        download.fetch("lucid", opener=offline)
+        download.fetch("lucid", downloader=offline)
     msg = str(e.value)
     assert "weights.load('/path/to/inception5h.pth')" in msg and "--weights FILE" in msg
-    assert calls == [download.TIMEOUT_S] and download.TIMEOUT_S <= 10  # a short timeout, one try
+    assert calls == [download.REMOTES["lucid"].url]  # one try
     assert cached(cache) == []
 
 

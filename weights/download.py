@@ -1,9 +1,12 @@
 """Download the public InceptionV1 weight files once, into a checked local cache.
 
-A download goes to a temporary file in the cache directory; it is moved into place
-only after its size matches Content-Length and it loads as a valid InceptionV1
-checkpoint. The SHA-256 of the first download is recorded next to the file
-(`<file>.sha256`) and every later `fetch` checks the cached file against it.
+A download (`torch.hub.download_url_to_file`) goes to a temporary file in the cache
+directory; it is moved into place only after it loads as a valid InceptionV1
+checkpoint *and* computes InceptionV1's curve detectors (`weights.verify`: its ten
+mixed3b curve units prefer the published orientations), so a wrong or corrupted
+file, or one this package reads wrongly, is refused instead of trusted. Only then is
+its SHA-256 recorded next to it (`<file>.sha256`); every later `fetch` checks the
+cached file against it. ``verify=False`` is the explicit opt-out.
 
 The cache directory is `$CIRCUITS_CACHE`, or `~/.cache/circuits`.
 
@@ -20,19 +23,18 @@ import difflib
 import hashlib
 import http.client
 import os
+import sys
 import urllib.error
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from tqdm import tqdm
-
 from circuits.core.model import StateDictError
 
 from .checkpoint import CheckpointError, atomic_path, load_file
+from .verify import VerificationError, verify_state_dict  # noqa: F401  (VerificationError re-exported)
 
-__all__ = ["Remote", "REMOTES", "DownloadError", "ChecksumError", "cache_dir", "sha256", "fetch"]
+__all__ = ["Remote", "REMOTES", "DownloadError", "ChecksumError", "cache_dir", "sha256", "fetch", "VerificationError"]
 
 
 @dataclass(frozen=True)
@@ -55,12 +57,10 @@ REMOTES: dict[str, Remote] = {
     ),
 }
 
-# Seconds to wait for a connection or for the next bytes: being offline should
-# fail fast, not hang.
-TIMEOUT_S = 10.0
 _CHUNK = 1 << 20
 
-Opener = Callable[..., object]
+#: Downloads `url` to the file `dst` (torch.hub.download_url_to_file's signature).
+Downloader = Callable[[str, str], None]
 
 
 class DownloadError(ConnectionError):
@@ -117,11 +117,13 @@ def _offline_help(url: str, path: Path, err: BaseException) -> str:
     )
 
 
-def fetch(name: str, url: str | None = None, opener: Opener | None = None) -> Path:
+def fetch(name: str, url: str | None = None, *, verify: bool = True, downloader: Downloader | None = None) -> Path:
     """The cached, checked weight file for `name` ("lucid" or "lucid-pb"), downloaded if needed.
 
-    `url` replaces the known URL and `opener` replaces `urllib.request.urlopen`
-    (it is called as `opener(url, timeout=...)`), e.g. for a local mirror.
+    `url` replaces the known URL (e.g. a local mirror, or a ``file://`` URL).
+    verify: check a new file by what it computes before caching it (`weights.verify`);
+        ``verify=False`` caches it unchecked, for a file you trust anyway.
+    downloader: replaces `torch.hub.download_url_to_file` (called as ``downloader(url, dst)``).
 
     >>> fetch("lucid-pb")                # doctest: +SKIP
     PosixPath('/home/me/.cache/circuits/InceptionV1.pb')
@@ -134,44 +136,44 @@ def fetch(name: str, url: str | None = None, opener: Opener | None = None) -> Pa
     path = cache_dir() / remote.filename
     if path.exists():
         if _recorded(path) is None:
-            # Placed by hand (or the sidecar was lost): check it once, then pin it.
-            load_file(path)
+            # Placed by hand (or the sidecar was lost): check it once, as a download is, then pin it.
+            sd = load_file(path)
+            if verify:
+                verify_state_dict(sd, f"{path} (placed in the cache by hand)", opt_out=_opt_out(name))
             _write_sidecar(path, sha256(path))
         else:
             _check_digest(path, sha256(path), f"cached file {path}")
         return path
-    _download(url or remote.url, path, opener or urllib.request.urlopen)
+    _download(name, url or remote.url, path, downloader or _torch_download, verify)
     return path
 
 
-def _download(url: str, path: Path, opener: Opener) -> None:
-    try:
-        response = opener(url, timeout=TIMEOUT_S)
-    except (urllib.error.URLError, http.client.HTTPException, OSError) as e:
-        raise DownloadError(_offline_help(url, path, e)) from e
-    with response, atomic_path(path) as tmp:
-        length = response.headers.get("Content-Length")
-        total = int(length) if length else None
-        h, got = hashlib.sha256(), 0
+def _torch_download(url: str, dst: str) -> None:
+    import torch.hub
+
+    torch.hub.download_url_to_file(url, dst, progress=sys.stderr.isatty())
+
+
+def _opt_out(name: str) -> str:
+    return (f"To use it anyway: weights.download.fetch({name!r}, verify=False) caches it unchecked (then "
+            f"weights.model({name!r}) and --weights {name} load it), or load a local copy with --weights FILE")
+
+
+def _download(name: str, url: str, path: Path, downloader: Downloader, verify: bool) -> None:
+    with atomic_path(path) as tmp:
         try:
-            with open(tmp, "wb") as f, tqdm(
-                total=total, unit="B", unit_scale=True, desc=f"downloading {path.name}", disable=None
-            ) as bar:
-                while chunk := response.read(_CHUNK):
-                    f.write(chunk)
-                    h.update(chunk)
-                    got += len(chunk)
-                    bar.update(len(chunk))
-        except (http.client.HTTPException, OSError) as e:
-            raise DownloadError(f"download of {url} broke off after {got} bytes, nothing cached: {e}") from e
-        if total is not None and got != total:
-            raise DownloadError(
-                f"download of {url} is truncated: got {got} of {total} bytes (Content-Length); nothing cached"
-            )
+            downloader(url, str(tmp))
+        except (urllib.error.URLError, http.client.HTTPException, OSError) as e:
+            raise DownloadError(_offline_help(url, path, e)) from e
         try:
-            load_file(tmp)
+            sd = load_file(tmp)
         except (StateDictError, CheckpointError) as e:
-            raise type(e)(f"downloaded {url} is not a usable InceptionV1 checkpoint, not cached: {e}") from None
-        digest = h.hexdigest()
+            raise type(e)(
+                f"downloaded {url} is not a usable InceptionV1 checkpoint (a truncated download or another "
+                f"file), not cached: {e}"
+            ) from None
+        if verify:
+            verify_state_dict(sd, f"the download of {url} (not cached)", opt_out=_opt_out(name))
+        digest = sha256(tmp)
         _check_digest(path, digest, f"the new download of {url}")
         _write_sidecar(path, digest)

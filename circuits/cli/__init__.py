@@ -31,6 +31,8 @@ COMMAND_MODULES = (
     "circuits.cli.edit_experiment",  # edit-experiment
     "circuits.cli.discover",  # discover
     "circuits.cli.dataset",  # dataset, dataset-sheet, dataset-labels, extract-curves, trace-curve
+    "circuits.cli.joint_tuning",  # joint-tuning
+    "circuits.cli.heatmaps",  # heatmaps
     "circuits.cli.factorize",  # factorize
 )
 
@@ -49,6 +51,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="circuits", description="Circuit-level interpretability of Lucid's InceptionV1 and Keras's InceptionV3 (--weights nsfwjs-inception-v3)."
     )
+    from circuits import __version__  # circuits/__init__.py imports no torch
+
+    parser.add_argument("--version", action="version", version=f"circuits {__version__} (distribution circuits-vision)")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
     for mod in COMMAND_MODULES:
         importlib.import_module(mod).register(sub)

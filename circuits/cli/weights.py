@@ -4,14 +4,17 @@ Example:
     $ circuits families mixed3a
     $ circuits weights mixed3a:early_curves mixed3b:curves --weights random --plot w.png
     $ circuits weights mixed3a:hb_early_curve_bank mixed3b:curves
+    $ circuits weights --verify inception5h.pth
 """
 
 from __future__ import annotations
 
 import json
+import sys
 
 from circuits import families as fam
 from circuits.cli.options import (
+    DEFAULT_WEIGHTS,
     add_weights,
     check_outputs,
     load_network,
@@ -41,10 +44,14 @@ def register(sub) -> None:
 
     p = sub.add_parser(
         "weights",
-        help="weights between two units or families (direct slice or expanded weights): summary table",
+        help="weights between two units or families (direct slice or expanded weights): summary table; "
+        "or --verify FILE",
     )
-    p.add_argument("src", help="source units or family, e.g. mixed3a:early_curves or mixed3a:81,mixed3a:104")
-    p.add_argument("dst", help="destination units or family, e.g. mixed3b:curves or mixed3b:379,mixed3b:406")
+    p.add_argument("src", nargs="?", help="source units or family, e.g. mixed3a:early_curves or mixed3a:81,mixed3a:104")
+    p.add_argument("dst", nargs="?", help="destination units or family, e.g. mixed3b:curves or mixed3b:379,mixed3b:406")
+    p.add_argument("--verify", metavar="FILE",
+                   help="instead: check an InceptionV1 weight file by what it computes (its ten mixed3b curve units "
+                   "must prefer the published orientations within 10 degrees, as downloads are checked); exit 1 if not")
     add_weights(p)
     p.add_argument("--plot", metavar="FILE", help="also save the Distill-style tile grid to FILE (.png)")
     p.add_argument("--method", choices=("compose", "autograd"), default="compose")
@@ -102,9 +109,36 @@ def cmd_families(args) -> int:
     return 0
 
 
-def cmd_weights(args) -> int:
-    from circuits.analysis.expanded import connection, summary_rows, weights_between
+def cmd_verify(args) -> int:
+    """`circuits weights --verify FILE`: the download check (weights.verify) on a local file."""
+    from weights.verify import TOLERANCE_DEG, verify_file
 
+    extra = {"SRC": args.src is not None, "DST": args.dst is not None, "--plot": args.plot is not None,
+             "--top": args.top is not None, "--json": args.json, "--weights": args.weights != DEFAULT_WEIGHTS}
+    if any(extra.values()):
+        raise ValueError(f"--verify FILE checks that file alone and takes no {', '.join(k for k, v in extra.items() if v)}")
+    report = verify_file(args.verify)
+    print(f"{args.verify}: the mixed3b curve units against their published orientations "
+          f"({report.n_angles} orientations, tolerance {TOLERANCE_DEG:g} degrees)")
+    print(report.table())
+    if report.passed:
+        print(f"verified: all {len(report.units)} curve units within {report.worst_error_deg:g} degrees")
+        return 0
+    from weights.verify import VerificationError
+
+    try:
+        report.raise_if_failed(args.verify)
+    except VerificationError as e:
+        print(f"circuits weights: {e}", file=sys.stderr)
+    return 1
+
+
+def cmd_weights(args) -> int:
+    if args.verify is not None:
+        return cmd_verify(args)
+    if args.src is None or args.dst is None:
+        raise ValueError("weights needs SRC and DST (e.g. mixed3a:early_curves mixed3b:curves), or --verify FILE")
+    from circuits.analysis.expanded import connection, summary_rows, weights_between
     source = weights_name(args)
     check_outputs([("--plot", args.plot, PLOT_SUFFIXES)])
     src, dst = resolve(args.src, source), resolve(args.dst, source)
