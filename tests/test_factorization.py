@@ -175,3 +175,15 @@ def test_cli_factorize_then_trace_curve_with_the_factor(tmp_path, capsys):
     assert not (tmp_path / "u.png").exists()
     assert main(["factorize", "mixed3b", "--rank", "2"]) == 2
     assert main(["factorize", "nolayer", "--image", "skimage:coffee", "--rank", "2"]) == 2
+
+
+def test_cli_refuses_bad_device_and_outputs_before_work(tmp_path, capsys):
+    """--device and output paths are checked before any image is read or model loaded."""
+    from circuits.cli import main
+
+    assert main(["factorize", "mixed3b", "--image", "skimage:coffee", "--rank", "2", "--device", "nodevice"]) == 2
+    assert "--device 'nodevice' is not a device" in capsys.readouterr().err
+    assert main(["factorize", "mixed3b", "--image", "skimage:coffee", "--rank", "2", "--json", str(tmp_path / "x.txt")]) == 2
+    assert "--json must end in .json" in capsys.readouterr().err
+    assert main(["factorize", "mixed3b", "--image", "skimage:nosuch", "--rank", "2"]) == 2
+    assert "unknown skimage image 'nosuch'" in capsys.readouterr().err

@@ -54,9 +54,24 @@ def _inputs(args) -> tuple[list[str], list]:
     return names, images
 
 
-def cmd_factorize(args: argparse.Namespace) -> int:
+def _device(spec: str | None):
+    """The torch device of --device, checked before any work (default cpu)."""
     import torch
 
+    if spec is None:
+        return torch.device("cpu")
+    try:
+        d = torch.device(spec)
+    except RuntimeError:
+        raise ValueError(f"--device {spec!r} is not a device: use cpu, cuda or cuda:N") from None
+    if d.type == "cuda" and (not torch.cuda.is_available() or (d.index or 0) >= torch.cuda.device_count()):
+        raise ValueError(f"--device {spec}: this machine has {torch.cuda.device_count()} CUDA device(s); use cpu")
+    if d.type not in ("cpu", "cuda"):
+        raise ValueError(f"--device {spec}: use cpu, cuda or cuda:N")
+    return d
+
+
+def cmd_factorize(args: argparse.Namespace) -> int:
     from circuits.analysis.factorization import factorize, visualize_factors
     from circuits.core.files import atomic_path
 
@@ -69,7 +84,7 @@ def cmd_factorize(args: argparse.Namespace) -> int:
     g.node(args.layer)  # an unknown layer fails here, before the model loads
     if args.size is None:
         args.size = g.default_input_size
-    device = torch.device(args.device) if args.device else torch.device("cpu")
+    device = _device(args.device)
     names, images = _inputs(args)
     model = load_network(args.weights).to(device).eval()
     fact = factorize(model, args.layer, images, args.rank, names, seed=args.seed, max_iter=args.max_iter,
