@@ -187,3 +187,27 @@ def test_cli_refuses_bad_device_and_outputs_before_work(tmp_path, capsys):
     assert "--json must end in .json" in capsys.readouterr().err
     assert main(["factorize", "mixed3b", "--image", "skimage:nosuch", "--rank", "2"]) == 2
     assert "unknown skimage image 'nosuch'" in capsys.readouterr().err
+
+
+def test_figure_text_is_readable_at_its_saved_size(handbuilt, cup, tmp_path, monkeypatch):
+    """Every visible text of the saved figure is at least 11 px tall (font size x dpi / 72: 8 pt at
+    100% zoom), the rule of tests/test_figures.py; the file is written."""
+    from matplotlib.figure import Figure
+
+    from circuits.plots.factorization import factorization_figure
+
+    seen = []
+    original = Figure.savefig
+
+    def record(fig, fname, *args, **kwargs):
+        original(fig, fname, *args, **kwargs)
+        seen.append((fig, kwargs.get("dpi")))
+
+    monkeypatch.setattr(Figure, "savefig", record)
+    f = factorize(handbuilt, "mixed3b", [cup], 2, ["cup"])
+    path = factorization_figure([cup], f, tmp_path / "f.png", vis=[torch.rand(3, 32, 32)] * 2)
+    assert path.exists()
+    (fig, dpi), = seen
+    texts = [t for t in fig.findobj(lambda a: hasattr(a, "get_fontsize") and hasattr(a, "get_text"))
+             if t.get_visible() and t.get_text()]
+    assert texts and min(t.get_fontsize() * dpi / 72 for t in texts) >= 11
