@@ -500,7 +500,8 @@ def test_one_weights_option_for_every_command():
             with_weights[name] = (opts[0].dest, opts[0].default)
     # every command that reads a network (layers, unit and families: its graph only)
     runs_a_model = {"layers", "unit", "families", "weights", "graph", "ablate", "tune", "compare", "vis", "attribute",
-                    "edit-experiment", "discover", "dataset", "extract-curves", "trace-curve", "joint-tuning", "heatmaps"}
+                    "edit-experiment", "discover", "dataset", "extract-curves", "trace-curve", "joint-tuning", "heatmaps",
+                    "factorize"}
     assert set(with_weights) == runs_a_model
     assert set(with_weights.values()) == {("weights", weights.DEFAULT)}
 

@@ -34,6 +34,7 @@ COMMAND_MODULES = (
     "circuits.cli.dataset",  # dataset, dataset-sheet, dataset-labels, extract-curves, trace-curve
     "circuits.cli.joint_tuning",  # joint-tuning
     "circuits.cli.heatmaps",  # heatmaps
+    "circuits.cli.factorize",  # factorize
 )
 
 

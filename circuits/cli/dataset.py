@@ -125,7 +125,8 @@ def register(sub) -> None:
     for name, helptext in (("extract-curves", "image-space attribution map of a family beside Canny edges"),
                            ("trace-curve", "fit a spline to a curve in an image by maximizing a family's attribution")):
         p = sub.add_parser(name, help=helptext)
-        p.add_argument("family", metavar="FAMILY", help="family or unit ids, e.g. mixed3b:curves")
+        p.add_argument("family", metavar="FAMILY", nargs="?", help="family or unit ids, e.g. mixed3b:curves")
+        p.add_argument("--factor", metavar="F.json:K", help="instead of FAMILY: factor K of `circuits factorize --json F`")
         p.add_argument("--image", required=True, help="an image file or skimage:NAME (e.g. skimage:retina)")
         add_weights(p)
         p.add_argument("--size", type=_GRAD_SIDE, default=None,
@@ -334,7 +335,7 @@ def _image(spec: str, size: int | None, args=None):
         if min(img.shape[-2:]) < rf:
             h, w = img.shape[-2:]
             raise ValueError(f"--image {spec} is {w}x{h} px, smaller than the {rf} px receptive field of "
-                             f"{args.family}; give an image of at least {rf}x{rf} (it is not enlarged)")
+                             f"{_what(args)}; give an image of at least {rf}x{rf} (it is not enlarged)")
     img = resize_short(img, size)
     h, w = img.shape[-2:]
     if h * w * BACKWARD_BYTES_PER_PIXEL > MEMORY_BYTES:
@@ -347,18 +348,54 @@ def _receptive_field(args) -> int:
     from circuits.cli.options import resolve
 
     g = network_graph(args.weights)
+    if args.family is None:  # a factor: the receptive field of its layer
+        from circuits.analysis.factorization import load_factor
+
+        return g.receptive_field(load_factor(args.factor)[0].layer).size
     return max(g.receptive_field(u.layer).size for u in resolve(args.family, args.weights))
+
+
+def _check_target(args) -> None:
+    """Exactly one of FAMILY and --factor; a factor file is read (and its K checked) before any work."""
+    if (args.family is None) == (args.factor is None):
+        raise ValueError("give a FAMILY (e.g. mixed3b:curves) or --factor F.json:K, not both or neither")
+    if args.factor:
+        from circuits.analysis.factorization import load_factor
+
+        load_factor(args.factor)
+
+
+def _target(args, model):
+    """The attribution target: the family's summed response, or the factor's channel direction."""
+    if args.family:
+        return family_ids(args.family)[0]
+    from circuits.analysis.factorization import load_factor
+
+    fact, k = load_factor(args.factor)
+    if fact.network != model.graph.name:
+        raise ValueError(f"--factor {args.factor} is a factor of {fact.network}'s {fact.layer}; the model "
+                         f"(--weights {args.weights}) is {model.graph.name}")
+    return fact.objective(k, model)
+
+
+def _what(args) -> str:
+    """The target as a figure title names it (a factor by its file's name, not its path)."""
+    if args.family:
+        return args.family
+    path, _, k = args.factor.rpartition(":")
+    return f"factor {k} of {Path(path).name}"
 
 
 def cmd_extract(args: argparse.Namespace) -> int:
     from circuits.dataset.extraction import compare_with_canny
     from circuits.plots import dataset as plots
 
+    _check_target(args)
     _positive("--size", args.size)
     img = _image(args.image, args.size, args)
     model = load_network(args.weights, args.device).eval()
-    res = compare_with_canny(model, family_ids(args.family)[0], img, sigma=args.sigma)
-    plots.extraction_figure(img, res, args.out, title=f"{args.family} attribution vs Canny on {args.image}")
+    res = compare_with_canny(model, _target(args, model), img, sigma=args.sigma)
+    plots.extraction_figure(img, res, args.out, title=f"{_what(args)} attribution vs Canny on {args.image}")
     rp, rr = res["ridge_precision"], res["ridge_recall"]
     print(f"against Sato ridges, {res['n_pixels']} pixels each (as many as Canny marks): precision "
           f"attribution {rp['attribution']:.3f}, canny {rp['canny']:.3f} (chance {rp['chance']:.3f}); recall "
@@ -372,11 +409,12 @@ def cmd_trace(args: argparse.Namespace) -> int:
     from circuits.dataset.extraction import attribution_map
     from circuits.plots import dataset as plots
 
+    _check_target(args)
     _positive("--size", args.size)
     _positive("--steps", args.steps)
     img = _image(args.image, args.size, args)
     model = load_network(args.weights, args.device).eval()
-    amap = attribution_map(model, family_ids(args.family)[0], img)
+    amap = attribution_map(model, _target(args, model), img)
     t, l = 0, 0
     amap[:8], amap[-8:], amap[:, :8], amap[:, -8:] = 0, 0, 0, 0  # padding makes edges of its own there
     region = amap
@@ -391,7 +429,7 @@ def cmd_trace(args: argparse.Namespace) -> int:
     shown = amap.new_zeros(amap.shape)
     shown[t : t + region.shape[0], l : l + region.shape[1]] = region
     amap = shown
-    plots.spline_figure(img, amap, fit, args.out, title=f"spline traced by {args.family} attribution")
+    plots.spline_figure(img, amap, fit, args.out, title=f"spline traced by {_what(args)} attribution")
     if args.json:
         _write_json(args.json, {"control_points_yx": fit.control_points.tolist(), "objective": fit.objective})
     print(f"control points (y, x): {[[round(v, 1) for v in p] for p in fit.control_points.tolist()]}")
