@@ -46,9 +46,9 @@ def main() -> None:
         ax.plot(c[:, 1], c[:, 0], "o:", color="#06c", ms=3, lw=0.6)
         ax.set_title(f"{name}: mean {mean:.1f} px", fontsize=9)
         ax.axis("off")
-    axes[0].legend(fontsize=7, loc="lower center")
+    axes[0].legend(fontsize=8, loc="lower center")
     fig.suptitle("Bézier traced by maximizing mixed3b:curves attribution (hand-built network)", fontsize=10)
-    print(f"wrote {save(fig, args.out, dpi=70)}")
+    print(f"wrote {save(fig, args.out)}")  # the figures' resolution (circuits.plots.style.DPI): text >= 11 px
 
 
 if __name__ == "__main__":

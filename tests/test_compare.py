@@ -63,8 +63,6 @@ def test_compare_bad_input(capsys):
 
 @pytest.fixture(scope="module")
 def handbuilt():
-    if "handbuilt" not in weights.sources():
-        pytest.skip("the hand-built network is not registered")
     return weights.model("handbuilt")
 
 

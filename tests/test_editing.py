@@ -608,3 +608,130 @@ def test_logs_saved_before_edits_said_what_they_are_load_as_linear_corrections(t
     undo_all(back)
     with pytest.raises(EditError, match="is on the path and active"):  # re-applying it is refused
         back.apply_edit(WeightEdit("mixed3a:early_curves", "mixed3b:curves", "drop_negative", route="legacy"))
+
+
+# --- edits own their hooks: the user's hook calls never remove them -------------
+
+
+CURVES = [u.branch_channel for u in family("mixed3b:curves").units]
+
+
+def _direct_reference(m, x):
+    """The same edit applied to a copy of the state dict, in a second model."""
+    sd = {k: v.detach().clone() for k, v in m.state_dict().items()}
+    sd["mixed3b_5x5_pre_relu_conv.weight"][CURVES, :8] = 0
+    with torch.no_grad():
+        return InceptionV1(sd).eval().run(x, until="mixed3b_5x5_pre_relu")[:, CURVES]
+
+
+def _linearized_reference(m, x):
+    """The linearized model written out: `linearized_path` plus conv(src, W+ - W) on the early curves."""
+    early = family("mixed3a:early_curves").channels
+    with torch.no_grad():
+        src = m.run(x, until="mixed3a")
+        w = weights_between(m, "mixed3a:early_curves", "mixed3b:curves")
+        lin = linearized_path(m, "mixed3a", "mixed3b_5x5_pre_relu", src)[:, CURVES]
+        return lin + ops.conv2d_same(src[:, early], w.clamp(min=0) - w, None)
+
+
+def _reexpress_reference(m, x):
+    """The linearized network's forward pass from the real mixed3a (`linearized_path`)."""
+    with torch.no_grad():
+        src = m.run(x, until="mixed3a")
+        return linearized_path(m, "mixed3a", "mixed3b_5x5_pre_relu", src)[:, CURVES]
+
+
+_DONOR = {}
+
+
+def _donor():
+    if "m" not in _DONOR:
+        _DONOR["m"] = InceptionV1(random_state_dict(seed=7)).eval()
+    return _DONOR["m"]
+
+
+def _implant_reference(m, x):
+    """The donor's own run, without hooks."""
+    with torch.no_grad():
+        return _donor().run(x, until="mixed3b_5x5_pre_relu")[:, CURVES]
+
+
+EDIT_KINDS = {
+    "direct": (lambda: zero_weights([f"mixed3b_5x5_bottleneck:{i}" for i in range(8)], "mixed3b:curves"), _direct_reference),
+    "linearized": (lambda: drop_negative("mixed3a:early_curves", "mixed3b:curves", route="linearized"), _linearized_reference),
+    "reexpress": (lambda: Reexpress("mixed3a", "mixed3b:curves"), _reexpress_reference),
+    "implant": (lambda: __import__("circuits.editing", fromlist=["Implant"]).Implant("mixed3b:curves", donor=_donor()), _implant_reference),
+}
+
+
+def _clear_hooks(m):
+    m.add_hook("mixed3a", lambda a, h: None)
+    m.add_hook("mixed3b_5x5_pre_relu", lambda a, h: None)
+    m.clear_hooks()
+    assert m.permanent_hooks == []
+
+
+def _hooks_block(m):
+    with m.hooks([("mixed3a", lambda a, h: None), ("mixed3b_5x5_pre_relu", lambda a, h: None)]):
+        pass
+
+
+def _hooks_block_raising(m):
+    with pytest.raises(RuntimeError, match="inside the block"):
+        with m.hooks([("mixed3a", lambda a, h: None)]):
+            raise RuntimeError("inside the block")
+
+
+@pytest.mark.parametrize("path", [_clear_hooks, _hooks_block, _hooks_block_raising], ids=["clear_hooks", "hooks", "raise"])
+@pytest.mark.parametrize("kind", list(EDIT_KINDS))
+def test_user_hook_calls_never_remove_an_edits_hooks(kind, path, x):
+    """Reference: the same edit computed independently (see each `_*_reference`): after
+    `clear_hooks()`, a hook block, or an exception inside one, the model still computes
+    the edited network, says it is edited, and undoing the edit restores the real one."""
+    make, reference = EDIT_KINDS[kind]
+    m = fresh_model()
+    real = curves_pre_relu(m, x)
+    want = reference(m, x)
+    assert (want - real).abs().max() > 1e-3 * real.abs().max()  # the edit changes what is compared
+    edit = make()
+    m.apply_edit(edit)
+    owned = m.edit_hooks
+    assert (len(owned) == 0) == (kind == "direct") and all(h.owner is edit for h in owned)
+    path(m)
+    assert m.is_edited and len(m.edits) == 1 and m.edit_hooks == owned
+    torch.testing.assert_close(curves_pre_relu(m, x), want, rtol=1e-4, atol=1e-4 * float(want.abs().max()))
+    m.undo_edit(edit)
+    assert not m.is_edited and m.active_hooks == []
+    assert torch.equal(curves_pre_relu(m, x), real)
+
+
+def test_an_edits_hooks_cannot_be_removed_as_the_users(model):
+    edit = Reexpress("mixed3a", "mixed3b:curves")
+    with edit.applied(model):
+        h = model.edit_hooks[0]
+        assert "owned by reexpress mixed3b:curves from mixed3a" in repr(h)
+        with pytest.raises(ValueError, match="belongs to an applied edit; undo the edit"):
+            model.remove_hook(h)
+        assert model.edit_hooks[0] is h and model.permanent_hooks == []
+    assert model.edit_hooks == []
+
+
+def test_user_hooks_see_the_edited_network(model, x):
+    """Reference: the linearized network written out (`linearized_path`) on the source as the
+    user's hook changed it; a user hook on the destination sees the edited value."""
+    early = family("mixed3a:early_curves").channels
+
+    def ablate_early(a, hook):
+        a = a.clone()
+        a[:, early] = 0
+        return a
+
+    with torch.no_grad():
+        src = model.run_with_hooks(x, [("mixed3a", ablate_early)], until="mixed3a")
+        want = linearized_path(model, "mixed3a", "mixed3b_5x5_pre_relu", src)[:, CURVES]
+    seen = []
+    with Reexpress("mixed3a", "mixed3b:curves").applied(model):
+        # The user's hook on the source is added after the edit, and its change still reaches the edited path.
+        got = curves_pre_relu(model, x, [("mixed3a", ablate_early), ("mixed3b_5x5_pre_relu", lambda a, h: seen.append(a[:, CURVES]))])
+    torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-4 * float(want.abs().max()))
+    torch.testing.assert_close(seen[0], want, rtol=1e-4, atol=1e-4 * float(want.abs().max()))

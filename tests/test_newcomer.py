@@ -501,7 +501,7 @@ def test_one_weights_option_for_every_command():
     # every command that reads a network (layers, unit and families: its graph only)
     runs_a_model = {"layers", "unit", "families", "weights", "graph", "ablate", "tune", "compare", "vis", "attribute",
                     "edit-experiment", "discover", "dataset", "extract-curves", "trace-curve", "joint-tuning", "heatmaps",
-                    "report"}
+                    "factorize", "report"}
     assert set(with_weights) == runs_a_model
     assert set(with_weights.values()) == {("weights", weights.DEFAULT)}
 

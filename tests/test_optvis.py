@@ -349,10 +349,6 @@ def test_visualization_of_a_handbuilt_curve_unit_is_a_superstimulus():
     Reference: the maximum response over a sweep of rendered curves (circuits.tuning.stimuli:
     36 orientations x 4 curvatures x 2 polarities, centred on the unit's receptive field).
     """
-    if "handbuilt" not in weights.sources():
-        pytest.skip('weight source "handbuilt" is not registered yet (weights/builtin.py); '
-                    "this test runs once the hand-built network lands")
-    pytest.importorskip("circuits.tuning.stimuli", reason="circuits.tuning.stimuli (synthetic curves) is not available")
     m = weights.model("handbuilt")
     assert_superstimulus(m, "mixed3b:379")
 

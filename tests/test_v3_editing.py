@@ -57,7 +57,7 @@ def _bitwise_same(model, snap) -> bool:
 def _untouched(model, snap) -> None:
     assert _bitwise_same(model, snap)
     assert not model.is_edited and model.edits == []
-    assert not [h for hp in model.hook_points.values() for h in hp.hooks]
+    assert not model.active_hooks  # the user's hooks and the edits' own (hp.edit_hooks)
 
 
 def _x(size: int = 80, seed: int = 0, dtype=torch.float32) -> torch.Tensor:
@@ -389,14 +389,7 @@ def test_experiment_on_v3_family_objects(v3, monkeypatch):
 
 def test_experiment_on_v3_with_the_real_tuning_measurement(v3):
     """End to end with circuits.tuning's radial_tuning (tiny sweep: 4 angles, 1 curvature): the
-    curves have one row per unit and every edit is undone. Skips while circuits.tuning cannot
-    place stimuli for InceptionV3 layers (its own package; ported separately)."""
-    from circuits.tuning.measure import default_curve_params
-
-    try:
-        default_curve_params("mixed2")
-    except (KeyError, ValueError) as e:
-        pytest.skip(f"circuits.tuning has no InceptionV3 stimuli in this branch: {e}")
+    curves have one row per unit and every edit is undone."""
     snap = _snapshot(v3)
     exp = experiment.edit_experiment(v3, ["mixed2:67", "mixed2:68"], ["mixed1:3", "mixed1:5"],
                                      n_angles=4, curvatures=[0.5], progress=False)

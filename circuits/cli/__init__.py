@@ -4,7 +4,8 @@ Each module in `COMMAND_MODULES` has `register(subparsers)`, which adds its
 subcommands and sets `func(args) -> int` on them.
 
 Shared options (``--weights``, numeric types, output checks, unit lists) are in
-`circuits.cli.options`. Exit status: 0 done, 1 a check failed (``compare --strict``,
+`circuits.cli.options`; each command declares its input and output options
+(`paths.declare_io`) and `main` checks them before any work. Exit status: 0 done, 1 a check failed (``compare --strict``,
 a feature visualization that stayed at 0), 2 bad input, 130 interrupted (Ctrl-C).
 
 Example:
@@ -33,6 +34,7 @@ COMMAND_MODULES = (
     "circuits.cli.dataset",  # dataset, dataset-sheet, dataset-labels, extract-curves, trace-curve
     "circuits.cli.joint_tuning",  # joint-tuning
     "circuits.cli.heatmaps",  # heatmaps
+    "circuits.cli.factorize",  # factorize
     "circuits.cli.report",  # report
 )
 
@@ -98,6 +100,17 @@ class _PipeSafeStdout:
         return getattr(self._stream, name)
 
 
+def _before_work(args) -> None:
+    """The checks every command gets before it starts: its declared outputs against its
+    inputs and each other (`paths.check_io`), and that ``--device`` is here."""
+    from circuits.cli.device import check_device
+    from circuits.cli.paths import check_io
+
+    check_io(args)
+    if getattr(args, "device", None) not in (None, "cpu"):
+        check_device(args.device)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run one command; the exit status: 0 done, 1 a check failed, 2 bad input, 130 interrupted."""
     try:
@@ -107,6 +120,7 @@ def main(argv: list[str] | None = None) -> int:
     real_stdout = sys.stdout
     sys.stdout = _PipeSafeStdout(real_stdout)
     try:
+        _before_work(args)
         return int(args.func(args) or 0)
     except KeyboardInterrupt:
         # One line, no traceback; files are written atomically, so nothing is half-written.

@@ -15,7 +15,6 @@ add the expanded weights from the layer below by orientation difference.
 
 from __future__ import annotations
 
-import json
 
 from circuits.cli.options import (
     add_weights,
@@ -26,6 +25,8 @@ from circuits.cli.options import (
     unit_list,
     weights_name,
 )
+from circuits.cli.device import add_device
+from circuits.cli.paths import In, Out, declare_io
 from circuits.cli.tune import PLOT_SUFFIXES, _angles
 
 
@@ -58,7 +59,12 @@ def register(sub) -> None:
                    help="orientations of the family-to-family sweep (default 72)")
     p.add_argument("--strict", action="store_true",
                    help="exit with status 1 if a unit misses its target, or if no unit could be judged")
+    add_device(p)
     p.set_defaults(func=cmd_compare)
+    declare_io(p, outputs=[Out("--plot", PLOT_SUFFIXES), Out("--multiples", PLOT_SUFFIXES),
+                           Out("--families-plot", PLOT_SUFFIXES), Out("--json")],
+               inputs=[In("units", "units"), In("--weights", "weights"), In("--trained", "weights"),
+                       In("--family-of", "pairs"), In("--early", "units"), In("--early-of", "pairs")])
 
 
 def cmd_compare(args) -> int:
@@ -78,14 +84,18 @@ def cmd_compare(args) -> int:
     units = resolve(specs, source)
     if args.trained:
         units = resolve(specs, args.trained)
+    # Every family the comparison will read is resolved now, before the sweep (not after it).
+    resolved = {"early": resolve(args.early, source) if args.early else None,
+                "others": [resolve(spec, w) for w, spec in others],
+                "earlies": {w: resolve(spec, w) for w, spec in earlies.items()}}
     if args.strict and not reference.available():
         raise ValueError(
             f"--strict needs the published curves to judge the units against, and they are not here "
             f"({reference.reference_dir()})"
         )
-    models = {"hand-built" if source == "handbuilt" else source: load_network(source)}
+    models = {"hand-built" if source == "handbuilt" else source: load_network(source, args.device)}
     if args.trained:
-        models["trained"] = load_network(args.trained)
+        models["trained"] = load_network(args.trained, args.device)
     for model in models.values():
         require_live(model, {u.layer for u in units}, "compare")
     cmp = compare_tuning(models, units, n_angles=args.n_angles, curvatures=DEFAULT_CURVATURES)
@@ -116,7 +126,7 @@ def cmd_compare(args) -> int:
             print(c.table())
     families = None
     if others or args.families_plot or args.early:
-        families = _families(args, models, units, others, earlies)
+        families = _families(args, models, units, others, resolved)
     if args.plot:
         from circuits.plots.compare import plot_family_comparison
 
@@ -127,10 +137,10 @@ def cmd_compare(args) -> int:
 
         print(f"wrote {plot_unit_multiples(cmp.tunings, cmp.published, args.multiples)}")
     if args.json:
-        from circuits.core.files import atomic_path
+        from circuits.core.files import write_json
 
-        with atomic_path(args.json) as tmp, open(tmp, "w") as f:
-            json.dump({**cmp.to_json(), "checks": checks, **({"families": families.to_json()} if families else {})}, f)
+        write_json(args.json, {**cmp.to_json(), "checks": checks,
+                               **({"families": families.to_json()} if families else {})}, indent=None)
         print(f"wrote {args.json}")
     if args.strict:
         if not n_judged:
@@ -150,7 +160,7 @@ def _pair(value: str, option: str) -> tuple[str, str]:
     return w.strip(), f.strip()
 
 
-def _families(args, models: dict, units: list, others: list, earlies: dict):
+def _families(args, models: dict, units: list, others: list, resolved: dict):
     """The family-to-family comparison: the main family, the --family-of ones and the published."""
     from circuits.tuning import reference
     from circuits.tuning.family_compare import compare_families, measure_family, orientation_weights, published_family
@@ -160,17 +170,15 @@ def _families(args, models: dict, units: list, others: list, earlies: dict):
     profiles = [measure_family(model, units, label=label, n_orientations=n)]
     weights = []
     if args.early:
-        early = measure_family(model, resolve(args.early, weights_name(args)), label=f"{label} early",
-                               n_orientations=n, colour=False)
+        early = measure_family(model, resolved["early"], label=f"{label} early", n_orientations=n, colour=False)
         weights.append(orientation_weights(model, early, profiles[0]))
-    for source, spec in others:
-        m = load_network(source)
-        fam_units = resolve(spec, source)
+    for (source, _), fam_units in zip(others, resolved["others"]):
+        m = load_network(source, args.device)
         require_live(m, {u.layer for u in fam_units}, "compare --family-of")
         prof = measure_family(m, fam_units, label=source, n_orientations=n)
         profiles.append(prof)
-        if source in earlies:
-            early = measure_family(m, resolve(earlies[source], source), label=f"{source} early",
+        if source in resolved["earlies"]:
+            early = measure_family(m, resolved["earlies"][source], label=f"{source} early",
                                    n_orientations=n, colour=False)
             weights.append(orientation_weights(m, early, prof))
     if reference.available():

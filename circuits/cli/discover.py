@@ -11,6 +11,9 @@ import argparse
 from dataclasses import fields
 
 from circuits.cli.options import add_weights, nonnegative_float, nonnegative_int, positive_int
+from circuits.cli.device import add_device
+from circuits.cli.paths import In, Out, declare_io
+from circuits.cli.tune import BATCH_SIZE, PLOT_SUFFIXES, _angles
 
 
 def _floats(text: str) -> list[float]:
@@ -53,7 +56,7 @@ def register(sub) -> None:
     p.add_argument("--load", "--families", dest="load", metavar="FILE",
                    help="read a family file (written by --json) back, register it and print it")
     add_weights(p)
-    p.add_argument("--orientations", type=positive_int, default=DEFAULT_ORIENTATIONS,
+    p.add_argument("--orientations", type=_angles, default=DEFAULT_ORIENTATIONS,
                    help=f"orientations over 360 degrees (default {DEFAULT_ORIENTATIONS})")
     p.add_argument("--curvatures", type=_floats, default=list(DEFAULT_CURVATURES),
                    help="curvatures in (0, 1], fractions of a half circle (default "
@@ -69,9 +72,12 @@ def register(sub) -> None:
     p.add_argument("--plot", metavar="FILE", help="the family's normalised radial tuning curves (.png/.svg/.pdf)")
     p.add_argument("--sheet", metavar="FILE", help="contact sheet of the family's feature visualizations")
     p.add_argument("--vis-steps", type=positive_int, default=256, help="optimization steps per visualization (default 256)")
-    p.add_argument("--batch-size", type=positive_int, help="stimuli per forward pass (default: sized to memory)")
+    p.add_argument("--batch-size", type=BATCH_SIZE, help="stimuli per forward pass (default: sized to memory)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    add_device(p)
     p.set_defaults(func=cmd_discover)
+    declare_io(p, outputs=[Out("--json"), Out("--plot", PLOT_SUFFIXES), Out("--sheet", PLOT_SUFFIXES)],
+               inputs=[In("--load"), In("--weights", "weights")])
 
 
 def cmd_discover(args) -> int:
@@ -94,7 +100,9 @@ def cmd_discover(args) -> int:
             _check_path(path)  # fail before the sweep, not after it
     crit = Criteria(contiguous=not args.allow_gaps,
                     **{f: getattr(args, f) for f in _CRITERIA_OPTIONS})
-    model = weights.model(args.weights or weights.DEFAULT)
+    from circuits.cli.options import load_network
+
+    model = load_network(args.weights or weights.DEFAULT, args.device)
     d = discover(model, args.layer, n_orientations=args.orientations, curvatures=args.curvatures, criteria=crit,
                  batch_size=args.batch_size, progress=not args.no_progress)
     print(d.table(limit=args.top or None))

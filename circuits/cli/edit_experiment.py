@@ -7,12 +7,12 @@ Example:
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
-from circuits.cli.options import add_weights, family_ids, positive_int
-
-from circuits.core.files import atomic_path
+from circuits.cli.options import add_weights, family_ids, load_network
+from circuits.cli.device import add_device
+from circuits.cli.paths import In, Out, declare_io
+from circuits.cli.tune import PLOT_SUFFIXES, _angles
 
 # The early curves the hand-built 3b curves read directly: their copies in the 3b 5x5
 # bottleneck (the input of the curves' own convolution), so the edits rewrite real weights.
@@ -38,11 +38,14 @@ def register(sub) -> None:
     p.add_argument("--route", choices=["direct", "reexpress"], default=None,
                    help="how the edits are carried out (default: direct when the early curves feed the curves' "
                    "convolution, else reexpress)")
-    p.add_argument("--n-angles", type=positive_int, default=72, help="orientations over 360 degrees (default 72)")
+    p.add_argument("--n-angles", type=_angles, default=72, help="orientations over 360 degrees (default 72)")
     p.add_argument("--plot", metavar="FILE", help="three radial panels, one per condition (.png/.svg/.pdf)")
     p.add_argument("--json", metavar="FILE", help="write curves, table and summary as JSON")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_device(p)
     p.set_defaults(func=cmd_edit_experiment)
+    declare_io(p, outputs=[Out("--plot", PLOT_SUFFIXES), Out("--json")],
+               inputs=[In("--weights", "weights"), In("--curves", "units"), In("--early-curves", "units")])
 
 
 def cmd_edit_experiment(args) -> int:
@@ -61,7 +64,7 @@ def cmd_edit_experiment(args) -> int:
     early = args.early_curves or (HANDBUILT_EARLY_CURVES if source == "handbuilt" else TRAINED_EARLY_CURVES)
     # A family file (from `circuits discover --json`) stands for its family.
     curves, early_spec = (ids[0] if len(ids) == 1 else ids for ids in (family_ids(args.curves), family_ids(early)))
-    model = weights.model(source)
+    model = load_network(source, args.device)
     exp = edit_experiment(model, curves, early_spec, route=args.route, n_angles=args.n_angles,
                           progress=not args.no_progress)
     print(f"edit experiment, {Path(str(source)).name} weights: {args.curves} from {early}, "
@@ -78,10 +81,8 @@ def cmd_edit_experiment(args) -> int:
                              f"route {exp.route})")
         print(f"wrote {args.plot}")
     if args.json:
-        from circuits.cli.tune import _json_safe
+        from circuits.core.files import write_json
 
-        data = _json_safe({**exp.to_json(), "weights": str(source)})
-        with atomic_path(args.json) as tmp, open(tmp, "w") as f:
-            json.dump(data, f, indent=1, allow_nan=False)
+        write_json(args.json, {**exp.to_json(), "weights": str(source)})
         print(f"wrote {args.json}")
     return 0

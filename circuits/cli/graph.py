@@ -25,6 +25,8 @@ from circuits.cli.options import (
     unit_list,
     weights_name,
 )
+from circuits.cli.device import add_device
+from circuits.cli.paths import In, Out, declare_io
 GRAPH_SUFFIXES = (".graphml", ".json")
 PLOT_SUFFIXES = (".png", ".pdf", ".svg")
 
@@ -53,7 +55,10 @@ def register(sub) -> None:
     add_weights(p)
     p.add_argument("--out", required=True, metavar="FILE", help="output file, .graphml or .json (node-link)")
     p.add_argument("--plot", metavar="FILE", help="also draw the graph to FILE (.png, .pdf, .svg)")
+    add_device(p)
     p.set_defaults(func=cmd_graph)
+    declare_io(p, outputs=[Out("--out", GRAPH_SUFFIXES), Out("--plot", PLOT_SUFFIXES)],
+               inputs=[In("--family", "units"), In("--weights", "weights")])
 
     p = sub.add_parser(
         "ablate",
@@ -74,16 +79,18 @@ def register(sub) -> None:
         "--inputs", metavar="SRC", default=None,
         help="ablate the weights from SRC (units or family) into the units instead of the units themselves",
     )
+    add_device(p)
     p.set_defaults(func=cmd_ablate)
+    declare_io(p, inputs=[In("units", "units"), In("--inputs", "units"), In("--image"), In("--weights", "weights")])
 
 
 # --- shared ------------------------------------------------------------------
 
 
-def load_model(source: str | None):
-    """The model of a weight source, or of an edited .safetensors (with its edits re-applied)."""
+def load_model(source: str | None, device: str | None = None):
+    """The model of a weight source, or of an edited .safetensors (with its edits re-applied), on `device`."""
     source = source or weights_name(None)
-    return load_network(source), source
+    return load_network(source, device), source
 
 
 def load_image(path: str | os.PathLike, network=None, min_size: int | None = None):
@@ -113,7 +120,7 @@ def cmd_graph(args) -> int:
     out = Path(args.out)
     source = weights_name(args)
     focus = resolve(args.family, source) if args.family else None
-    model, source = load_model(source)
+    model, source = load_model(source, args.device)
     require_live(model, [args.dst], f"graph --to {args.dst}")
     g = circuit_graph(
         model, (args.src, args.dst), units=focus, top_k=args.top_k, threshold=args.threshold,
@@ -176,7 +183,8 @@ def cmd_ablate(args) -> int:
     edit = ablate_connections(sources, units) if sources else None
     # Read (and size-check) the image before any weights are built.
     x = load_image(args.image, g, min_size=g.receptive_field(layers[-1]).size)
-    model, source = load_model(source)
+    model, source = load_model(source, args.device)
+    x = x.to(next(model.parameters()).device)
     end = last_live_layer(model)
     layer = args.layer or _default_layer(g, layers[-1])
     notes = []

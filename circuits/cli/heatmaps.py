@@ -12,6 +12,10 @@ import argparse
 import json
 from pathlib import Path
 
+from circuits.cli.dataset import IMAGE_SUFFIXES, _SCAN_SIDE
+from circuits.cli.device import add_device
+from circuits.cli.limits import bounded_int
+from circuits.cli.paths import In, Out, declare_io
 from circuits.cli.options import add_weights, check_outputs, family_ids, network_graph, positive_int, resolve, weights_name
 from circuits.core.files import atomic_path
 
@@ -30,11 +34,17 @@ def _kinds(text: str) -> list[str]:
     return ks
 
 
+_MAX_ORIENTATIONS = 3600  # 0.1 degree apart; each orientation is a column of every map
+
+
 def _orientations(text: str) -> int:
-    n = positive_int(text)
+    n = bounded_int(_MAX_ORIENTATIONS, "orientations over 360 degrees")(text)
     if n < 4:
         raise argparse.ArgumentTypeError(f"must be at least 4 orientations over 360 degrees, got {n}")
     return n
+
+
+_orientations.maximum = _MAX_ORIENTATIONS  # type: ignore[attr-defined]
 
 
 def register(sub) -> None:
@@ -51,16 +61,19 @@ def register(sub) -> None:
     src = p.add_mutually_exclusive_group()
     src.add_argument("--baseline", metavar="SCAN", help="the JSON `circuits dataset --json` wrote for these units")
     src.add_argument("--images", help="scan this folder (or 'skimage') for the baseline first")
-    p.add_argument("--image-size", type=positive_int, default=None,
+    p.add_argument("--image-size", type=_SCAN_SIDE, default=None,
                    help="with --images: resize the shorter side to this (default: the network's size)")
     p.add_argument("--kinds", type=_kinds, default=list(KINDS), help=f"maps to draw (default all: {','.join(KINDS)})")
     p.add_argument("--angles", type=_orientations, default=72, help="orientations over 360 degrees (default 72)")
     p.add_argument("--json", help="write the maps here (JSON)")
     p.add_argument("--plot", help="write the sheet here (.png/.svg/.pdf); several units: one file per unit, "
                    "named FILE_UNIT.png")
-    p.add_argument("--device", help="cpu, cuda, cuda:1 (default: the local GPU if any)")
+    add_device(p)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_heatmaps)
+    declare_io(p, outputs=[Out("--json", (".json",)), Out("--plot", PLOT_SUFFIXES)],
+               inputs=[In("units", "units"), In("--baseline"), In("--images", "folder", IMAGE_SUFFIXES),
+                       In("--weights", "weights")])
 
 
 def _plot_paths(path: str | None, units: list[str]) -> dict[str, Path]:
@@ -93,16 +106,14 @@ def cmd_heatmaps(args) -> int:
         from circuits.dataset.sources import open_source
 
         images = open_source(args.images, args.image_size or graph.default_input_size)
-    import weights
-    from circuits.dataset.distributed import device_for_rank
+    from circuits.cli.options import load_network
     from circuits.tuning.heatmaps import heatmaps
 
-    device = device_for_rank(args.device)
-    model = weights.model(source_name).to(device).eval()
+    model = load_network(source_name, args.device).eval()
     if images is not None:
         from circuits.dataset.scan import scan
 
-        state = scan(model, ids, images, top_k=0, reservoir=0, bin_width=1.0, device=device, progress=not args.quiet)
+        state = scan(model, ids, images, top_k=0, reservoir=0, bin_width=1.0, progress=not args.quiet)
         baseline = Baseline.from_scan(state.to_json(images.names))
         baseline = Baseline(baseline.mean, baseline.std, baseline.n, baseline.network, f"scan of {images.description}")
     hm = heatmaps(model, ids, baseline=baseline, kinds=args.kinds, orientations=[i * 360 / args.angles

@@ -20,9 +20,15 @@ from circuits.cli.options import (
     resolve,
     weights_name,
 )
+from circuits.cli.dataset import IMAGE_SUFFIXES, _SCAN_SIDE
+from circuits.cli.device import add_device
+from circuits.cli.limits import bounded_int
+from circuits.cli.paths import In, Out, declare_io
 from circuits.core.files import atomic_path
 
 PLOT_SUFFIXES = (".png", ".svg", ".pdf")
+# Each example is rotated 360 / step times and every rotation kept until averaged.
+_TOP_K = bounded_int(1000, "examples rotated per unit")
 
 
 def _step(text: str) -> int:
@@ -46,17 +52,19 @@ def register(sub) -> None:
                    help="a family id (mixed3b:curves), a family file (.json), or two or more unit ids of one layer")
     p.add_argument("--images", required=True, help="a folder of images, or 'skimage' (scikit-image's photographs)")
     add_weights(p)
-    p.add_argument("--top-k", type=positive_int, default=8, help="examples per unit (default 8)")
+    p.add_argument("--top-k", type=_TOP_K, default=8, help="examples per unit (default 8)")
     p.add_argument("--step", type=_step, default=1, help="degrees between rotations, a divisor of 360 (default 1)")
     p.add_argument("--pre-relu", action="store_true", help="record pre-ReLU responses (default post-ReLU)")
-    p.add_argument("--image-size", type=positive_int, default=None,
+    p.add_argument("--image-size", type=_SCAN_SIDE, default=None,
                    help="resize each image's shorter side to this (default: the network's size, 224 or 299)")
     p.add_argument("--source", help="the unit whose examples the figure's first panel shows (default the first)")
     p.add_argument("--json", help="write the curves here (JSON; under 'joint': source -> unit -> 360 values)")
     p.add_argument("--plot", help="write the figure here (.png/.svg/.pdf)")
-    p.add_argument("--device", help="cpu, cuda, cuda:1 (default: the local GPU if any)")
+    add_device(p)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_joint_tuning)
+    declare_io(p, outputs=[Out("--json", (".json",)), Out("--plot", PLOT_SUFFIXES)],
+               inputs=[In("units", "units"), In("--images", "folder", IMAGE_SUFFIXES), In("--weights", "weights")])
 
 
 def cmd_joint_tuning(args) -> int:
@@ -77,14 +85,12 @@ def cmd_joint_tuning(args) -> int:
     from circuits.dataset.sources import open_source
 
     images = open_source(args.images, args.image_size)
-    import weights
-    from circuits.dataset.distributed import device_for_rank
+    from circuits.cli.options import load_network
     from circuits.dataset.joint_tuning import joint_tuning
 
-    device = device_for_rank(args.device)
-    model = weights.model(source_name).to(device).eval()
+    model = load_network(source_name, args.device).eval()
     jt = joint_tuning(model, ids, images, top_k=args.top_k, step=args.step, pre_relu=args.pre_relu,
-                      device=device, progress=not args.quiet)
+                      progress=not args.quiet)
     a = jt.agreement()
     print(f"joint tuning of {len(ids)} units ({jt.network}, {source_name} weights) on {images.description}: "
           f"top {args.top_k} crops each, rotations every {args.step} degrees")

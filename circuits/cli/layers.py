@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 from circuits.cli.options import add_weights, network_graph, positive_int, weights_name
+from circuits.cli.paths import In, declare_io
 from circuits.core.units import parse_unit
 
 
@@ -15,6 +16,7 @@ def register(sub) -> None:
                    help="input side in pixels (default: the network's usual size, 224 or 299)")
     add_weights(p, help="whose network to describe: a weight source (e.g. nsfwjs-inception-v3 for InceptionV3); no weights are read")
     p.set_defaults(func=cmd_layers)
+    declare_io(p, inputs=[In("--weights", "weights")])
 
     p = sub.add_parser("unit", help="print where a unit (layer:channel) lives")
     p.add_argument("unit", help="unit id, e.g. mixed3b:379")
@@ -22,6 +24,7 @@ def register(sub) -> None:
                    help="input side in pixels (default: the network's usual size, 224 or 299)")
     add_weights(p, help="whose network the unit is in: a weight source (e.g. nsfwjs-inception-v3); no weights are read")
     p.set_defaults(func=cmd_unit)
+    declare_io(p, inputs=[In("--weights", "weights")])
 
 
 def _network(args):

@@ -9,9 +9,15 @@
 * `unit_list`: unit and family ids given comma-separated, repeated, or both; wherever
   units are read, a family file (.json from `circuits discover`) stands for its family.
 * `check_outputs`: every output path has an accepted suffix and a folder that exists
-  and is writable, checked before any computation; the error names the user's path.
+  and is writable, and is no special file, checked before any computation; the error
+  names the user's path.
 * `load_network` / `resolve`: the weight source's own families are registered, then
-  unit specs are resolved once, at the entry point, into `Unit`s.
+  unit specs are resolved once (a unit named twice is one unit), at the entry point,
+  into `Unit`s; the model is placed on ``--device``.
+
+Beside it: `circuits.cli.paths` (each command's declared inputs and outputs, checked
+once before any work), `circuits.cli.limits` (size options bounded by memory) and
+`circuits.cli.device` (``--device``).
 
 Example:
     >>> positive_int("3")
@@ -148,14 +154,18 @@ def network_graph(source: str):
 
 def resolve(specs: str | Sequence[str], source: str | None = None) -> list:
     """Units of `specs` (ids, family ids, comma lists), with `source`'s families known,
-    validated against `source`'s network (an InceptionV1 id for InceptionV3 weights is an error)."""
+    validated against `source`'s network (an InceptionV1 id for InceptionV3 weights is an error).
+
+    A unit named twice (``mixed3b:379,mixed3b:379``, or a unit and a family holding it)
+    is one unit, at its first place: every command measures each unit once.
+    """
     from circuits.families import resolve_units
 
     specs = family_ids(specs)
     if source is None:
-        return resolve_units(specs)
+        return list(dict.fromkeys(resolve_units(specs)))
     network_families(source)
-    return resolve_units(specs, network_graph(source))
+    return list(dict.fromkeys(resolve_units(specs, network_graph(source))))
 
 
 def family_ids(specs: str | Sequence[str]) -> list[str]:
@@ -180,11 +190,14 @@ def _family_file(spec: str) -> str:
     return load_family(spec).id
 
 
-def load_network(source: str):
-    """The model of `source` (a registered name or a file; an edited file comes back edited)."""
+def load_network(source: str, device: str | None = None):
+    """The model of `source` (a registered name or a file; an edited file comes back edited),
+    on `device` (``--device``; None or "cpu": the CPU)."""
     import weights
 
-    return weights.model(source)
+    from circuits.cli.device import place
+
+    return place(weights.model(source), device)
 
 
 def require_live(model, layers: Iterable[str], what: str) -> None:
@@ -201,14 +214,16 @@ def check_outputs(outputs: Iterable[tuple[str, str | os.PathLike | None, Sequenc
     """Check ``(option, path, suffixes)`` triples before any work; None paths are skipped.
 
     Each path must end in one of `suffixes` (empty: any), name a folder that exists
-    and is writable, and not be an existing folder itself. Two options may not name
-    the same file.
+    and is writable, and not be an existing folder or a special file (a device, a
+    fifo). A symlink is judged by its target. Two options may not name the same file.
 
     >>> check_outputs([("--out", "/no/such/folder/x.png", (".png",))])
     Traceback (most recent call last):
     ...
     FileNotFoundError: cannot write --out /no/such/folder/x.png: folder /no/such/folder does not exist
     """
+    from circuits.core.files import special_file, target_of
+
     seen: dict[Path, str] = {}
     out = []
     for option, path, suffixes in outputs:
@@ -218,19 +233,21 @@ def check_outputs(outputs: Iterable[tuple[str, str | os.PathLike | None, Sequenc
         if suffixes and p.suffix.lower() not in suffixes:
             accepted = " or ".join([", ".join(suffixes[:-1]), suffixes[-1]] if len(suffixes) > 1 else suffixes)
             raise ValueError(f"{option} must end in {accepted}, got {path}")
-        folder = p.parent
+        special = special_file(p)
+        if special:
+            raise ValueError(f"cannot write {option} {path}: it is {special}, not a file (give a file path)")
+        target = target_of(p)  # a symlinked output is written through to its target
+        folder = target.parent if p.is_symlink() else p.parent
         if not folder.is_dir():
             what = "is not a folder" if folder.exists() else "does not exist"
             raise FileNotFoundError(f"cannot write {option} {path}: folder {folder} {what}")
         if not os.access(folder, os.W_OK | os.X_OK):
             raise PermissionError(f"cannot write {option} {path}: folder {folder} is not writable")
-        if p.is_dir():
+        if target.is_dir():
             raise IsADirectoryError(f"cannot write {option} {path}: it is a folder")
-        if p.exists() and not os.access(p, os.W_OK):
+        if target.exists() and not os.access(target, os.W_OK):
             raise PermissionError(f"cannot write {option} {path}: the file exists and is read-only")
-        key = p.resolve()
-        if key in seen:
-            raise ValueError(f"{seen[key]} and {option} both name {path}; give each output its own file")
+        key = target
         seen[key] = option
         out.append(p)
     return out

@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import inspect
 import itertools
-import json
 import math
 from pathlib import Path
 
@@ -25,6 +24,9 @@ from circuits.cli.options import (
     unit_list,
     weights_name,
 )
+from circuits.cli.device import add_device
+from circuits.cli.limits import FORWARD_BYTES_PER_PIXEL, MEMORY_BYTES, bounded_int, bounded_side
+from circuits.cli.paths import In, Out, declare_io
 from circuits.core.files import atomic_path
 
 # The stimulus kinds of circuits.tuning.stimuli.KINDS (kept equal by a test), listed
@@ -33,13 +35,27 @@ KINDS = ("curve", "line", "edge", "angle", "rounded-angle", "combing")
 PLOT_SUFFIXES = (".png", ".svg", ".pdf")
 # A tuning curve's width and echo need at least 4 samples over 360 degrees.
 MIN_ANGLES = 4
+# 0.01 degree steps: every unit's curve holds one number per orientation, and every
+# orientation is len(curvatures) stimuli.
+MAX_ANGLES = 36000
+# A rendered stimulus keeps about 64 bytes per pixel while it is drawn (float64 geometry).
+STIMULUS_BYTES_PER_PIXEL = 64
+_STIMULUS_SIDE = bounded_side(STIMULUS_BYTES_PER_PIXEL, "a stimulus")
+# Stimuli per forward pass: each is at most a 128 px square run forward.
+BATCH_SIZE = bounded_int(max(1, MEMORY_BYTES // (128 * 128 * FORWARD_BYTES_PER_PIXEL)),
+                         "stimuli per forward pass that fit this machine's memory at 128 px each")
 
 
 def _angles(text: str) -> int:
     n = positive_int(text)
+    if n > MAX_ANGLES:
+        raise argparse.ArgumentTypeError(f"must be at most {MAX_ANGLES} orientations (0.01 degree steps), got {n}")
     if n < MIN_ANGLES:
         raise argparse.ArgumentTypeError(f"must be at least {MIN_ANGLES} orientations over 360 degrees, got {n}")
     return n
+
+
+_angles.maximum = MAX_ANGLES  # type: ignore[attr-defined]
 
 
 def _floats(text: str) -> list[float]:
@@ -114,10 +130,12 @@ def register(sub) -> None:
     p.add_argument("--filled", action="store_true", help="curve: fill between the arc and its chord")
     p.add_argument("--fg", type=_colour, default="black", help="colour name or R,G,B in 0..255 (default black)")
     p.add_argument("--bg", type=_colour, default="white", help="colour name or R,G,B in 0..255 (default white)")
-    p.add_argument("--size", type=positive_int, default=96, help="image side in pixels (default 96)")
+    p.add_argument("--size", type=_STIMULUS_SIDE, default=96,
+                   help=f"image side in pixels (default 96, at most {_STIMULUS_SIDE.maximum})")
     p.add_argument("--scale", type=positive_float, default=1.0, help="image pixels per stimulus pixel (default 1)")
     p.add_argument("--out", required=True, help="output image (.png/.svg/.pdf); several stimuli make a sheet")
     p.set_defaults(func=cmd_stimuli)
+    declare_io(p, outputs=[Out("--out", PLOT_SUFFIXES)])
 
     p = sub.add_parser(
         "tune",
@@ -135,12 +153,15 @@ def register(sub) -> None:
     p.add_argument("--width", type=positive_float, help="pixels (default: receptive field / 30)")
     p.add_argument("--fg", type=_colour, help="stroke colour (default black)")
     p.add_argument("--bg", type=_colour, help="background colour (default white)")
-    p.add_argument("--batch-size", type=positive_int, help="stimuli per forward pass (default: sized to memory)")
+    p.add_argument("--batch-size", type=BATCH_SIZE, help="stimuli per forward pass (default: sized to memory)")
     p.add_argument("--plot", help="write the radial tuning plot here (.png/.svg/.pdf)")
     p.add_argument("--overlay", help="write measured-vs-published overlays here (.png/.svg/.pdf)")
     p.add_argument("--json", help="write curves, metrics and n_stimuli here")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_device(p)
     p.set_defaults(func=cmd_tune)
+    declare_io(p, outputs=[Out("--plot", PLOT_SUFFIXES), Out("--overlay", PLOT_SUFFIXES), Out("--json")],
+               inputs=[In("units", "units"), In("--weights", "weights")])
 
 
 # --- stimuli ------------------------------------------------------------------------
@@ -170,6 +191,10 @@ def cmd_stimuli(args) -> int:
     combos = list(itertools.product(*(given[k] for k in keys)))
     if len(combos) > 256:
         raise ValueError(f"{len(combos)} stimuli requested; a sheet holds at most 256")
+    need = len(combos) * args.size * args.size * STIMULUS_BYTES_PER_PIXEL
+    if need > MEMORY_BYTES:
+        raise ValueError(f"{len(combos)} stimuli of {args.size} px need about {need / 2**30:.3g} GiB "
+                         f"(this machine has {MEMORY_BYTES / 2**30:.3g} GiB): lower --size or the number of values")
     batched = {k: [c[i] for c in combos] for i, k in enumerate(keys)}
     fixed = {"fg": args.fg, "bg": args.bg, "size": args.size, "scale": args.scale}
     if args.filled:
@@ -230,7 +255,7 @@ def cmd_tune(args) -> int:
         missing = [u.id for u in units if reference.published_curve(u) is None]
         if missing:
             raise ValueError(f"--overlay: no published curve for {', '.join(missing)}; drop --overlay or those units")
-    model = load_network(source)
+    model = load_network(source, args.device)
     require_live(model, {u.layer for u in units}, "tune")
     stimulus = {k: v for k, v in (("arc_length", args.arc_length), ("width", args.width), ("fg", args.fg),
                                   ("bg", args.bg)) if v is not None}
@@ -332,17 +357,12 @@ def _overlay_sheet(rt, published, path, source) -> None:
 
 def _json_safe(v):
     """NaN (an undefined metric, e.g. the width of a curve that never fires) -> null."""
-    if isinstance(v, float) and not math.isfinite(v):
-        return None
-    if isinstance(v, dict):
-        return {k: _json_safe(x) for k, x in v.items()}
-    if isinstance(v, (list, tuple)):
-        return [_json_safe(x) for x in v]
-    return v
+    from circuits.core.files import json_safe
+
+    return json_safe(v)
 
 
 def _write_json(data, path) -> None:
-    data = _json_safe(data)
-    p = Path(path)
-    with atomic_path(p) as tmp, open(tmp, "w") as f:
-        json.dump(data, f, indent=1, allow_nan=False)
+    from circuits.core.files import write_json
+
+    write_json(path, data)

@@ -9,6 +9,7 @@ Example:
 from __future__ import annotations
 
 import argparse
+import sys
 
 from circuits.cli.options import (
     add_weights,
@@ -23,8 +24,16 @@ from circuits.cli.options import (
     unit_list,
     weights_name,
 )
+from circuits.cli.device import add_device
+from circuits.cli.limits import BACKWARD_BYTES_PER_PIXEL, MEMORY_BYTES, bounded_int, bounded_side
+from circuits.cli.paths import In, Out, declare_io
 
 PNG = (".png",)
+# An optimized image of S x S px (and an attributed one) runs forward and backward.
+_SIDE = bounded_side(BACKWARD_BYTES_PER_PIXEL, "an image optimized (forward and backward)")
+_BATCH = bounded_int(max(1, MEMORY_BYTES // (128 * 128 * BACKWARD_BYTES_PER_PIXEL)),
+                     "128 px images optimized at once that fit this machine's memory; --size and --batch "
+                     "are also checked together")
 
 
 def register(sub) -> None:
@@ -33,8 +42,9 @@ def register(sub) -> None:
                    help="unit id (mixed3b:379), family id (mixed3b:curves), or several (comma-separated or repeated)")
     add_weights(p)
     p.add_argument("--steps", type=positive_int, default=512, help="Adam steps (default 512)")
-    p.add_argument("--size", type=positive_int, default=128, help="image side in pixels (default 128)")
-    p.add_argument("--batch", type=positive_int, default=1, help="images to render at once (default 1)")
+    p.add_argument("--size", type=_SIDE, default=128,
+                   help=f"image side in pixels (default 128, at most {_SIDE.maximum} on this machine's memory)")
+    p.add_argument("--batch", type=_BATCH, default=1, help=f"images to render at once (default 1, at most {_BATCH.maximum})")
     p.add_argument("--diversity", type=nonnegative_float, default=0.0, metavar="W",
                    help="with --batch > 1, subtract W x Lucid's diversity term at the unit's layer (Lucid uses 100)")
     p.add_argument("--neuron", action="store_true", help="maximize the centre position, not the channel mean")
@@ -47,7 +57,9 @@ def register(sub) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--out", required=True, help="output PNG")
+    add_device(p)
     p.set_defaults(func=cmd_vis)
+    declare_io(p, outputs=[Out("--out", PNG)], inputs=[In("target", "units"), In("--weights", "weights")])
 
     p = sub.add_parser("attribute", help="attribute a unit's activation on an image to the layer before (W ⊙ h)")
     p.add_argument("unit", help="unit id, e.g. mixed3b:379")
@@ -55,12 +67,15 @@ def register(sub) -> None:
     add_weights(p)
     p.add_argument("--source", help="tensor to attribute to (default: the layer before the unit's)")
     p.add_argument("--position", type=nonnegative_int, nargs=2, metavar=("Y", "X"), help="unit position (default the centre)")
-    p.add_argument("--size", type=positive_int, help="resize the image to SIZE x SIZE first")
+    p.add_argument("--size", type=_SIDE, help=f"resize the image to SIZE x SIZE first (at most {_SIDE.maximum})")
     p.add_argument("--top", type=positive_int, default=10, help="how many source units to list (default 10)")
     p.add_argument("--vis-steps", type=nonnegative_int, default=0, metavar="N",
                    help="also render FeatureVisualization(abs(W ⊙ h)) with N steps (default 0: no)")
     p.add_argument("--out", required=True, help="output figure (PNG)")
+    add_device(p)
     p.set_defaults(func=cmd_attribute)
+    declare_io(p, outputs=[Out("--out", PNG)],
+               inputs=[In("--image"), In("unit", "units"), In("--weights", "weights")])
 
 
 def cmd_vis(args: argparse.Namespace) -> int:
@@ -72,6 +87,11 @@ def cmd_vis(args: argparse.Namespace) -> int:
         raise ValueError(f"--thresholds must be step counts up to --steps {args.steps}, got {args.thresholds}")
     if args.diversity and args.batch < 2:
         raise ValueError("--diversity needs --batch of at least 2")
+    rows = len(set(args.thresholds or []) | {args.steps})
+    need = args.size * args.size * (args.batch * BACKWARD_BYTES_PER_PIXEL + rows * args.batch * 12)
+    if need > MEMORY_BYTES:
+        raise ValueError(f"--size {args.size} with --batch {args.batch} needs about {need / 2**30:.3g} GiB "
+                         f"(this machine has {MEMORY_BYTES / 2**30:.3g} GiB): lower --size or --batch")
     source = weights_name(args)
     specs = unit_list(args.target)
     units = resolve(specs, source)
@@ -83,7 +103,7 @@ def cmd_vis(args: argparse.Namespace) -> int:
         obj = objectives.family(units, kind=kind)
     if args.diversity:
         obj = obj - args.diversity * objectives.diversity(units[0].layer)
-    model = load_network(source)
+    model = load_network(source, args.device)
     require_live(model, {u.layer for u in units}, "vis")
     image = param.image(args.size, batch=args.batch, fft=args.param == "fft",
                         decorrelate=not args.no_decorrelate, seed=args.seed)
@@ -95,6 +115,11 @@ def cmd_vis(args: argparse.Namespace) -> int:
         )
     except NonFiniteObjectiveError as e:
         raise ValueError(str(e)) from None
+    if result.interrupted_at is not None:
+        # Ctrl-C: the images are unfinished; write nothing and exit as interrupted (130).
+        print(f"circuits vis: interrupted at step {result.interrupted_at} of {args.steps}; {args.out} not written",
+              file=sys.stderr)
+        return 130
     final = evaluate(model, obj, result.final)
     if result.stayed_zero or (final == 0.0 and result.interrupted_at is None):
         # A flat image the unit does not respond to is no visualization: say why and
@@ -103,8 +128,6 @@ def cmd_vis(args: argparse.Namespace) -> int:
               f"{args.out} not written")
         return 1
     result.save(args.out)
-    if result.interrupted_at is not None:
-        print(f"interrupted at step {result.interrupted_at}")
     print(f"objective  {obj.description}")
     print(f"weights    {source}")
     print(f"steps      {len(result.values)} (objective {result.values[0]:.4g} at the first step, "
@@ -119,6 +142,15 @@ def _read_image(path: str, size: int | None):
     return read_image(path, size)  # uint8 [3, H, W]
 
 
+def _check_pixels(image, path: str) -> None:
+    """An image attributed at its own size runs forward and backward: refuse one too large for memory."""
+    h, w = image.shape[-2:]
+    need = h * w * BACKWARD_BYTES_PER_PIXEL
+    if need > MEMORY_BYTES:
+        raise ValueError(f"--image {path} is {w}x{h} px: attributing it needs about {need / 2**30:.3g} GiB "
+                         f"(this machine has {MEMORY_BYTES / 2**30:.3g} GiB); give --size up to {_SIDE.maximum}")
+
+
 def cmd_attribute(args: argparse.Namespace) -> int:
     from circuits.analysis.attribution import attribute, visualize
     from circuits.plots.attribution import plot_attribution as plot
@@ -127,7 +159,8 @@ def cmd_attribute(args: argparse.Namespace) -> int:
     source = weights_name(args)
     (unit,) = _one_unit(args.unit, source)
     image = _read_image(args.image, args.size)  # used at its own size: the model checks it reaches the unit
-    model = load_network(source)
+    _check_pixels(image, args.image)
+    model = load_network(source, args.device)
     require_live(model, [unit.layer], "attribute")
     a = attribute(model, unit, image, source=args.source, position=tuple(args.position) if args.position else None)
     vis = None

@@ -25,6 +25,8 @@ from circuits.cli.options import (
     resolve,
     weights_name,
 )
+from circuits.cli.device import add_device
+from circuits.cli.paths import In, Out, declare_io
 PLOT_SUFFIXES = (".png",)
 
 
@@ -41,6 +43,7 @@ def register(sub) -> None:
     add_weights(p, help="the network whose families are listed, with the ones it defines (default handbuilt: "
                 "its hb_* banks; --weights lucid for the published ones only; nsfwjs-inception-v3 for InceptionV3's)")
     p.set_defaults(func=cmd_families)
+    declare_io(p, inputs=[In("--load"), In("--weights", "weights")])
 
     p = sub.add_parser(
         "weights",
@@ -57,7 +60,10 @@ def register(sub) -> None:
     p.add_argument("--method", choices=("compose", "autograd"), default="compose")
     p.add_argument("--top", type=positive_int, default=None, metavar="K", help="only the K pairs with the largest |total|")
     p.add_argument("--json", action="store_true", help="print the rows as JSON")
+    add_device(p)
     p.set_defaults(func=cmd_weights)
+    declare_io(p, outputs=[Out("--plot", PLOT_SUFFIXES)],
+               inputs=[In("src", "units"), In("dst", "units"), In("--weights", "weights")])
 
 
 def cmd_families(args) -> int:
@@ -143,7 +149,7 @@ def cmd_weights(args) -> int:
     check_outputs([("--plot", args.plot, PLOT_SUFFIXES)])
     src, dst = resolve(args.src, source), resolve(args.dst, source)
     conn = connection(src, dst)  # validate before loading weights
-    model = load_network(source)
+    model = load_network(source, args.device)
     require_live(model, sorted({u.layer for u in dst}, key=model.graph.index), f"weights {args.src} {args.dst}")
     w = weights_between(model, conn.src_units, conn.dst_units, method=args.method)
     rows = summary_rows(w, conn.src_units, conn.dst_units)

@@ -6,6 +6,13 @@ activation. Temporary hooks live only inside a `with` block (`HookPoints.hooks`)
 and are removed when it ends, also when an exception is raised; permanent hooks
 are added and removed explicitly and can be listed.
 
+Hooks owned by an applied weight edit (`circuits.editing`) are kept apart from the
+user's (`HookPoint.edit_hooks`): they are part of the network the model computes,
+so they run before the user's hooks (which see and may change the edited tensor),
+or, for hooks that only read a tensor (`reads_output`), after them, so that they
+see the value the rest of the network sees. Clearing or ending the user's hooks
+never touches them; they go when their edit is undone.
+
 Example:
     >>> hp = HookPoint("conv2d0")
     >>> with temporary_hooks({"conv2d0": hp}, [("conv2d0", lambda x, h: x * 0)]):
@@ -19,7 +26,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable, Iterable, Iterator, Mapping
 
 import torch
@@ -43,31 +50,60 @@ class HookHandle:
     fn: HookFn
     permanent: bool
     id: int
+    #: the applied edit this hook belongs to (None: the user's)
+    owner: object = field(default=None, compare=False)
+    #: an edit hook that only reads the tensor, after the user's hooks changed it
+    reads_output: bool = False
 
     def __repr__(self) -> str:
-        kind = "permanent" if self.permanent else "temporary"
         fn = getattr(self.fn, "__qualname__", type(self.fn).__name__)
+        if self.owner is not None:
+            return f"<edit hook #{self.id} on {self.name}: {fn} (owned by {self.owner})>"
+        kind = "permanent" if self.permanent else "temporary"
         return f"<{kind} hook #{self.id} on {self.name}: {fn}>"
 
 
 class HookPoint(nn.Module):
-    """Identity module at one named tensor; runs its hooks in the order added."""
+    """Identity module at one named tensor; runs its hooks in the order added.
+
+    Edit-owned hooks that change the tensor run first, then the user's hooks
+    (`hooks`), then edit-owned hooks that only read the result.
+
+    >>> hp = HookPoint("t")
+    >>> _ = hp.add_owned(lambda x, h: x + 1, owner="edit A")
+    >>> _ = hp.add(lambda x, h: x * 10)
+    >>> float(hp(torch.zeros(1)))   # (0 + 1) * 10: the user's hook sees the edited tensor
+    10.0
+    """
 
     def __init__(self, name: str):
         super().__init__()
         self.name = name
-        self.hooks: list[HookHandle] = []
+        self.hooks: list[HookHandle] = []  # the user's, temporary and permanent
+        self.edit_hooks: list[HookHandle] = []  # owned by applied edits
+
+    def _call(self, h: HookHandle, x: torch.Tensor) -> torch.Tensor:
+        out = h.fn(x, self)
+        if out is None:
+            return x
+        if h.reads_output:
+            raise ValueError(f"hook {h!r} only reads its tensor and must return None, got {type(out).__name__}")
+        if not isinstance(out, torch.Tensor) or out.shape != x.shape:
+            raise ValueError(
+                f"hook {h!r} must return None or a tensor of shape {tuple(x.shape)}, "
+                f"got {getattr(out, 'shape', type(out).__name__)}"
+            )
+        return out
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for h in self.edit_hooks:
+            if not h.reads_output:
+                x = self._call(h, x)
         for h in self.hooks:
-            out = h.fn(x, self)
-            if out is not None:
-                if not isinstance(out, torch.Tensor) or out.shape != x.shape:
-                    raise ValueError(
-                        f"hook {h!r} must return None or a tensor of shape {tuple(x.shape)}, "
-                        f"got {getattr(out, 'shape', type(out).__name__)}"
-                    )
-                x = out
+            x = self._call(h, x)
+        for h in self.edit_hooks:
+            if h.reads_output:
+                self._call(h, x)
         return x
 
     def add(self, fn: HookFn, permanent: bool = False) -> HookHandle:
@@ -77,11 +113,30 @@ class HookPoint(nn.Module):
         self.hooks.append(h)
         return h
 
+    def add_owned(self, fn: HookFn, owner: object, *, reads_output: bool = False, first: bool = False) -> HookHandle:
+        """Add a hook owned by `owner` (an applied edit); only `remove(handle)` takes it off.
+
+        first: run before the other edit hooks on this tensor (a hook that replaces it).
+        """
+        if not callable(fn):
+            raise TypeError(f"a hook must be callable fn(activation, hook_point), got {fn!r}")
+        if owner is None:
+            raise ValueError("an owned hook needs an owner (the edit it belongs to)")
+        h = HookHandle(self.name, fn, True, next(_ids), owner, reads_output)
+        if first:
+            self.edit_hooks.insert(0, h)
+        else:
+            self.edit_hooks.append(h)
+        return h
+
     def remove(self, handle: HookHandle) -> None:
+        """Remove the hook of `handle`, the user's or an edit's."""
         self.hooks = [h for h in self.hooks if h.id != handle.id]
+        self.edit_hooks = [h for h in self.edit_hooks if h.id != handle.id]
 
     def extra_repr(self) -> str:
-        return f"{self.name!r}, {len(self.hooks)} hooks"
+        owned = f", {len(self.edit_hooks)} edit hooks" if self.edit_hooks else ""
+        return f"{self.name!r}, {len(self.hooks)} hooks{owned}"
 
 
 def _check(points: Mapping[str, HookPoint], hooks: Iterable[HookSpec]) -> list[HookSpec]:

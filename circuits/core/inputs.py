@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-__all__ = ["to_model_input", "from_model_input", "read_image", "load_image", "MEAN", "INPUT_RANGE"]
+__all__ = ["to_model_input", "from_model_input", "read_image", "image_size", "load_image", "MEAN", "INPUT_RANGE"]
 
 MEAN = 117.0
 INPUT_RANGE = (-117.0, 138.0)
@@ -72,8 +72,49 @@ def from_model_input(x: torch.Tensor, input_range: tuple[float, float] | None = 
     return ((x - lo) / (hi - lo)).clamp(0, 1)
 
 
+def _rgb_uint8(im, path: Path) -> np.ndarray:
+    """A PIL image in any mode as uint8 RGB [H, W, 3], by its real bit depth.
+
+    Pillow's ``convert("RGB")`` clips 16-bit and 32-bit greyscale (modes I;16, I) to
+    255, reading them as white; they are scaled here instead (65535 -> 255). 16-bit
+    colour PNGs come from Pillow already at 8 bits (their high byte). Float images (mode
+    F) must lie in [0, 1]. Palette, greyscale, bilevel, CMYK, YCbCr and alpha modes are
+    converted by Pillow (alpha dropped: the colour values are kept as they are).
+    """
+    mode = im.mode
+    if mode.startswith("I;16") or mode == "I":
+        a = np.asarray(im).astype(np.float64)
+        if a.size and (a.min() < 0 or a.max() > 65535):
+            raise ValueError(f"cannot read {path}: 32-bit integer pixels outside 0..65535 "
+                             f"([{a.min():g}, {a.max():g}]) have no known white")
+        grey = np.round(a / 257.0).astype(np.uint8)
+        return np.repeat(grey[:, :, None], 3, axis=2)
+    if mode == "F":
+        a = np.asarray(im).astype(np.float64)
+        if a.size and (not np.isfinite(a).all() or a.min() < 0 or a.max() > 1):
+            raise ValueError(f"cannot read {path}: floating-point pixels must lie in [0, 1], "
+                             f"got [{np.nanmin(a):g}, {np.nanmax(a):g}]")
+        grey = np.round(a * 255.0).astype(np.uint8)
+        return np.repeat(grey[:, :, None], 3, axis=2)
+    if mode in ("P", "PA") and "transparency" in im.info:
+        im = im.convert("RGBA")  # Pillow's advice for palette images with transparency
+    return np.asarray(im.convert("RGB")).copy()
+
+
+def image_size(path: str | os.PathLike) -> tuple[int, int]:
+    """(width, height) of an image file, from its header (nothing decoded)."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as im:
+            return im.size
+    except (UnidentifiedImageError, OSError) as e:
+        raise ValueError(f"cannot read {path} as an image (PNG or JPEG): {e}") from None
+
+
 def read_image(path: str | os.PathLike, size: int | tuple[int, int] | None = None) -> torch.Tensor:
-    """An image file (PNG, JPEG, ...) as uint8 RGB [3, H, W]; grey is repeated, alpha dropped.
+    """An image file (PNG, JPEG, ...) as uint8 RGB [3, H, W], by its real bit depth and mode:
+    16-bit greyscale is scaled, not clipped; grey is repeated, palette expanded, alpha dropped.
 
     size: resize to (size, size) or (H, W) first (antialiased bilinear), if given.
     """
@@ -87,8 +128,8 @@ def read_image(path: str | os.PathLike, size: int | tuple[int, int] | None = Non
         raise FileNotFoundError(f"no such image file: {path}")
     try:
         with Image.open(path) as im:
-            arr = np.asarray(im.convert("RGB")).copy()
-    except (UnidentifiedImageError, OSError) as e:
+            arr = _rgb_uint8(im, path)
+    except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as e:
         raise ValueError(f"cannot read {path} as an image (PNG or JPEG): {e}") from None
     img = torch.from_numpy(arr).permute(2, 0, 1).contiguous()
     if size is not None:

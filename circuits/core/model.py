@@ -199,7 +199,8 @@ class Network(nn.Module):
 
     @contextlib.contextmanager
     def hooks(self, hooks: Iterable[HookSpec]) -> Iterator[list[HookHandle]]:
-        """Temporary hooks, removed when the block ends (also on an exception).
+        """Temporary hooks, removed when the block ends (also on an exception); the hooks of
+        applied edits stay (`edit_hooks`).
 
         >>> m = InceptionV1()
         >>> with m.hooks([("conv2d0", lambda x, h: x + 1)]):
@@ -217,6 +218,8 @@ class Network(nn.Module):
 
     def remove_hook(self, handle: HookHandle) -> None:
         hp = self.hook_points[handle.name]
+        if any(h.id == handle.id for h in hp.edit_hooks):
+            raise ValueError(f"{handle!r} belongs to an applied edit; undo the edit to remove it (model.undo_edit(edit))")
         if not any(h.id == handle.id for h in hp.hooks):
             raise ValueError(f"{handle!r} is not on this model (already removed?)")
         hp.remove(handle)
@@ -226,12 +229,18 @@ class Network(nn.Module):
         return [h for hp in self.hook_points.values() for h in hp.hooks if h.permanent]
 
     @property
+    def edit_hooks(self) -> list[HookHandle]:
+        """The hooks of applied edits: part of the edited network, removed only by undoing the edit."""
+        return [h for hp in self.hook_points.values() for h in hp.edit_hooks]
+
+    @property
     def active_hooks(self) -> list[HookHandle]:
-        """Every hook currently attached, temporary and permanent."""
-        return [h for hp in self.hook_points.values() for h in hp.hooks]
+        """Every hook currently attached: temporary, permanent and the edits' own."""
+        return [h for hp in self.hook_points.values() for h in (*hp.edit_hooks, *hp.hooks)]
 
     def clear_hooks(self) -> None:
-        """Remove every permanent hook (temporary ones belong to their `with` block)."""
+        """Remove every permanent hook of the user's (temporary ones belong to their `with`
+        block; an applied edit's hooks belong to the edit and stay until it is undone)."""
         for h in self.permanent_hooks:
             self.hook_points[h.name].remove(h)
 

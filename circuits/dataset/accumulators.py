@@ -160,7 +160,8 @@ class TopK:
 
 def sample_key(seed: int, name: str, crop_id: str) -> int:
     """A 64-bit pseudo-random key fixed by (seed, unit, crop id): the reservoir keeps the smallest."""
-    h = hashlib.blake2b(f"{seed}|{name}|{crop_id}".encode(), digest_size=8)
+    # surrogateescape: a file name that is not UTF-8 hashes as its bytes (UTF-8 ones are unchanged)
+    h = hashlib.blake2b(f"{seed}|{name}|{crop_id}".encode("utf-8", "surrogateescape"), digest_size=8)
     return int.from_bytes(h.digest(), "big")
 
 

@@ -104,7 +104,9 @@ def parse_crop_id(cid: str) -> tuple[str, int, int, int]:
 
 
 def _image_seed(seed: int, image: str, tensor: str) -> list[int]:
-    h = hashlib.blake2b(f"{image}|{tensor}".encode(), digest_size=8).digest()
+    # surrogateescape: a file name that is not UTF-8 (read by Python as lone surrogates)
+    # hashes as its own bytes, instead of failing the scan; UTF-8 names are unchanged.
+    h = hashlib.blake2b(f"{image}|{tensor}".encode("utf-8", "surrogateescape"), digest_size=8).digest()
     return [int(seed), int.from_bytes(h, "big")]
 
 

@@ -41,14 +41,24 @@ def grey(image: torch.Tensor) -> np.ndarray:
 def attribution_map(model, family, image: torch.Tensor) -> torch.Tensor:
     """[H, W]: |sum_c x_c dF/dx_c| for F the family's summed post-ReLU response over all positions.
 
-    family: a family, unit or list of them of the model's network; x is the image in the
+    family: a family, unit or list of them of the model's network, or an objective
+    (`circuits.optvis.Objective`, e.g. an activation factor's channel direction,
+    `Factorization.objective`: then F is that objective); x is the image in the
     model's input range (so "input" means what the network reads, e.g. [-1, 1] for InceptionV3).
     """
-    table = [(t, c) for _, t, c in conv_table(family, model)]
-    tensors = sorted({t for t, _ in table}, key=model.graph.index)
+    from circuits.optvis.objectives import Objective
+
     x = model.to_input(image).clone().requires_grad_(True)
-    cache = model.run_with_cache(x, tensors, detach=False)
-    total = sum(torch.relu(cache[t][0, c]).sum() for t, c in table)
+    if isinstance(family, Objective):
+        if family.network is not model.graph:
+            raise ValueError(f"objective {family.description} reads {family.network.name}, the model is "
+                             f"{model.graph.name}")
+        total = family(model.run_with_cache(x, sorted(family.hooks, key=model.graph.index), detach=False))
+    else:
+        table = [(t, c) for _, t, c in conv_table(family, model)]
+        tensors = sorted({t for t, _ in table}, key=model.graph.index)
+        cache = model.run_with_cache(x, tensors, detach=False)
+        total = sum(torch.relu(cache[t][0, c]).sum() for t, c in table)
     (g,) = torch.autograd.grad(total, x)
     return (g * x).sum(1)[0].abs().detach()
 

@@ -57,10 +57,17 @@ def read_labels_text(text: str) -> dict[str, str]:
 
 
 def read_labels(path: str | os.PathLike) -> dict[str, str]:
+    """crop id -> label of a labels CSV file; a binary or non-UTF-8 file is an error naming it."""
+    from circuits.core.files import read_text
+
     p = Path(path)
     if not p.is_file():
         raise FileNotFoundError(f"no such labels file: {p}")
-    return read_labels_text(p.read_text())
+    try:
+        return read_labels_text(read_text(p, "labels file"))
+    except (ValueError, csv.Error) as e:
+        msg = str(e)
+        raise ValueError(msg if str(p) in msg else f"labels file {p}: {msg}") from None
 
 
 def label_views(summary: Mapping, labels: Mapping[str, str]) -> dict:

@@ -12,8 +12,11 @@ Memory does not grow with the number of images (beyond the list of images done).
   same settings continues from it, and the result equals an uninterrupted scan's.
 - Distributed: under `torchrun`, rank r scans the images i with i % world == r and
   the ranks merge their states exactly (see `circuits.dataset.distributed`).
-- Unreadable files are skipped and counted (`skipped`), images too small for a
-  unit's receptive field are counted as `too_small`.
+- Unreadable files are skipped and counted (`skipped`); an image whose own shorter
+  side is below a unit's receptive field gives that unit no crops (it is not enlarged:
+  a 1x1 image resized to 224 px only shows the resize's blur), and one that gives no
+  unit a crop is counted as `too_small`. A scan in which no image could be read is an
+  error, not an empty result.
 - Any network: units, their pre-ReLU tensors, crop sizes (receptive fields) and the
   input range are the model's (`model.graph`); the result records the network's name.
 
@@ -44,7 +47,7 @@ from circuits.dataset import distributed
 from circuits.dataset.accumulators import BinReservoir, Histogram, TopK
 from circuits.dataset.crops import crop_grid, crop_id, parse_crop_id, sample_positions, cut
 from circuits.dataset.network import conv_table
-from circuits.dataset.sources import ImageSource
+from circuits.dataset.sources import ImageSource, resize_short
 from circuits.dataset.tails import fit_tails
 
 __all__ = ["ScanSettings", "UnitStats", "ScanState", "scan", "ScanInterrupted", "load_crops", "calibrate_width",
@@ -218,9 +221,10 @@ class _Images(torch.utils.data.Dataset):
     def __getitem__(self, k: int):
         i = self.indices[k]
         try:
-            return i, self.source.read(i), ""
+            img = self.source.read_native(i)
         except (ValueError, OSError, FileNotFoundError) as e:
-            return i, None, f"{type(e).__name__}: {e}"
+            return i, None, f"{type(e).__name__}: {e}", 0
+        return i, resize_short(img, self.source.image_size), "", min(img.shape[-2:])
 
 
 def _loader(source: ImageSource, indices: Sequence[int], num_workers: int):
@@ -247,10 +251,11 @@ def calibrate_width(model, table, source: ImageSource, device, images: int = 3, 
     seen = 0
     for i in range(len(source)):
         try:
-            img = source.read(i)
+            native = source.read_native(i)
         except (ValueError, OSError):
             continue
-        grids = _grids(model, table, img)
+        img = resize_short(native, source.image_size)
+        grids = _grids(model, table, img, min(native.shape[-2:]))
         maps = _values(model, img, [row for row in table if row[0] in grids], device) if grids else {}
         for uid, g in grids.items():
             m = maps[uid][g.first[0] : g.first[0] + g.shape[0], g.first[1] : g.first[1] + g.shape[1]]
@@ -274,9 +279,11 @@ def _checkpoint_path(path: str | os.PathLike, rank: int, n: int) -> Path:
 def _read_checkpoint(path: Path, fresh: ScanState) -> ScanState | None:
     if not path.exists():
         return None
+    from circuits.core.files import read_text
+
     try:
-        s = ScanState.from_state(json.loads(path.read_text()))
-    except (json.JSONDecodeError, KeyError, TypeError) as e:
+        s = ScanState.from_state(json.loads(read_text(path, "checkpoint")))
+    except (json.JSONDecodeError, KeyError, TypeError, AttributeError) as e:
         raise ValueError(f"checkpoint {path} is unreadable ({e}); delete it to start over") from None
     if s.network != fresh.network:
         raise ValueError(f"checkpoint {path} was written by a scan of {s.network}, not {fresh.network}; "
@@ -291,7 +298,7 @@ def _read_checkpoint(path: Path, fresh: ScanState) -> ScanState | None:
 
 def _write_checkpoint(path: Path, state: ScanState) -> None:
     with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(state.state()))
+        tmp.write_text(json.dumps(state.state(), allow_nan=False))
 
 
 def scan(
@@ -353,12 +360,13 @@ def scan(
                disable=not progress or rank != 0)
     since = 0
     try:
-        for new, (i, img, err) in enumerate(_loader(source, todo, num_workers), start=1):
+        for new, (i, img, err, native) in enumerate(_loader(source, todo, num_workers), start=1):
             name = source.names[i]
             if img is None:
                 state.skipped[i] = err
             else:
-                _add_image(model, img, name, state, settings, table, device, i)
+                _add_image(model, img, name, state, settings, table, device, i, native)
+                _check_bins(state)
             state.done.add(i)
             bar.update(1)
             since += 1
@@ -377,11 +385,30 @@ def scan(
     out = merged[0]
     for s in merged[1:]:
         out = out.merge(s)
+    if out.done and len(out.skipped) == len(out.done):
+        first = next(iter(sorted(out.skipped.items())))
+        raise ValueError(f"no image in {source.description} could be read ({len(out.skipped)} tried; "
+                         f"e.g. {source.names[first[0]]}: {first[1]})")
     return out
 
 
-def _grids(model, table, img: torch.Tensor) -> dict:
-    """unit id -> its crop grid on `img`, for the units with at least one valid crop there.
+# A histogram written densely over the activations' span holds at most this many bins.
+MAX_BINS = 10**7
+
+
+def _check_bins(state: ScanState) -> None:
+    """Stop a scan whose bin width would make a histogram too large to write (e.g. --bin-width 1e-9)."""
+    for uid, u in state.units.items():
+        c = u.hist.counts
+        if c and max(c) - min(c) + 1 > MAX_BINS:
+            raise ValueError(f"{uid}: bin width {u.hist.width:g} over activations in "
+                             f"[{min(c) * u.hist.width:.4g}, {(max(c) + 1) * u.hist.width:.4g}] makes "
+                             f"{max(c) - min(c) + 1} bins, more than {MAX_BINS:.0e}: give a larger --bin-width")
+
+
+def _grids(model, table, img: torch.Tensor, native: int | None = None) -> dict:
+    """unit id -> its crop grid on `img`, for the units with at least one valid crop there
+    (and, given the image's own shorter side `native`, a receptive field no larger than it).
 
     Only those units' tensors are run: an image smaller than a unit's receptive field may
     also be too small to reach its tensor at all (InceptionV3's unpadded stem), and then
@@ -389,11 +416,12 @@ def _grids(model, table, img: torch.Tensor) -> dict:
     """
     hw = tuple(img.shape[-2:])
     grids = {uid: crop_grid(t, hw, model.graph) for uid, t, _ in table}
-    return {uid: g for uid, g in grids.items() if g.shape[0] * g.shape[1]}
+    return {uid: g for uid, g in grids.items() if g.shape[0] * g.shape[1] and (native is None or g.size <= native)}
 
 
-def _add_image(model, img, name, state: ScanState, settings: ScanSettings, table, device, index: int) -> None:
-    grids = _grids(model, table, img)
+def _add_image(model, img, name, state: ScanState, settings: ScanSettings, table, device, index: int,
+               native: int | None = None) -> None:
+    grids = _grids(model, table, img, native)
     maps = _values(model, img, [row for row in table if row[0] in grids], device) if grids else {}
     any_crop = False
     for uid, g in grids.items():

@@ -39,10 +39,16 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".we
 
 
 def to_rgb_uint8(arr: np.ndarray, name: str) -> torch.Tensor:
-    """[H, W], [H, W, 3] or [H, W, 4] uint8 (or bool / float in [0, 1]) -> uint8 [3, H, W]."""
+    """[H, W], [H, W, 3] or [H, W, 4] uint8 (or bool, uint16 by its 16 bits, float in [0, 1]) -> uint8 [3, H, W].
+
+    >>> to_rgb_uint8(np.full((1, 1), 65535, np.uint16), "white")[:, 0, 0].tolist()
+    [255, 255, 255]
+    """
     a = np.asarray(arr)
     if a.dtype == bool:
         a = a.astype(np.uint8) * 255
+    elif a.dtype == np.uint16:
+        a = np.round(a / 257.0).astype(np.uint8)
     elif a.dtype != np.uint8:
         if a.min() < 0 or a.max() > 1:
             raise ValueError(f"{name}: float image outside [0, 1]")
@@ -84,16 +90,19 @@ class ImageSource:
 
     def read(self, i: int) -> torch.Tensor:
         """Image i as uint8 [3, H, W] at the source's scale; raises ValueError if unreadable."""
+        return resize_short(self.read_native(i), self.image_size)
+
+    def read_native(self, i: int) -> torch.Tensor:
+        """Image i as uint8 [3, H, W] at its own size (a scan judges "too small" on it: an
+        image enlarged to the source's scale only shows the resize's blur)."""
         name = self.names[i]
         if self.kind == "skimage":
             import skimage.data
 
-            img = to_rgb_uint8(getattr(skimage.data, name)(), name)
-        else:
-            from circuits.core.inputs import read_image
+            return to_rgb_uint8(getattr(skimage.data, name)(), name)
+        from circuits.core.inputs import read_image
 
-            img = read_image(Path(self.root) / name)
-        return resize_short(img, self.image_size)
+        return read_image(Path(self.root) / name)
 
     def state(self) -> dict:
         return {"kind": self.kind, "root": self.root, "image_size": self.image_size, "n_images": len(self.names)}

@@ -68,6 +68,14 @@ not the last one applied on one of the tensors it changed raises `EditError`, as
 does undoing a direct edit whose weights were changed since by something else;
 an edit that does not fit raises before anything is changed.
 
+Hooks: the hooks of expanded edits, re-expressions and implants are the edit's own
+(`HookPoint.edit_hooks`, listed by ``model.edit_hooks``), kept apart from the user's:
+``model.clear_hooks()``, ``model.hooks(...)`` blocks (also ending in an exception) and
+``model.remove_hook`` never remove them, so a model that says it is edited computes
+the edited network; only undoing the edit removes them. They run before the user's
+hooks on a tensor (which see the edited value), and the hook that reads an edit's
+source activation runs after them (the edited path sees what the real path sees).
+
 Example:
     >>> import weights
     >>> from circuits.editing.edits import drop_negative, keep_only_inputs
@@ -80,7 +88,7 @@ Example:
     False
     >>> model.apply_edit(drop_negative("mixed3a:early_curves", "mixed3b:curves"))   # doctest: +ELLIPSIS
     Traceback (most recent call last):
-    circuits.editing.edits.EditError: cannot edit the expanded weights ... mixed3b_5x5_bottleneck (relu) is on the path and active ...
+    circuits.editing.EditError: cannot edit the expanded weights ... mixed3b_5x5_bottleneck (relu) is on the path and active ...
     >>> model.apply_edit(keep_only_inputs("mixed3a:early_curves", "mixed3b:420"))
     >>> model.edits
     ['keep_only mixed3a:early_curves -> mixed3b:420 (exact: direct mixed3b_pool->mixed3b_pool_reduce_pre_relu)']
@@ -88,16 +96,44 @@ Example:
 
 from __future__ import annotations
 
-import contextlib
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING
 
 import torch
 
-from circuits.analysis.networks import WrongNetworkError, common_network, network_of, resolve, units_in
+from circuits.analysis.networks import units_in
 from circuits.core import graph
 from circuits.core.bounds import always_identity_relus, interval_bounds
 from circuits.core.units import Unit
+from circuits.editing import paths as _paths
+from circuits.editing.paths import _ExpandedItem, _ReexpressItem
+from circuits.editing.records import (  # noqa: F401 - re-exported: the public edit API
+    Edit,
+    _bits,
+    _DirectItem,
+    _grid,
+    _param,
+    _Record,
+    _records,
+    apply_edit,
+    descriptions,
+    edit_log,
+    editing,
+    undo_all,
+    undo_edit,
+)
+from circuits.editing.selection import (  # noqa: F401 - re-exported: the public edit API
+    OPS,
+    ROUTES,
+    EditError,
+    _channelwise_channel,
+    _dst_conv,
+    _nonlinearities,
+    _Part,
+    _plan,
+    _short,
+    _spec_str,
+    _units,
+)
 
 if TYPE_CHECKING:  # pragma: no cover
     from circuits.core.model import InceptionV1
@@ -123,234 +159,6 @@ __all__ = [
     "editing",
     "edit_log",
 ]
-
-OPS = ("set", "scale", "zero", "drop_negative", "drop_positive")
-
-class EditError(ValueError):
-    """An edit that does not fit the model, or cannot be undone."""
-
-
-# --- where an edit acts ----------------------------------------------------
-
-
-def _dst_conv(u: Unit) -> str:
-    """The conv node whose output channel `u.branch_channel` computes unit `u` (in its network)."""
-    g = u.network
-    found = g.conv_of(u.layer, u.channel)
-    if found is not None:
-        return found[0]
-    n = g.node(u.branch)
-    examples = "conv2d2:5, mixed3b:379, mixed3b_5x5_bottleneck:3" if g is graph.INCEPTION_V1 else "mixed2:67, conv2d_22:3"
-    raise EditError(
-        f"unit {u.id} is computed by a {n.op} ({n.name}), which has no weights to edit; "
-        f"destination units must be outputs of a convolution (e.g. {examples})"
-    )
-
-
-def _direct_channel(conv: str, u: Unit) -> int | None:
-    """Channel of `u` in the input of `conv` if `u` is read by `conv` directly, else None."""
-    g = u.network
-    inp = g.node(conv).inputs[0]
-    if u.layer == inp:
-        return u.channel
-    # A unit named by its branch tensor (mixed3a_5x5:3) is channel offset+3 of the concat.
-    for b, off, _ in g.branches(inp):
-        if b == u.layer and b != inp:
-            return off + u.channel
-    return None
-
-
-@dataclass
-class _Part:
-    """The piece of an edit between one source layer and one destination conv."""
-
-    kind: str  # "direct" | "expanded"
-    conv: str  # conv node computing the destination units
-    src_layer: str  # tensor the source channels index (conv input when direct)
-    dst_rows: list[int]  # positions in the edit's dst list
-    src_cols: list[int]  # positions in the edit's src list
-    dst_idx: list[int]  # output channels of `conv`
-    src_idx: list[int]  # channels of `src_layer`
-    # The network whose tensors these are (not in the JSON: the unit ids name it).
-    network: graph.Graph = field(default=graph.INCEPTION_V1, repr=False)
-
-    @property
-    def param(self) -> str:
-        return f"{self.network.node(self.conv).param}.weight"
-
-    @property
-    def key(self) -> str:
-        """The tensor this part changes: a parameter, or a (source, conv) expanded map."""
-        return self.param if self.kind == "direct" else f"expanded:{self.src_layer}->{self.conv}"
-
-    def to_json(self) -> dict:
-        return {k: getattr(self, k) for k in ("kind", "conv", "src_layer", "dst_rows", "src_cols", "dst_idx", "src_idx")}
-
-
-ROUTES = ("auto", "linearized")
-# A path made only of channel-wise ops (the op table's `channelwise`: ReLU, pools) and
-# concatenations keeps every channel of the conv's input a function of one source
-# channel, so an edit that scales whole (dst, src) pairs is a real parameter edit.
-
-
-def _channelwise_channel(conv: str, u: Unit) -> int | None:
-    """Channel of `conv`'s input that is a channel-wise function of `u` alone, else None.
-
-    E.g. mixed3a:81 -> mixed3b_pool_reduce_pre_relu reads it through the max-pool
-    mixed3b_pool: channel 81 of mixed3b_pool depends on mixed3a:81 only.
-    """
-    g = u.network
-    t = g.node(conv).inputs[0]
-    while t != u.layer and g.node(t).kind.channelwise:
-        t = g.node(t).inputs[0]
-    if t == u.layer:
-        return u.channel
-    if g.node(t).kind.joins_branches:
-        for b, off, _ in g.branches(t):
-            if b == u.layer:
-                return off + u.channel
-    return None
-
-
-def _nonlinearities(src_layer: str, conv: str, g: graph.Graph = graph.INCEPTION_V1) -> list[str]:
-    """'name (op)' of each nonlinear node on the paths from `src_layer` to `conv` in network `g`."""
-    anc = g.ancestors(conv)
-    return [
-        f"{n.name} ({n.op})"
-        for n in g.nodes
-        if n.name in anc and n.name != src_layer and src_layer in g.ancestors(n.name) and n.kind.nonlinear
-    ]
-
-
-def _plan(src: Sequence[Unit], dst: Sequence[Unit], op: str = "scale", route: str = "auto") -> list[_Part]:
-    """Split (src x dst) into parts by destination conv and source layer.
-
-    A pair is "direct" when the conv reads the source channel (possibly through
-    channel-wise pools/ReLUs, when `op` scales each pair by one number: see
-    `_realisable_channelwise`), else "expanded". Route "legacy" (logs written before
-    edits said what they are) plans every non-direct pair as expanded.
-    """
-    try:
-        g = common_network([*src, *dst], "source and destination units")
-    except WrongNetworkError as e:
-        raise EditError(str(e)) from None
-    groups: dict[tuple[str, str], _Part] = {}
-    for r, d in enumerate(dst):
-        conv = _dst_conv(d)
-        for c, s in enumerate(src):
-            ch = _direct_channel(conv, s)
-            if ch is None and route == "auto":
-                ch = _channelwise_channel(conv, s)
-                if ch is not None and not _realisable_channelwise(op, conv, g):
-                    ch = None  # stays expanded; refused unless re-expressed (see _prepare)
-            if ch is not None:
-                kind, layer = "direct", g.node(conv).inputs[0]
-            else:
-                if s.layer not in g.ancestors(conv) or s.layer == conv:
-                    raise EditError(
-                        f"source unit {s.id} is not upstream of destination unit {d.id} "
-                        f"({s.layer} does not feed {conv})"
-                    )
-                kind, layer, ch = "expanded", s.layer, s.channel
-            part = groups.get((layer, conv))
-            if part is None:
-                part = groups[(layer, conv)] = _Part(kind, conv, layer, [], [], [], [], g)
-            if r not in part.dst_rows:
-                part.dst_rows.append(r)
-                part.dst_idx.append(d.branch_channel)
-            if c not in part.src_cols:
-                part.src_cols.append(c)
-                part.src_idx.append(ch)
-    return list(groups.values())
-
-
-def _realisable_channelwise(op: str, conv: str, g: graph.Graph = graph.INCEPTION_V1) -> bool:
-    """Whether `op` on expanded weights through a channel-wise path is the same op on the conv.
-
-    Through channel-wise ops the expanded weights of a pair are the conv's slice
-    composed with a non-negative kernel L (max-pool -> average pool, ReLU -> identity):
-    W[d, s] = K[d, t] * L. Scaling or zeroing W[d, s] is scaling or zeroing K[d, t];
-    keeping W's positive (negative) part is keeping K's only for a 1x1 K (then W is
-    K times L >= 0, one sign per pair). Setting W to given values is no conv edit.
-    """
-    if op in ("scale", "zero"):
-        return True
-    if op in ("drop_negative", "drop_positive"):
-        return g.node(conv).kernel == (1, 1)
-    return False
-
-
-def _units(spec, what: str, network=None) -> tuple[Unit, ...]:
-    """The units of `spec`, all of one network (`network`'s, a model or Graph, when given)."""
-    try:
-        units = resolve(spec, network)
-    except WrongNetworkError as e:
-        raise EditError(f"bad {what} {_short(spec)}: {e}") from None
-    except (KeyError, IndexError) as e:
-        raise EditError(f"bad {what} {spec!r}: {e}") from None
-    seen: set[Unit] = set()
-    dup = [u.id for u in units if u in seen or seen.add(u)]
-    if dup:
-        raise EditError(f"{what} lists {', '.join(dup[:5])} more than once; each unit may appear once")
-    return tuple(units)
-
-
-def _spec_str(spec) -> str | list:
-    """A JSON-able form of a unit/family spec, as the user gave it."""
-    if isinstance(spec, str):
-        return spec
-    if isinstance(spec, Unit):
-        return spec.id
-    if isinstance(spec, tuple) and len(spec) == 2 and isinstance(spec[0], str):
-        return f"{spec[0]}:{spec[1]}"
-    if hasattr(spec, "id") and hasattr(spec, "units"):  # a Family
-        return spec.id
-    return [_spec_str(s) for s in spec]
-
-
-def _short(spec) -> str:
-    s = _spec_str(spec)
-    if isinstance(s, str):
-        return s
-    flat = ", ".join(x if isinstance(x, str) else "[...]" for x in s[:4])
-    return f"[{flat}{', ...' if len(s) > 4 else ''}]"
-
-
-# --- the edits ---------------------------------------------------------------
-
-
-class Edit:
-    """Base class: something applied to a model and undone bit-exactly.
-
-    Subclasses implement `_prepare(model) -> _Record` (compute everything, change
-    nothing) and `describe() -> dict` (JSON-able, enough to rebuild the edit).
-    """
-
-    def apply(self, model: "InceptionV1") -> None:
-        """Apply permanently (until `undo`); raises before changing anything if it does not fit."""
-        apply_edit(model, self)
-
-    def undo(self, model: "InceptionV1") -> None:
-        """Undo the most recent application of this edit to `model`."""
-        undo_edit(model, self)
-
-    @contextlib.contextmanager
-    def applied(self, model: "InceptionV1") -> Iterator["Edit"]:
-        """Apply for the duration of the block; undone also when the block raises."""
-        with editing(model, self):
-            yield self
-
-    def describe(self) -> dict:  # pragma: no cover - abstract
-        raise NotImplementedError
-
-    def summary(self) -> str:  # pragma: no cover - abstract
-        raise NotImplementedError
-
-    def _prepare(self, model: "InceptionV1") -> "_Record":  # pragma: no cover - abstract
-        raise NotImplementedError
-
-    def __str__(self) -> str:
-        return self.summary()
 
 
 class WeightEdit(Edit):
@@ -507,7 +315,7 @@ class WeightEdit(Edit):
                 before = w.detach()[_grid(p)].clone()
             else:
                 try:
-                    before = _paths.current_expanded(model, p)
+                    before = current_expanded(model, p)
                 except ValueError as e:
                     raise EditError(f"cannot edit {self.summary()!r} ({p.src_layer} -> {p.conv}): {e}") from None
             self._kernel_shapes.append(tuple(before.shape[-2:]))
@@ -577,12 +385,21 @@ def _refusal(edit: "WeightEdit", p: _Part, nonlin: list[str]) -> str:
     )
 
 
-def _grid(p: _Part) -> tuple[torch.Tensor, torch.Tensor]:
-    return torch.tensor(p.dst_idx)[:, None], torch.tensor(p.src_idx)[None, :]
-
-
-def _param(model: "InceptionV1", p: _Part) -> torch.nn.Parameter:
-    return getattr(model, p.network.node(p.conv).param).weight
+def current_expanded(model: "InceptionV1", part: _Part) -> torch.Tensor:
+    """Expanded weights of the parameters plus the deltas of expanded edits already applied."""
+    w = _paths.expanded_weights(model, part).clone()
+    rows = {c: i for i, c in enumerate(part.dst_idx)}
+    cols = {c: j for j, c in enumerate(part.src_idx)}
+    for rec in _records(model):
+        for item in rec.items:
+            if isinstance(item, _ExpandedItem) and item.part.key == part.key:
+                for a, d in enumerate(item.part.dst_idx):
+                    if d not in rows:
+                        continue
+                    for b, s in enumerate(item.part.src_idx):
+                        if s in cols:
+                            w[rows[d], cols[s]] += item.delta[a, b]
+    return w
 
 
 class Reexpress(Edit):
@@ -795,240 +612,3 @@ def each_conv(op: str, src, dst, *, label: str | None = None) -> list[WeightEdit
             edits[-1].dst_spec = _spec_str(dst_shown)
     return edits
 
-
-# --- records of applied edits ---------------------------------------------
-
-
-@dataclass(eq=False)
-class _DirectItem:
-    part: _Part
-    before: torch.Tensor  # the original slice
-    after: torch.Tensor  # what the edit wrote
-
-
-@dataclass(eq=False)
-class _ExpandedItem:
-    part: _Part
-    delta: torch.Tensor  # [dst, src, kh, kw], added to the expanded weights
-    handles: list = field(default_factory=list)
-
-
-@dataclass(eq=False)
-class _ReexpressItem:
-    part: _Part
-    handles: list = field(default_factory=list)
-
-
-@dataclass(eq=False)
-class _Record:
-    edit: Edit
-    items: list = field(default_factory=list)
-    # Parts (indices) whose destination units this edit re-expressed itself
-    # (route="linearized"); their _ReexpressItems follow the parts' items.
-    reexpressed: list = field(default_factory=list)
-    # Parts (indices) acting through a path whose nonlinearities are all the identity for
-    # every input: their expanded-weight hooks are exact on the real network.
-    linear_paths: list = field(default_factory=list)
-
-    @property
-    def keys(self) -> list[str]:
-        return [i.part.key for i in self.items]
-
-    @property
-    def description(self) -> str:
-        """One line: what the edit does and the paths it acts through (`model.edits`)."""
-        return _summary_with_kind(self)
-
-
-def _records(model: "InceptionV1") -> list[_Record]:
-    recs = getattr(model, "applied_edits", None)
-    if recs is None:
-        raise TypeError(f"edits apply to a circuits InceptionV1, got {type(model).__name__}")
-    return recs
-
-
-def _bits(t: torch.Tensor) -> torch.Tensor:
-    """Integer view of a float tensor: equality of bits (NaN and -0.0 included)."""
-    return t.contiguous().view({2: torch.int16, 4: torch.int32, 8: torch.int64}[t.element_size()])
-
-
-def _same_bits(a: torch.Tensor, b: torch.Tensor) -> bool:
-    return a.shape == b.shape and a.dtype == b.dtype and torch.equal(_bits(a), _bits(b))
-
-
-def apply_edit(model: "InceptionV1", edit: Edit) -> None:
-    """Apply `edit` permanently (until undone). Nothing changes if it does not fit.
-
-    >>> import weights
-    >>> m = weights.model("random")
-    >>> apply_edit(m, zero_weights("conv2d1:0", "conv2d2:5"))
-    >>> m.is_edited, float(m.conv2d2_pre_relu_conv.weight[5, 0].detach().abs().sum())
-    (True, 0.0)
-    """
-    if not isinstance(edit, Edit):
-        raise TypeError(f"expected an Edit (e.g. WeightEdit, Reexpress), got {type(edit).__name__}")
-    records = _records(model)
-    check_network(model, edit)
-    rec = edit._prepare(model)  # may raise; nothing changed yet
-    _install(model, rec)
-    records.append(rec)
-
-
-def check_network(model, edit: Edit) -> None:
-    """Raise EditError unless `edit`'s units are of `model`'s network (checked before any change)."""
-    nets = {id(p.network): p.network for p in getattr(edit, "parts", ())}
-    g = network_of(model)
-    for net in nets.values():
-        if net is not g:
-            raise EditError(
-                f"cannot apply {edit.summary()!r}: its units are units of {net.name}, but the model is an "
-                f"{g.name}; build the edit from units of {g.name}'s layers"
-            )
-
-
-def _install(model: "InceptionV1", rec: _Record) -> None:
-    done: list = []
-    try:
-        for item in rec.items:
-            if isinstance(item, _DirectItem):
-                with torch.no_grad():
-                    _param(model, item.part)[_grid(item.part)] = item.after
-            else:
-                item.handles = _paths.install(model, item)
-            done.append(item)
-    except BaseException:
-        _uninstall(model, done)
-        raise
-
-
-def _uninstall(model: "InceptionV1", items: list) -> None:
-    for item in reversed(items):
-        if isinstance(item, _DirectItem):
-            with torch.no_grad():
-                _param(model, item.part)[_grid(item.part)] = item.before
-        else:
-            for h in item.handles:
-                model.hook_points[h.name].remove(h)
-            item.handles = []
-
-
-def undo_edit(model: "InceptionV1", edit: Edit | None = None) -> None:
-    """Undo `edit` (its most recent application), or the last edit applied if None.
-
-    Raises EditError, changing nothing, if the edit is not applied (e.g. undone
-    already), if a later edit changed one of the same tensors (undo that first), or
-    if its weights were changed since by something other than an edit.
-    """
-    records = _records(model)
-    if edit is None and not records:
-        raise EditError("cannot undo: the model has no edits applied")
-    if edit is None:
-        rec = records[-1]
-    else:
-        found = [r for r in records if r.edit is edit]
-        if not found:
-            raise EditError(
-                f"cannot undo {edit.summary()!r}: it is not applied to this model (undone already?); "
-                f"applied: {[r.edit.summary() for r in records]}"
-            )
-        rec = found[-1]
-    pos = records.index(rec)
-    for later in records[pos + 1 :]:
-        shared = sorted(set(later.keys) & set(rec.keys))
-        if shared:
-            raise EditError(
-                f"cannot undo {rec.edit.summary()!r}: {later.edit.summary()!r}, applied after it, also "
-                f"changes {', '.join(shared)}; undo that edit first (edits on a tensor are undone newest first)"
-            )
-    for item in rec.items:
-        if isinstance(item, _DirectItem):
-            now = _param(model, item.part).detach()[_grid(item.part)]
-            if not _same_bits(now, item.after):
-                raise EditError(
-                    f"cannot undo {rec.edit.summary()!r} bit-exactly: {item.part.param} was changed "
-                    "since the edit was applied, by something other than an edit"
-                )
-    _uninstall(model, rec.items)
-    records.pop(pos)
-
-
-def undo_all(model: "InceptionV1") -> None:
-    """Undo every applied edit, newest first."""
-    while _records(model):
-        undo_edit(model)
-
-
-@contextlib.contextmanager
-def editing(model: "InceptionV1", *edits: Edit) -> Iterator["InceptionV1"]:
-    """Apply `edits` in order for the block; undone newest first, also on an exception.
-
-    >>> import weights, torch
-    >>> m = weights.model("random")
-    >>> with editing(m, zero_weights("conv2d1:0", "conv2d2:5"), scale_weights("conv2d1:1", "conv2d2:5", 2)):
-    ...     len(m.edits)
-    2
-    >>> m.edits
-    []
-    """
-    if len(edits) == 1 and not isinstance(edits[0], Edit) and isinstance(edits[0], Iterable):
-        edits = tuple(edits[0])
-    applied: list[Edit] = []
-    try:
-        for e in edits:
-            apply_edit(model, e)
-            applied.append(e)
-        yield model
-    finally:
-        for e in reversed(applied):
-            undo_edit(model, e)
-
-
-def edit_log(model: "InceptionV1") -> list[dict]:
-    """JSON-able descriptions of the applied edits, oldest first.
-
-    Each entry is the edit's `describe()` plus "realised": for each part, "exact"
-    (real parameters, or an implant's donor values), "exact (linear path)" (expanded
-    weights through ReLUs that are the identity for every input), "linearized model" (on units
-    re-expressed from the source layer) or "linear correction (not exact)" (only in
-    logs saved before edits said what they are), and "reexpressed": the parts whose
-    units the edit re-expressed itself (route="linearized").
-    """
-    return [_log_entry(r) for r in _records(model)]
-
-
-def _log_entry(rec: _Record) -> dict:
-    entry = rec.edit.describe()
-    entry["realised"] = [_realised(rec, j) for j in range(len(rec.edit.parts))]
-    if rec.reexpressed:
-        entry["reexpressed"] = list(rec.reexpressed)
-    return entry
-
-
-def _realised(rec: "_Record", j: int) -> str:
-    """How part `j` of the record's edit acts: see `edit_log`."""
-    edit, p = rec.edit, rec.edit.parts[j]
-    if p.kind != "expanded":
-        return "exact"
-    if j in rec.linear_paths:
-        return "exact (linear path)"
-    if getattr(edit, "route", None) == "legacy":
-        return "linear correction (not exact)"
-    return "linearized model"
-
-
-def _summary_with_kind(rec: _Record) -> str:
-    how: dict[str, list[str]] = {}
-    for j, p in enumerate(rec.edit.parts):
-        how.setdefault(_realised(rec, j), []).append(f"{p.kind} {p.src_layer}->{p.conv}")
-    parts = "; ".join(f"{k}: {', '.join(v)}" for k, v in how.items())
-    return f"{rec.edit.summary()} ({parts})"
-
-
-def descriptions(model: "InceptionV1") -> list[str]:
-    """One line per applied edit, oldest first (what `model.edits` shows)."""
-    return [r.description for r in _records(model)]
-
-
-# --- expanded paths (hooks) -------------------------------------------------
-
-from circuits.editing import paths as _paths  # noqa: E402  (needs the classes above)

@@ -45,7 +45,8 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from circuits.analysis.networks import WrongNetworkError, resolve
-from circuits.editing.edits import EditError, Reexpress, _dst_conv, _spec_str, drop_negative, editing, keep_only_inputs
+from circuits.editing.edits import Reexpress, drop_negative, editing, keep_only_inputs
+from circuits.editing.selection import EditError, _dst_conv, _spec_str
 from circuits.tuning.measure import DEFAULT_CURVATURES, radial_tuning
 from circuits.tuning.metrics import curve_metrics
 
@@ -257,7 +258,7 @@ def edit_experiment(
     >>> m = weights.model("random")
     >>> edit_experiment(m, early_curves="mixed3a:early_curves", route="direct")
     Traceback (most recent call last):
-    circuits.editing.edits.EditError: route 'direct' needs the early curves in the input of mixed3b_5x5_pre_relu (mixed3b_5x5_bottleneck), but 'mixed3a:early_curves' lies in mixed3a; use route='reexpress', or early curves in mixed3b_5x5_bottleneck
+    circuits.editing.EditError: route 'direct' needs the early curves in the input of mixed3b_5x5_pre_relu (mixed3b_5x5_bottleneck), but 'mixed3a:early_curves' lies in mixed3a; use route='reexpress', or early curves in mixed3b_5x5_bottleneck
     """
     route = _check_route(curves, early_curves, route, model)
     unknown = [c for c in conditions if c not in CONDITIONS]

@@ -31,7 +31,8 @@ from typing import TYPE_CHECKING, Callable
 import torch
 
 from circuits.core import graph
-from circuits.editing.edits import Edit, EditError, _dst_conv, _Part, _Record, _short, _spec_str, _units
+from circuits.editing.records import Edit, _Record
+from circuits.editing.selection import EditError, _dst_conv, _Part, _short, _spec_str, _units
 
 if TYPE_CHECKING:  # pragma: no cover
     from circuits.core.model import InceptionV1
@@ -48,7 +49,8 @@ class _SpliceItem:
     convs: tuple[str, ...]
     handles: list = field(default_factory=list)
 
-    def install(self, model: "InceptionV1") -> list:
+    def install(self, model: "InceptionV1", owner: object) -> list:
+        """Add the item's hooks, owned by the implant `owner`; returns their handles."""
         handles = []
         if self.first:
             donor, store, convs = self.donor, self.store, self.convs
@@ -59,7 +61,8 @@ class _SpliceItem:
                 return None
 
             run_donor.__qualname__ = f"implant_donor({', '.join(convs)})"
-            handles.append(model.add_hook(graph.INPUT, run_donor))
+            # The donor reads the input the model computes on (after the user's hooks on it).
+            handles.append(model.hook_points[graph.INPUT].add_owned(run_donor, owner, reads_output=True))
         idx = torch.tensor(self.part.dst_idx)
         conv, store = self.part.conv, self.store
 
@@ -72,7 +75,7 @@ class _SpliceItem:
             return x
 
         splice.__qualname__ = f"implant({conv}: {len(self.part.dst_idx)} channels)"
-        handles.append(model.add_hook(conv, splice))
+        handles.append(model.hook_points[conv].add_owned(splice, owner))
         return handles
 
 

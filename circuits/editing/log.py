@@ -33,20 +33,10 @@ import torch
 
 from circuits.core import graph
 from circuits.editing import paths as _paths
-from circuits.editing.edits import (
-    EditError,
-    Reexpress,
-    WeightEdit,
-    _DirectItem,
-    _ExpandedItem,
-    _grid,
-    _param,
-    _Record,
-    _ReexpressItem,
-    _reexpress_part,
-    _records,
-    _same_bits,
-)
+from circuits.editing.edits import Reexpress, WeightEdit, _reexpress_part
+from circuits.editing.paths import _ExpandedItem, _ReexpressItem
+from circuits.editing.records import _DirectItem, _grid, _param, _Record, _records, _same_bits
+from circuits.editing.selection import EditError
 
 if TYPE_CHECKING:  # pragma: no cover
     from circuits.core.model import InceptionV1
@@ -110,7 +100,7 @@ def replay(
     for rec in records:
         for item in rec.items:
             if not isinstance(item, _DirectItem):
-                item.handles = _paths.install(model, item)
+                item.handles = _paths.install(model, item, rec.edit)
         model.applied_edits.append(rec)
 
 

@@ -1,5 +1,10 @@
 """The hooks behind expanded weight edits and re-expressions (see `circuits.editing.edits`).
 
+The hooks belong to the edit that installs them (`HookPoint.add_owned`): the
+user's `clear_hooks()` and hook blocks leave them in place, and only undoing the
+edit removes them. The hook that keeps the source activation reads it after the
+user's hooks on that tensor, so the edited path sees what the real path sees.
+
 An expanded edit adds ``conv(src_activation, delta)`` to the destination conv's
 output channels; a re-expression replaces them by ``conv(src_activation, W) +
 bias_path``. Both need the source layer's activation from the same run, which a
@@ -25,18 +30,35 @@ that take a `network` argument default to InceptionV1 for code that calls them b
 from __future__ import annotations
 
 import functools
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
 
 from circuits.core import graph, ops  # noqa: F401 - ops: the docstring examples use it
+from circuits.editing.selection import EditError, _Part
 
 if TYPE_CHECKING:  # pragma: no cover
-    from circuits.editing.edits import _Part
     from circuits.core.model import InceptionV1
 
-__all__ = ["aligned_conv", "path_nodes", "linearized_path", "current_expanded", "install"]
+__all__ = ["aligned_conv", "path_nodes", "linearized_path", "expanded_weights", "install"]
+
+
+# --- what an applied expanded edit or re-expression holds ------------------
+
+
+@dataclass(eq=False)
+class _ExpandedItem:
+    part: _Part
+    delta: torch.Tensor  # [dst, src, kh, kw], added to the expanded weights
+    handles: list = field(default_factory=list)
+
+
+@dataclass(eq=False)
+class _ReexpressItem:
+    part: _Part
+    handles: list = field(default_factory=list)
 
 
 # --- geometry --------------------------------------------------------------
@@ -142,52 +164,28 @@ def expanded_weights(model: "InceptionV1", part: "_Part", src_idx=None) -> torch
     return weights_between(model, src, dst).detach()
 
 
-def current_expanded(model: "InceptionV1", part: "_Part") -> torch.Tensor:
-    """Expanded weights of the parameters plus the deltas of expanded edits already applied."""
-    from circuits.editing.edits import _ExpandedItem, _records
-
-    w = expanded_weights(model, part).clone()
-    rows = {c: i for i, c in enumerate(part.dst_idx)}
-    cols = {c: j for j, c in enumerate(part.src_idx)}
-    for rec in _records(model):
-        for item in rec.items:
-            if isinstance(item, _ExpandedItem) and item.part.key == part.key:
-                for a, d in enumerate(item.part.dst_idx):
-                    if d not in rows:
-                        continue
-                    for b, s in enumerate(item.part.src_idx):
-                        if s in cols:
-                            w[rows[d], cols[s]] += item.delta[a, b]
-    return w
-
-
 def check_supported(part: "_Part") -> None:
     """Raise unless a re-expression of `part` can be computed (see `path_nodes`)."""
     try:
         path_nodes(part.src_layer, part.conv, part.network)
     except ValueError as e:
-        from circuits.editing.edits import EditError
-
         raise EditError(str(e)) from None
 
 
 def check_delta_shape(part: "_Part", delta: torch.Tensor) -> None:
     """Raise unless `delta` has odd spatial sizes (the layout `aligned_conv` needs)."""
     if delta.shape[-1] % 2 == 0 or delta.shape[-2] % 2 == 0:
-        from circuits.editing.edits import EditError
-
         raise EditError(f"expanded delta for {part.key} has even kernel size {list(delta.shape[-2:])}")
 
 
 # --- hooks -------------------------------------------------------------------
 
 
-def install(model: "InceptionV1", item) -> list:
-    """Add the hooks of an expanded edit or re-expression item; returns their handles."""
-    from circuits.editing.edits import _ExpandedItem
-
+def install(model: "InceptionV1", item, owner: object) -> list:
+    """Add the hooks of an expanded edit or re-expression item, owned by the edit `owner`;
+    returns their handles (`HookPoint.remove` takes them off when the edit is undone)."""
     if hasattr(item, "install"):  # items that bring their own hooks (implants)
-        return item.install(model)
+        return item.install(model, owner)
     part = item.part
     g = part.network
     cache: dict[str, torch.Tensor] = {}
@@ -211,8 +209,8 @@ def install(model: "InceptionV1", item) -> list:
 
         add_delta.__qualname__ = f"expanded_edit({part.src_layer}->{part.conv})"
         keep_source.__qualname__ = f"expanded_edit_source({part.src_layer}->{part.conv})"
-        h_src = model.add_hook(part.src_layer, keep_source)
-        h_dst = model.add_hook(part.conv, add_delta)
+        h_src = model.hook_points[part.src_layer].add_owned(keep_source, owner, reads_output=True)
+        h_dst = model.hook_points[part.conv].add_owned(add_delta, owner)
         return [h_src, h_dst]
 
     all_src = list(range(g.node(part.src_layer).channels))
@@ -230,13 +228,10 @@ def install(model: "InceptionV1", item) -> list:
 
     reexpress.__qualname__ = f"reexpress({part.src_layer}->{part.conv})"
     keep_source.__qualname__ = f"reexpress_source({part.src_layer}->{part.conv})"
-    h_src = model.add_hook(part.src_layer, keep_source)
-    h_dst = model.add_hook(part.conv, reexpress)
+    h_src = model.hook_points[part.src_layer].add_owned(keep_source, owner, reads_output=True)
     # The re-expression replaces what the conv computed, so it must run before any
-    # other hook on that tensor (an expanded edit's delta is added on top of it).
-    hp = model.hook_points[part.conv]
-    hp.hooks.remove(h_dst)
-    hp.hooks.insert(0, h_dst)
+    # other edit hook on that tensor (an expanded edit's delta is added on top of it).
+    h_dst = model.hook_points[part.conv].add_owned(reexpress, owner, first=True)
     return [h_src, h_dst]
 
 

@@ -100,11 +100,13 @@ def save_family(path: str | os.PathLike, record: Mapping[str, Any]) -> Path:
 
 def read_family_file(path: str | os.PathLike) -> dict[str, Any]:
     """The validated record in a family file (no registration)."""
+    from circuits.core.files import read_text
+
     p = Path(path)
     if not p.is_file():
         raise FileNotFoundError(f"no family file at {p}")
     try:
-        record = json.loads(p.read_text())
+        record = json.loads(read_text(p, "family file"))
     except json.JSONDecodeError as e:
         raise ValueError(f"{p} is not JSON ({e})") from None
     return _validate(record, str(p))

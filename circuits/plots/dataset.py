@@ -21,6 +21,7 @@ import numpy as np
 
 from circuits.core.files import atomic_path
 from circuits.plots.setup import pyplot
+from circuits.plots.style import DPI, FONT_PT, colour_bar
 
 __all__ = ["histogram", "quilt", "topk_sheet", "label_views", "extraction_figure", "spline_figure", "write_sheet", "save"]
 
@@ -29,7 +30,7 @@ def _plt():
     return pyplot()
 
 
-def save(fig, path: str | os.PathLike, dpi: int = 100) -> Path:
+def save(fig, path: str | os.PathLike, dpi: int = DPI) -> Path:
     """Save `fig` atomically (format from the suffix) and close it."""
     plt = _plt()
     path = Path(path)
@@ -100,11 +101,11 @@ def _grid(rows: Sequence[tuple[str, Sequence]], path, title: str, cell: float = 
                 im, cap = items[c]
                 ax.imshow(_img(im), interpolation="lanczos")
                 if cap:
-                    ax.set_title(cap, fontsize=6, pad=1)
-        axes[r][0].set_ylabel(label, fontsize=7, rotation=0, ha="right", va="center")
+                    ax.set_title(cap, fontsize=FONT_PT, pad=1)
+        axes[r][0].set_ylabel(label, fontsize=FONT_PT, rotation=0, ha="right", va="center")
     fig.suptitle(title, fontsize=10)
-    fig.subplots_adjust(wspace=0.05, hspace=0.25 if any(cap for _, it in rows for _, cap in it) else 0.05, top=0.93)
-    return save(fig, path, dpi=65)
+    fig.subplots_adjust(wspace=0.05, hspace=0.3 if any(cap for _, it in rows for _, cap in it) else 0.05, top=0.93)
+    return save(fig, path)
 
 
 def quilt(s: Mapping, images: Mapping[str, object], path, per_bin: int = 8, title: str | None = None) -> Path:
@@ -115,7 +116,7 @@ def quilt(s: Mapping, images: Mapping[str, object], path, per_bin: int = 8, titl
         items = [(images[c["crop_id"]], None) for c in b["crops"][:per_bin] if c["crop_id"] in images]
         if items:
             rows.append((f"[{b['lo']:g}, {b['hi']:g})", items))
-    return _grid(rows, path, title or f"{s['unit']}: random crops by pre-ReLU activation bin")
+    return _grid(rows, path, title or f"{s['unit']}: random crops by pre-ReLU activation bin (rows: bin, highest on top)")
 
 
 def topk_sheet(s: Mapping, images: Mapping[str, object], path, k: int = 12) -> Path:
@@ -125,7 +126,7 @@ def topk_sheet(s: Mapping, images: Mapping[str, object], path, k: int = 12) -> P
     per_row = 6
     rows = [("top" if i == 0 else "", top[i : i + per_row]) for i in range(0, len(top), per_row)]
     rows += [("bottom" if i == 0 else "", bottom[i : i + per_row]) for i in range(0, len(bottom), per_row)]
-    return _grid(rows, path, f"{s['unit']}: strongest and most negative crops", cell=1.1)
+    return _grid(rows, path, f"{s['unit']}: strongest and most negative crops (caption: pre-ReLU activation)", cell=1.1)
 
 
 def label_views(views: Mapping, path) -> Path:
@@ -141,13 +142,15 @@ def label_views(views: Mapping, path) -> Path:
     dens = np.asarray([[b["density_by_label"][lab] for b in views["bins"]] for lab in labels])
     cs = [colours.get(lab, None) for lab in labels]
     axes[0].stackplot(x, cond, labels=labels, colors=cs, step="mid")
-    axes[0].set(title="p(label | activation bin)", xlabel="pre-ReLU activation", ylim=(0, 1))
+    axes[0].set(title="p(label | activation bin)", xlabel="pre-ReLU activation", ylabel="fraction of the bin's crops",
+                ylim=(0, 1))
     axes[1].stackplot(x, dens, labels=labels, colors=cs, step="mid")
-    axes[1].set(title="density of all crops, split by label", xlabel="pre-ReLU activation")
+    axes[1].set(title="density of all crops, split by label", xlabel="pre-ReLU activation",
+                ylabel="density (per unit of activation)")
     share = [views["expected_share"][lab] for lab in labels]
     axes[2].bar(labels, share, color=cs)
-    axes[2].set(title="share of the expected post-ReLU activation", ylim=(0, 1))
-    axes[0].legend(fontsize=7, loc="upper left")
+    axes[2].set(title="share of the expected post-ReLU activation", xlabel="label", ylabel="share", ylim=(0, 1))
+    axes[0].legend(fontsize=FONT_PT + 1, loc="upper left")
     fig.suptitle(f"{views['unit']}: {views['n_labelled']} hand-labelled crops", fontsize=10)
     return save(fig, path)
 
@@ -159,19 +162,21 @@ def extraction_figure(image, res: Mapping, path, title: str = "") -> Path:
     a = np.where(res["inside"], res["attribution"], 0.0)
     axes[0].imshow(_img(image))
     axes[0].set_title("image", fontsize=9)
-    axes[1].imshow(a, cmap="magma", vmax=np.quantile(a, 0.995) or None)
+    im = axes[1].imshow(a, cmap="magma", vmax=np.quantile(a, 0.995) or None)
+    colour_bar(fig, axes[1], im, "family attribution (clipped at its 99.5th percentile)")
     rp = res["ridge_precision"]
     rr = res["ridge_recall"]
     axes[1].set_title(f"attribution (ridge precision {rp['attribution']:.2f}, recall {rr['attribution']:.2f})",
                       fontsize=9)
-    axes[2].imshow(res["canny"], cmap="gray")
+    edges = np.asarray(res["canny"], dtype=bool)
+    axes[2].imshow(np.stack([edges] * 3, axis=-1).astype(float))  # an edge map: white edges on black
     axes[2].set_title(f"Canny (ridge precision {rp['canny']:.2f}, recall {rr['canny']:.2f}; chance "
                       f"{rp['chance']:.2f})", fontsize=9)
     for ax in axes:
         ax.axis("off")
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
-    return save(fig, path, dpi=70)
+    return save(fig, path)
 
 
 def spline_figure(image, amap, fits, path, title: str = "", truth=None) -> Path:
@@ -180,7 +185,8 @@ def spline_figure(image, amap, fits, path, title: str = "", truth=None) -> Path:
     fits = fits if isinstance(fits, (list, tuple)) else [fits]
     fig, axes = plt.subplots(1, 2, figsize=(8, 4.2))
     axes[0].imshow(_img(image))
-    axes[1].imshow(np.asarray(amap), cmap="magma")
+    im = axes[1].imshow(np.asarray(amap), cmap="magma")
+    colour_bar(fig, axes[1], im, "attribution")
     for ax in axes:
         if truth is not None:
             t = np.asarray(truth)
@@ -195,9 +201,12 @@ def spline_figure(image, amap, fits, path, title: str = "", truth=None) -> Path:
         ax.axis("off")
     axes[0].set_title("traced spline", fontsize=9)
     axes[1].set_title("attribution map it maximizes", fontsize=9)
+    shown = dict(zip(*axes[0].get_legend_handles_labels()[::-1]))  # one entry per label
+    if shown:
+        axes[0].legend(shown.values(), shown.keys(), fontsize=FONT_PT + 1, loc="lower right")
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
-    return save(fig, path, dpi=80)
+    return save(fig, path)
 
 
 def write_sheet(summary: Mapping, source, out_dir: str | os.PathLike, per_bin: int | None = None, seed: int = 0,
@@ -226,7 +235,7 @@ def write_sheet(summary: Mapping, source, out_dir: str | os.PathLike, per_bin: i
                 ax.imshow(crops[chunk[k]].permute(1, 2, 0).numpy())
                 ax.set_title(str(start + k + 1), fontsize=8, pad=2)
         fig.suptitle(f"label each crop: {', '.join(LABELS)} (page {page})", fontsize=10)
-        files.append(save(fig, out / f"sheet-{page:02d}.png", dpi=90))
+        files.append(save(fig, out / f"sheet-{page:02d}.png"))
     csv_path = out / "labels.csv"
     buf = io.StringIO()
     w = csv.writer(buf)

@@ -1,8 +1,8 @@
 """The figure of the circuit-editing experiments: one radial plot per condition, side by side.
 
-As in "Curve Circuits": every curve unit's radial tuning curve in each panel, coloured by
-the unit's preferred orientation (unedited), all panels on one radial scale so that a
-lowered or raised peak shows as such.
+As in "Curve Circuits": every curve unit's radial tuning curve in each panel, each unit in
+its own colour (the same in every panel), all panels on one radial scale, labelled, so
+that a lowered or raised peak shows as such.
 
 Example:
     >>> import weights
@@ -18,7 +18,17 @@ from pathlib import Path
 
 import numpy as np
 
-from circuits.plots.tuning import _check_path, _closed, _plt, _polar, save_figure
+from circuits.plots.style import FONT_PT, unit_styles
+from circuits.plots.tuning import (
+    ANGLE_CAPTION,
+    RADIAL_QUANTITY,
+    _check_path,
+    _closed,
+    _plt,
+    _polar,
+    _radial_labels_off_the_curves,
+    save_figure,
+)
 
 __all__ = ["plot_edit_experiment"]
 
@@ -30,21 +40,23 @@ def plot_edit_experiment(exp, path, *, title: str | None = None) -> Path:
     conds = exp.conditions
     fig = plt.figure(figsize=(4.0 * len(conds), 4.6))
     top = max(float(np.max(c)) for c in exp.curves.values())
-    ref = exp.curves.get("unedited", next(iter(exp.curves.values())))
-    prefs = [float(exp.angles_deg[int(np.argmax(c))]) if np.max(c) > 0 else 0.0 for c in ref]
-    cmap = plt.get_cmap("hsv")
+    styles = unit_styles(len(exp.units))
     summary = exp.summary()
     for i, cond in enumerate(conds):
         ax = fig.add_subplot(1, len(conds), i + 1, projection="polar")
-        _polar(ax)
-        for u, c, pref in zip(exp.units, exp.curves[cond], prefs):
+        # One radial scale for all panels; said once, under the first.
+        _polar(ax, f"{RADIAL_QUANTITY} (raw units, same scale in every panel)" if i == 0 else None)
+        for u, c, (colour, style) in zip(exp.units, exp.curves[cond], styles):
             ta, r = _closed(exp.angles_deg, c)
-            ax.plot(ta, r, lw=1.2, color=cmap(pref / 360.0), label=u.split(":")[-1])
+            ax.plot(ta, r, style, lw=1.3, color=colour, label=u.split(":")[-1])
         ax.set_ylim(0, top * 1.05 if top > 0 else 1.0)
+        _radial_labels_off_the_curves(ax)
         s = summary[cond]
         ax.set_title(f"{cond}\nmedian peak {s['median_peak']:.0f}, echo {s['median_echo']:.2f}", fontsize=9)
         if i == len(conds) - 1:
-            ax.legend(fontsize=6, loc="center left", bbox_to_anchor=(1.08, 0.5), title="unit", title_fontsize=7)
+            ax.legend(fontsize=FONT_PT, loc="center left", bbox_to_anchor=(1.08, 0.5), title="unit",
+                      title_fontsize=FONT_PT + 1, frameon=False)
     fig.suptitle(title or f"{exp.curve_family} from {exp.early_family} (route: {exp.route})", fontsize=10)
+    fig.text(0.5, 0.0, ANGLE_CAPTION, ha="center", va="top", fontsize=FONT_PT + 1, color="0.25")
     fig.tight_layout()
     return save_figure(fig, p)

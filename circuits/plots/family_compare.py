@@ -1,8 +1,8 @@
 """Figures of `circuits.tuning.family_compare`: curve families of several networks side by side.
 
 * `plot_families`: one polar panel per family (each unit's radial tuning curve,
-  normalised to its own peak, coloured by its preferred orientation: the article's
-  banner), and, when given, a panel of the early -> curve weights by orientation
+  normalised to its own peak, in its own colour, the units in order of preferred
+  orientation: the article's banner), and, when given, a panel of the early -> curve weights by orientation
   difference for each network.
 
 Example:
@@ -16,7 +16,8 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from circuits.plots.tuning import _closed, _plt, _polar, orientation_colour, save_figure
+from circuits.plots.style import FONT_PT, unit_styles
+from circuits.plots.tuning import ANGLE_CAPTION, _closed, _radial_labels_off_the_curves, _plt, _polar, save_figure
 
 __all__ = ["plot_families"]
 
@@ -31,12 +32,15 @@ def plot_families(profiles: Sequence, path, *, weights: Sequence[Mapping[str, An
     fig = plt.figure(figsize=(4.2 * n, 4.6))
     for i, p in enumerate(profiles):
         ax = fig.add_subplot(1, n, i + 1, projection="polar")
-        _polar(ax)
-        for u, c, pref in zip(p.units, p.radial, p.pref_deg):
+        _polar(ax, "response / its peak")
+        order = sorted(range(len(p.units)), key=lambda k: p.pref_deg[k])
+        for k, (colour, style) in zip(order, unit_styles(len(order))):
+            c = p.radial[k]
             if not c.max() > 0:
                 continue
-            ax.plot(*_closed(p.angles, c / c.max()), color=orientation_colour(pref / 360.0), lw=1.2)
+            ax.plot(*_closed(p.angles, c / c.max()), style, color=colour, lw=1.2)
         ax.set_ylim(0, 1.05)
+        _radial_labels_off_the_curves(ax)
         ax.set_title(f"{p.label}\n{p.network} {p.layer}, {len(p.units)} units", fontsize=9, pad=14)
     if weights:
         ax = fig.add_subplot(1, n, n)
@@ -50,7 +54,8 @@ def plot_families(profiles: Sequence, path, *, weights: Sequence[Mapping[str, An
         ax.set_xlabel("orientation difference, curve - early (degrees)")
         ax.set_ylabel("mean expanded weight / max |mean|")
         ax.set_xticks([-180, -90, 0, 90, 180])
-        ax.legend(fontsize=7, frameon=False, loc="upper center", bbox_to_anchor=(0.5, -0.16))
+        ax.legend(fontsize=FONT_PT, frameon=False, loc="upper center", bbox_to_anchor=(0.5, -0.16))
         ax.set_title("early curves -> curves, by orientation difference", fontsize=9)
+    fig.text(0.5, 0.0, ANGLE_CAPTION, ha="center", va="top", fontsize=FONT_PT + 1, color="0.25")
     fig.tight_layout()
     return save_figure(fig, path)

@@ -25,6 +25,8 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.collections import LineCollection
 from matplotlib.figure import Figure
 
+from circuits.plots.style import DPI, FONT_PT
+
 __all__ = ["layout", "plot_graph", "POSITIVE", "NEGATIVE"]
 
 POSITIVE = "#d6604d"  # red
@@ -64,7 +66,7 @@ def plot_graph(
     *,
     title: str | None = None,
     labels: bool | None = None,
-    dpi: int = 120,
+    dpi: int = DPI,
 ) -> Path:
     """Draw `G` (from `circuit_graph`) laid out by layer and save it (PNG, PDF or SVG).
 
@@ -105,8 +107,9 @@ def plot_graph(
     ax.scatter(xs, ys, s=18, c="k", zorder=2)
     for n, (x, y) in pos.items():
         if labels or (labels is None and col_size[int(G.nodes[n]["column"])] <= 60):
-            ax.text(x + 0.04, y, _label(n, G.nodes[n]), fontsize=6, va="center", zorder=3)
+            ax.text(x + 0.04, y, _label(n, G.nodes[n]), fontsize=FONT_PT, va="center", zorder=3)
     ax.set_xticks(cols, [col_layer[c] for c in cols])
+    ax.set_xlabel("layer (upstream to downstream); units top to bottom in family order")
     ax.set_yticks([])
     ax.set_xlim(min(cols) - 0.3, max(cols) + 0.6)
     ax.set_ylim(-0.05, 1.05)

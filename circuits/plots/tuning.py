@@ -1,9 +1,10 @@
 """Figures of tuning measurements (matplotlib, Agg backend), written to PNG/SVG/PDF files.
 
 * `plot_radial`: a family's radial tuning curves around one circle, as in "Curve
-  Detectors": each unit's curve in its own colour, drawn at the orientations of the
-  article's convention (0 at the right, angles clockwise on screen, 90 at the bottom),
-  so a unit's lobe points the way its preferred curve bulges.
+  Detectors": each unit's curve in its own colour (a qualitative map, see
+  `circuits.plots.style`), drawn at the orientations of the article's convention (0 at
+  the right, angles clockwise on screen, 90 at the bottom), so a unit's lobe points the
+  way its preferred curve bulges; the radial axis has its scale and says what it is.
 * `plot_overlay`: several curves of one unit (e.g. hand-built, published, trained).
 * `plot_response_map`: the orientation x curvature heat maps (`ResponseMap`).
 * `plot_stimuli`: a sheet of rendered stimuli.
@@ -25,43 +26,16 @@ from typing import Mapping, Sequence
 import numpy as np
 import torch
 from circuits.core.files import atomic_path
+from circuits.plots.style import DPI, FONT_PT, unit_styles
 
-__all__ = ["plot_radial", "plot_overlay", "plot_response_map", "plot_stimuli", "save_figure", "orientation_colour"]
+__all__ = ["plot_radial", "plot_overlay", "plot_response_map", "plot_stimuli", "save_figure"]
 
 SUFFIXES = (".png", ".svg", ".pdf")
 
 # What plot_radial shows, said on the figure: the radial axis and the default title.
 RADIAL_QUANTITY = "post-ReLU response, mean over curvature"
-# Darkest relative luminance allowed for a curve colour: at most 0.25 gives a contrast
-# of at least 3:1 against white (WCAG's minimum for graphics).
-MAX_LUMINANCE = 0.25
-
-
-def _luminance(rgb) -> float:
-    """WCAG relative luminance of an sRGB colour in [0, 1]."""
-    lin = [c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4 for c in rgb]
-    return 0.2126 * lin[0] + 0.7152 * lin[1] + 0.0722 * lin[2]
-
-
-def orientation_colour(fraction: float) -> tuple[float, float, float]:
-    """A colour around the hue circle (fraction 0..1 of a turn), dark enough to read on white.
-
-    Hues are those of matplotlib's "hsv" map, but yellows and greens (too light at
-    full value) are darkened until their contrast with white is at least 3:1.
-
-    >>> r, g, b = orientation_colour(1 / 6)       # yellow, darkened
-    >>> round(1.05 / (_luminance((r, g, b)) + 0.05), 1) >= 3.0
-    True
-    """
-    import colorsys
-
-    h = float(fraction) % 1.0
-    light = 0.5
-    rgb = colorsys.hls_to_rgb(h, light, 1.0)
-    while _luminance(rgb) > MAX_LUMINANCE and light > 0.05:
-        light -= 0.01
-        rgb = colorsys.hls_to_rgb(h, light, 1.0)
-    return rgb
+# The angular axis, said under every polar plot.
+ANGLE_CAPTION = "angle: curve orientation in degrees (0 = ')', 90 = '∪')"
 
 
 def _plt():
@@ -85,19 +59,45 @@ def save_figure(fig, path) -> Path:
     plt = _plt()
     try:
         with atomic_path(p) as tmp:
-            fig.savefig(tmp, dpi=120, bbox_inches="tight", format=p.suffix[1:])
+            fig.savefig(tmp, dpi=DPI, bbox_inches="tight", format=p.suffix[1:])
     finally:
         plt.close(fig)
     return p
 
 
-def _polar(ax):
-    # The article's convention: 0 at +x (right), angles clockwise on screen (y down).
+def _polar(ax, radius: str | None = None):
+    """The article's convention: 0 at +x (right), angles clockwise on screen (y down);
+    radial ticks with their values, and `radius` (what the radius is) under the axes."""
+    from matplotlib.ticker import FormatStrFormatter, MaxNLocator
+
     ax.set_theta_zero_location("E")
     ax.set_theta_direction(-1)
     ax.set_xticks(np.deg2rad(np.arange(0, 360, 45)))
-    ax.set_yticklabels([])  # plot_radial labels its radial axis (raw units); normalized plots need none
+    ax.tick_params(axis="x", labelsize=FONT_PT + 1, pad=1)
+    ax.yaxis.set_major_locator(MaxNLocator(4))
+    ax.yaxis.set_major_formatter(FormatStrFormatter("%g"))
+    ax.tick_params(axis="y", labelsize=FONT_PT, labelcolor="0.25")
+    ax.set_rlabel_position(292.5)  # moved off the lobes by _radial_labels_off_the_curves once drawn
     ax.grid(alpha=0.3)
+    if radius:
+        ax.text(0.5, -0.1, f"radius: {radius}", transform=ax.transAxes, ha="center", va="top",
+                fontsize=FONT_PT, color="0.25")
+
+
+def _radial_labels_off_the_curves(ax) -> None:
+    """Put the radial tick labels between two angle gridlines where the drawn curves are lowest."""
+    candidates = np.arange(22.5, 360, 45)
+    reach = np.zeros(candidates.size)
+    for line in ax.lines:
+        theta, r = (np.asarray(v, dtype=float) for v in line.get_data())
+        if theta.size < 2:
+            continue
+        deg = np.rad2deg(theta) % 360
+        for i, c in enumerate(candidates):
+            near = np.abs((deg - c + 180) % 360 - 180) <= 12
+            if near.any():
+                reach[i] = max(reach[i], float(r[near].max()))
+    ax.set_rlabel_position(float(candidates[int(np.argmin(reach))]))
 
 
 def _closed(angles, curve):
@@ -126,31 +126,26 @@ def plot_radial(
     plt = _plt()
     fig = plt.figure(figsize=(6.4, 6.4))
     ax = fig.add_subplot(projection="polar")
+    units = "each unit normalized to its peak" if normalize else "raw units"
+    radial_label = f"{RADIAL_QUANTITY} ({units})"
     _polar(ax)
-    for i, (label, c) in enumerate(curves.items()):
+    for (label, c), (colour, style) in zip(curves.items(), unit_styles(len(curves))):
         c = np.asarray(c, dtype=float)
         if c.shape != np.shape(angles_deg):
             raise ValueError(f"curve {label!r} has {c.size} samples for {len(angles_deg)} angles")
         if normalize and c.max() > 0:
             c = c / c.max()
-        colour = orientation_colour(np.argmax(c) / c.size)
         a, r = _closed(angles_deg, c)
-        ax.plot(a, r, color=colour, lw=1.4, label=label)
+        ax.plot(a, r, style, color=colour, lw=1.5, label=label)
         if fill:
-            ax.fill(a, r, color=colour, alpha=0.12)
+            ax.fill(a, r, color=colour, alpha=0.08)
     ax.set_ylim(bottom=0)
-    # Radial ticks with their values, and what they measure.
-    ax.yaxis.set_major_formatter(plt.matplotlib.ticker.FormatStrFormatter("%g"))
-    ax.tick_params(axis="y", labelsize=7, labelcolor="0.3")
-    ax.set_rlabel_position(112.5)
-    units = "each unit normalized to its peak" if normalize else "raw units"
-    radial_label = f"{RADIAL_QUANTITY} ({units})"
-    ax.text(np.deg2rad(112.5), ax.get_rmax() * 1.08, radial_label, fontsize=7, color="0.3",
-            ha="left", va="bottom", rotation=0)
-    ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize=8, frameon=False)
+    _radial_labels_off_the_curves(ax)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize=FONT_PT + 1, frameon=False)
     ax.set_title(title or f"radial tuning: {RADIAL_QUANTITY}", pad=18)
-    fig.text(0.5, 0.02, f"radius: {radial_label}; angle: curve orientation in degrees (0 = ')', 90 = '∪')",
-             ha="center", fontsize=8, color="0.25")
+    # What the radius and the angle are, under the plot (not across the lobes).
+    fig.text(0.5, 0.02, f"radius: {radial_label}\n{ANGLE_CAPTION}", ha="center", va="top",
+             fontsize=FONT_PT + 1, color="0.25")
     return save_figure(fig, path)
 
 
@@ -173,7 +168,7 @@ def plot_overlay(
     plt = _plt()
     fig = plt.figure(figsize=(5.6, 5.6))
     ax = fig.add_subplot(projection="polar")
-    _polar(ax)
+    _polar(ax, "response / its peak" if normalize else "response (raw units)")
     styles = ["-", "--", ":", "-."]
     for i, (label, c) in enumerate(curves.items()):
         a = angles[label] if isinstance(angles, Mapping) else angles
@@ -183,7 +178,8 @@ def plot_overlay(
         ta, r = _closed(a, c)
         ax.plot(ta, r, styles[i % len(styles)], lw=1.5, label=label)
     ax.set_ylim(bottom=0)
-    ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize=8, frameon=False)
+    _radial_labels_off_the_curves(ax)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize=FONT_PT + 1, frameon=False)
     ax.set_title(f"{unit} tuning{' (normalized)' if normalize else ''}", pad=18)
     return save_figure(fig, path)
 
@@ -244,6 +240,6 @@ def plot_stimuli(images: torch.Tensor, path, *, titles: Sequence[str] | None = N
         if i < n:
             ax.imshow(pics[i], interpolation="nearest")
             if titles is not None:
-                ax.set_title(titles[i], fontsize=7)
+                ax.set_title(titles[i], fontsize=FONT_PT)
     fig.tight_layout()
     return save_figure(fig, path)

@@ -25,6 +25,7 @@ from matplotlib.figure import Figure
 from circuits.core.files import atomic_path
 from circuits.analysis.expanded import connection, weights_between
 from circuits.core.units import Unit
+from circuits.plots.style import DPI, FONT_PT
 
 __all__ = ["weight_grid", "plot_weights", "plot_weights_between", "CMAP"]
 
@@ -72,7 +73,7 @@ def plot_weights(
     title: str | None = None,
     scale: float | None = None,
     tile_inches: float = 0.45,
-    dpi: int = 120,
+    dpi: int = DPI,
 ) -> Path:
     """Save the tile grid of ``w [dst, src, k, k]`` to the PNG `path`; returns the path.
 
@@ -97,9 +98,9 @@ def plot_weights(
     im = ax.imshow(np.ma.masked_invalid(grid), cmap=CMAP, vmin=-vmax, vmax=vmax, interpolation="nearest")
     centres_x = [j * step + (k - 1) / 2 for j in range(s)]
     centres_y = [i * step + (k - 1) / 2 for i in range(d)]
-    label_size = 7 if max(d, s) <= 40 else 4
-    ax.set_xticks(centres_x, [u.id.split(":")[1] for u in src_units], rotation=90, fontsize=label_size)
-    ax.set_yticks(centres_y, [u.id.split(":")[1] for u in dst_units], fontsize=label_size)
+    # Tiles are at least `tile_inches` apart, more than a FONT_PT label is tall: every label fits.
+    ax.set_xticks(centres_x, [u.id.split(":")[1] for u in src_units], rotation=90, fontsize=FONT_PT)
+    ax.set_yticks(centres_y, [u.id.split(":")[1] for u in dst_units], fontsize=FONT_PT)
     ax.tick_params(length=0)
     ax.set_xlabel(f"source: {src_units[0].layer}")
     ax.set_ylabel(f"destination: {dst_units[0].layer}")
@@ -108,8 +109,8 @@ def plot_weights(
     if title:
         ax.set_title(title, fontsize=9)
     cb = fig.colorbar(im, ax=ax, shrink=0.6, pad=0.02)
-    cb.set_label("weight (red +, blue -)", fontsize=7)
-    cb.ax.tick_params(labelsize=6)
+    cb.set_label("weight (red +, blue -)", fontsize=FONT_PT + 1)
+    cb.ax.tick_params(labelsize=FONT_PT)
     return _save_atomic(fig, Path(path), dpi)
 
 

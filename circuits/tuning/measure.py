@@ -506,10 +506,12 @@ def radial_tuning(
     curv = _validate_curvatures(curvatures)
     angles = angles_for(int(n_angles))
     curves = np.zeros((len(us), len(angles)))
-    row = {u: i for i, u in enumerate(us)}
+    rows: dict = {}  # a unit named twice is measured once and fills both of its rows
+    for i, u in enumerate(us):
+        rows.setdefault(u, []).append(i)
     n_stimuli = 0
     used: dict[str, dict] = {}
-    for layer, group in _by_layer(us).items():
+    for layer, group in _by_layer(list(rows)).items():
         params = {**default_curve_params(layer, model), **dict(stimulus or {})}
         for bad in ("orientation", "curvature", "radius"):
             if bad in params:
@@ -520,7 +522,7 @@ def radial_tuning(
         )
         r = torch.relu(r).reshape(len(curv), len(angles), len(group)).mean(0)
         for j, u in enumerate(group):
-            curves[row[u]] = r[:, j].double().numpy()
+            curves[rows[u]] = r[:, j].double().numpy()
         n_stimuli += len(sweep)
         used[layer] = {k: (list(v) if isinstance(v, tuple) else v) for k, v in params.items()}
     return RadialTuning([u.id for u in us], angles, curves, curv, n_stimuli, used)

@@ -1,0 +1,218 @@
+"""Which weights an edit changes: units resolved, split into parts by destination conv and source layer.
+
+A `_Part` is the piece of an edit between one source layer and one destination
+convolution: "direct" when the conv reads the source channels (possibly through
+channel-wise ops), "expanded" when it reaches them through other layers (see
+`circuits.editing.edits` for what each computes). Nothing here touches a model.
+
+Example:
+    >>> from circuits.editing.selection import _plan, _units
+    >>> [(p.kind, p.src_layer, p.conv) for p in _plan(_units("conv2d1:0", "source"), _units("conv2d2:5", "destination"))]
+    [('direct', 'conv2d1', 'conv2d2_pre_relu')]
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Sequence
+
+from circuits.analysis.networks import WrongNetworkError, common_network, resolve
+from circuits.core import graph
+from circuits.core.units import Unit
+
+__all__ = ["EditError", "OPS", "ROUTES"]
+
+OPS = ("set", "scale", "zero", "drop_negative", "drop_positive")
+
+class EditError(ValueError):
+    """An edit that does not fit the model, or cannot be undone."""
+
+
+EditError.__module__ = "circuits.editing"  # its public name, shown in tracebacks
+
+
+# --- where an edit acts ----------------------------------------------------
+
+
+def _dst_conv(u: Unit) -> str:
+    """The conv node whose output channel `u.branch_channel` computes unit `u` (in its network)."""
+    g = u.network
+    found = g.conv_of(u.layer, u.channel)
+    if found is not None:
+        return found[0]
+    n = g.node(u.branch)
+    examples = "conv2d2:5, mixed3b:379, mixed3b_5x5_bottleneck:3" if g is graph.INCEPTION_V1 else "mixed2:67, conv2d_22:3"
+    raise EditError(
+        f"unit {u.id} is computed by a {n.op} ({n.name}), which has no weights to edit; "
+        f"destination units must be outputs of a convolution (e.g. {examples})"
+    )
+
+
+def _direct_channel(conv: str, u: Unit) -> int | None:
+    """Channel of `u` in the input of `conv` if `u` is read by `conv` directly, else None."""
+    g = u.network
+    inp = g.node(conv).inputs[0]
+    if u.layer == inp:
+        return u.channel
+    # A unit named by its branch tensor (mixed3a_5x5:3) is channel offset+3 of the concat.
+    for b, off, _ in g.branches(inp):
+        if b == u.layer and b != inp:
+            return off + u.channel
+    return None
+
+
+@dataclass
+class _Part:
+    """The piece of an edit between one source layer and one destination conv."""
+
+    kind: str  # "direct" | "expanded"
+    conv: str  # conv node computing the destination units
+    src_layer: str  # tensor the source channels index (conv input when direct)
+    dst_rows: list[int]  # positions in the edit's dst list
+    src_cols: list[int]  # positions in the edit's src list
+    dst_idx: list[int]  # output channels of `conv`
+    src_idx: list[int]  # channels of `src_layer`
+    # The network whose tensors these are (not in the JSON: the unit ids name it).
+    network: graph.Graph = field(default=graph.INCEPTION_V1, repr=False)
+
+    @property
+    def param(self) -> str:
+        return f"{self.network.node(self.conv).param}.weight"
+
+    @property
+    def key(self) -> str:
+        """The tensor this part changes: a parameter, or a (source, conv) expanded map."""
+        return self.param if self.kind == "direct" else f"expanded:{self.src_layer}->{self.conv}"
+
+    def to_json(self) -> dict:
+        return {k: getattr(self, k) for k in ("kind", "conv", "src_layer", "dst_rows", "src_cols", "dst_idx", "src_idx")}
+
+
+ROUTES = ("auto", "linearized")
+# A path made only of channel-wise ops (the op table's `channelwise`: ReLU, pools) and
+# concatenations keeps every channel of the conv's input a function of one source
+# channel, so an edit that scales whole (dst, src) pairs is a real parameter edit.
+
+
+def _channelwise_channel(conv: str, u: Unit) -> int | None:
+    """Channel of `conv`'s input that is a channel-wise function of `u` alone, else None.
+
+    E.g. mixed3a:81 -> mixed3b_pool_reduce_pre_relu reads it through the max-pool
+    mixed3b_pool: channel 81 of mixed3b_pool depends on mixed3a:81 only.
+    """
+    g = u.network
+    t = g.node(conv).inputs[0]
+    while t != u.layer and g.node(t).kind.channelwise:
+        t = g.node(t).inputs[0]
+    if t == u.layer:
+        return u.channel
+    if g.node(t).kind.joins_branches:
+        for b, off, _ in g.branches(t):
+            if b == u.layer:
+                return off + u.channel
+    return None
+
+
+def _nonlinearities(src_layer: str, conv: str, g: graph.Graph = graph.INCEPTION_V1) -> list[str]:
+    """'name (op)' of each nonlinear node on the paths from `src_layer` to `conv` in network `g`."""
+    anc = g.ancestors(conv)
+    return [
+        f"{n.name} ({n.op})"
+        for n in g.nodes
+        if n.name in anc and n.name != src_layer and src_layer in g.ancestors(n.name) and n.kind.nonlinear
+    ]
+
+
+def _plan(src: Sequence[Unit], dst: Sequence[Unit], op: str = "scale", route: str = "auto") -> list[_Part]:
+    """Split (src x dst) into parts by destination conv and source layer.
+
+    A pair is "direct" when the conv reads the source channel (possibly through
+    channel-wise pools/ReLUs, when `op` scales each pair by one number: see
+    `_realisable_channelwise`), else "expanded". Route "legacy" (logs written before
+    edits said what they are) plans every non-direct pair as expanded.
+    """
+    try:
+        g = common_network([*src, *dst], "source and destination units")
+    except WrongNetworkError as e:
+        raise EditError(str(e)) from None
+    groups: dict[tuple[str, str], _Part] = {}
+    for r, d in enumerate(dst):
+        conv = _dst_conv(d)
+        for c, s in enumerate(src):
+            ch = _direct_channel(conv, s)
+            if ch is None and route == "auto":
+                ch = _channelwise_channel(conv, s)
+                if ch is not None and not _realisable_channelwise(op, conv, g):
+                    ch = None  # stays expanded; refused unless re-expressed (see _prepare)
+            if ch is not None:
+                kind, layer = "direct", g.node(conv).inputs[0]
+            else:
+                if s.layer not in g.ancestors(conv) or s.layer == conv:
+                    raise EditError(
+                        f"source unit {s.id} is not upstream of destination unit {d.id} "
+                        f"({s.layer} does not feed {conv})"
+                    )
+                kind, layer, ch = "expanded", s.layer, s.channel
+            part = groups.get((layer, conv))
+            if part is None:
+                part = groups[(layer, conv)] = _Part(kind, conv, layer, [], [], [], [], g)
+            if r not in part.dst_rows:
+                part.dst_rows.append(r)
+                part.dst_idx.append(d.branch_channel)
+            if c not in part.src_cols:
+                part.src_cols.append(c)
+                part.src_idx.append(ch)
+    return list(groups.values())
+
+
+def _realisable_channelwise(op: str, conv: str, g: graph.Graph = graph.INCEPTION_V1) -> bool:
+    """Whether `op` on expanded weights through a channel-wise path is the same op on the conv.
+
+    Through channel-wise ops the expanded weights of a pair are the conv's slice
+    composed with a non-negative kernel L (max-pool -> average pool, ReLU -> identity):
+    W[d, s] = K[d, t] * L. Scaling or zeroing W[d, s] is scaling or zeroing K[d, t];
+    keeping W's positive (negative) part is keeping K's only for a 1x1 K (then W is
+    K times L >= 0, one sign per pair). Setting W to given values is no conv edit.
+    """
+    if op in ("scale", "zero"):
+        return True
+    if op in ("drop_negative", "drop_positive"):
+        return g.node(conv).kernel == (1, 1)
+    return False
+
+
+def _units(spec, what: str, network=None) -> tuple[Unit, ...]:
+    """The units of `spec`, all of one network (`network`'s, a model or Graph, when given)."""
+    try:
+        units = resolve(spec, network)
+    except WrongNetworkError as e:
+        raise EditError(f"bad {what} {_short(spec)}: {e}") from None
+    except (KeyError, IndexError) as e:
+        raise EditError(f"bad {what} {spec!r}: {e}") from None
+    seen: set[Unit] = set()
+    dup = [u.id for u in units if u in seen or seen.add(u)]
+    if dup:
+        raise EditError(f"{what} lists {', '.join(dup[:5])} more than once; each unit may appear once")
+    return tuple(units)
+
+
+def _spec_str(spec) -> str | list:
+    """A JSON-able form of a unit/family spec, as the user gave it."""
+    if isinstance(spec, str):
+        return spec
+    if isinstance(spec, Unit):
+        return spec.id
+    if isinstance(spec, tuple) and len(spec) == 2 and isinstance(spec[0], str):
+        return f"{spec[0]}:{spec[1]}"
+    if hasattr(spec, "id") and hasattr(spec, "units"):  # a Family
+        return spec.id
+    return [_spec_str(s) for s in spec]
+
+
+def _short(spec) -> str:
+    s = _spec_str(spec)
+    if isinstance(s, str):
+        return s
+    flat = ", ".join(x if isinstance(x, str) else "[...]" for x in s[:4])
+    return f"[{flat}{', ...' if len(s) > 4 else ''}]"
+
