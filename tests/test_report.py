@@ -217,7 +217,7 @@ def test_interrupted_run_leaves_no_half_written_page(site, model, monkeypatch):
     (["--out", "{file}"], "is a file"),
     (["--out", "{foreign}"], "not a report site"),
     (["--out", "{new}", "--images", "/no/such/folder"], "no such folder"),
-    (["--out", "{new}", "--device", "tpu"], "--device"),
+    (["--out", "{new}", "--device", "cuda:99"], "--device cuda:99"),
 ])
 def test_bad_input_is_refused_before_any_work(tmp_path, capsys, argv, words):
     """Bad --out, --images or --device: exit status 2 and one line naming the value, nothing written."""

@@ -11,19 +11,28 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from circuits.cli.dataset import IMAGE_SUFFIXES, _KEPT, _SCAN_SIDE, _nonnegative
+from circuits.cli.device import add_device
+from circuits.cli.joint_tuning import _TOP_K as _JOINT_TOP_K
+from circuits.cli.limits import BACKWARD_BYTES_PER_PIXEL, bounded_int, bounded_side
 from circuits.cli.options import (
     add_weights,
     family_ids,
     load_network,
-    nonnegative_int,
     positive_int,
     require_live,
     resolve,
     weights_name,
 )
+from circuits.cli.paths import In, Out, declare_io
+from circuits.cli.tune import _angles
 
 # The hand-built 3b curves read this bank of early curves (see the README's hand-built network).
 HANDBUILT_EARLY = {"mixed3b": "mixed3a:hb_early_curve_bank"}
+# What the command writes under --out (see circuits.report.site).
+WRITES = ("index.html", "site.json", "assets/*", "*/index.html", "*/units/*.html", "*/img/*/*.png", "_cache/*")
+_VIS_SIDE = bounded_side(BACKWARD_BYTES_PER_PIXEL, "a feature visualization (forward and backward)")
+_STEPS = bounded_int(100_000, "feature visualization steps")
 
 
 def register(sub) -> None:
@@ -46,38 +55,26 @@ def register(sub) -> None:
                    "otherwise none); 'none' leaves them out")
     p.add_argument("--images", default="skimage",
                    help="a folder of images, 'skimage' (default: scikit-image's 17 photographs), or 'none'")
-    p.add_argument("--image-size", type=positive_int, default=224, help="images' shorter side in px (default 224)")
+    p.add_argument("--image-size", type=_SCAN_SIDE, default=224, help="images' shorter side in px (default 224)")
     p.add_argument("--max-images", type=positive_int, help="scan at most this many images (default all)")
-    p.add_argument("--steps", type=positive_int, default=128, help="feature visualization steps (default 128)")
-    p.add_argument("--vis-size", type=positive_int, help="feature visualization side in px (default: the receptive field)")
-    p.add_argument("--angles", type=positive_int, default=180, help="radial tuning orientations (default 180)")
-    p.add_argument("--top-k", type=nonnegative_int, default=24, help="strongest / most negative crops kept (default 24)")
-    p.add_argument("--per-bin", type=nonnegative_int, default=8, help="random crops per activation bin (default 8)")
+    p.add_argument("--steps", type=_STEPS, default=128, help="feature visualization steps (default 128)")
+    p.add_argument("--vis-size", type=_VIS_SIDE, help="feature visualization side in px (default: the receptive field)")
+    p.add_argument("--angles", type=_angles, default=180, help="radial tuning orientations (default 180)")
+    p.add_argument("--top-k", type=_nonnegative(_KEPT), default=24,
+                   help="strongest / most negative crops kept (default 24)")
+    p.add_argument("--per-bin", type=_nonnegative(_KEPT), default=8, help="random crops per activation bin (default 8)")
     p.add_argument("--heat-kinds", default="curves,angles",
                    help="heat maps to draw, comma-separated: curves, angles, series, fill, colour (default curves,angles)")
-    p.add_argument("--joint-top-k", type=positive_int, default=4,
+    p.add_argument("--joint-top-k", type=_JOINT_TOP_K, default=4,
                    help="rotated dataset examples per unit for the joint tuning (default 4)")
     p.add_argument("--joint-step", type=positive_int, default=10,
                    help="degrees between rotations of the joint tuning, a divisor of 360 (default 10)")
-    p.add_argument("--device", help="where the dataset scan runs: cpu, cuda, cuda:1 (default: cpu)")
+    add_device(p)
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_report)
-
-
-def _check_device(device: str | None):
-    if device is None:
-        return None
-    import torch
-
-    try:
-        d = torch.device(device)
-    except (RuntimeError, ValueError):
-        raise ValueError(f"--device {device!r} is not a device; use cpu, cuda or cuda:N") from None
-    if d.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"--device {device}: no CUDA device is available here; use cpu")
-    if d.type not in ("cpu", "cuda"):
-        raise ValueError(f"--device {device!r}: use cpu, cuda or cuda:N")
-    return d
+    declare_io(p, outputs=[Out("--out", folder=True, writes=WRITES)],
+               inputs=[In("family", "units"), In("--early", "units"), In("--images", "folder", IMAGE_SUFFIXES),
+                       In("--weights", "weights")])
 
 
 def cmd_report(args) -> int:
@@ -90,7 +87,6 @@ def cmd_report(args) -> int:
     images = None if args.images.lower() == "none" else args.images
     if images not in (None, "skimage") and not Path(images).is_dir():
         raise FileNotFoundError(f"--images {images}: no such folder (give a folder of images, 'skimage' or 'none')")
-    device = _check_device(args.device)
     settings = ReportSettings(vis_steps=args.steps, vis_size=args.vis_size, n_angles=args.angles, images=images,
                               image_size=args.image_size, max_images=args.max_images, top_k=args.top_k,
                               per_bin=args.per_bin, joint_top_k=args.joint_top_k, joint_step=args.joint_step,
@@ -110,10 +106,10 @@ def cmd_report(args) -> int:
         resolve(e, source)
         early_spec = e[0] if len(e) == 1 else e
     t0 = time.perf_counter()
-    model = load_network(source)
+    model = load_network(source, args.device)  # every computation runs where the model is
     require_live(model, {units[0].layer}, "report")
     r = build_report(model, spec, out, settings=settings, early=early_spec, weights_label=Path(str(source)).name,
-                     device=device, progress=not args.no_progress)
+                     progress=not args.no_progress)
     took = time.perf_counter() - t0
     if early_spec is None:
         print("no early family (--early): the weights by orientation difference and the editing experiment are left out")

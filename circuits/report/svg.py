@@ -27,13 +27,26 @@ def _e(text) -> str:
 
 
 def unit_colour(pref_deg: float | None) -> str:
-    """The colour of a unit: its preferred orientation around the hue circle (grey if none)."""
-    from circuits.plots.tuning import orientation_colour
+    """The colour of a unit: its preferred orientation around the hue circle (grey if none), as
+    the article colours its radial plots; light hues (yellows, greens) darkened to a contrast of at
+    least 3:1 against white (`circuits.plots.style`'s rule).
+
+    >>> unit_colour(0.0), unit_colour(None)
+    ('#ff0000', '#777777')
+    """
+    import colorsys
+
+    from circuits.plots.style import MAX_LUMINANCE, luminance
 
     if pref_deg is None or not math.isfinite(pref_deg):
         return "#777777"
-    r, g, b = orientation_colour(pref_deg / 360.0)
-    return f"#{int(r * 255):02x}{int(g * 255):02x}{int(b * 255):02x}"
+    h, light = (pref_deg / 360.0) % 1.0, 0.5
+    rgb = colorsys.hls_to_rgb(h, light, 1.0)
+    while luminance(rgb) > MAX_LUMINANCE and light > 0.05:
+        light -= 0.01
+        rgb = colorsys.hls_to_rgb(h, light, 1.0)
+    r, g, b = rgb
+    return f"#{round(r * 255):02x}{round(g * 255):02x}{round(b * 255):02x}"
 
 
 def diverging(v: float, lim: float) -> str:
