@@ -151,6 +151,23 @@ def test_family_page_has_every_section(site):
     assert text.count('class="radial joint"') == 1 and text.count('class="lines"') == 4  # 3 sources + aligned
 
 
+def test_a_visualization_that_does_not_fire_its_unit_is_said_so(site, model):
+    """Each unit is read on its own feature visualization (the PNG the page shows, through the model
+    independently of the report); the page warns exactly when one of them leaves its unit at 0."""
+    import torch
+    from PIL import Image
+
+    out, first = site
+    fired = {}
+    for u in UNITS.split(","):
+        layer, ch = u.split(":")
+        png = np.array(Image.open(first.family_page.parent / "img" / "vis" / f"{layer}_{ch}.png").convert("RGB"))
+        x = torch.from_numpy(png).permute(2, 0, 1)[None].float() / 255
+        t = model.run_with_cache(model.to_input(x), [model.unit(u).branch])[model.unit(u).branch]
+        fired[u] = float(t[0, model.unit(u).branch_channel, t.shape[-2] // 2, t.shape[-1] // 2]) > 0
+    assert ("do not make their unit fire" in first.family_page.read_text()) == (not all(fired.values()))
+
+
 def test_early_weights_excite_same_and_inhibit_opposite_orientation(site):
     """On the hand-built network the early curves excite the curves of the same orientation and inhibit
     the opposite one (built so; "Curve Circuits" measures the same on InceptionV1; the README's

@@ -33,7 +33,7 @@ __all__ = ["Cache", "fingerprint", "key_of", "VERSIONS"]
 
 # Part of every key: a computation's version is raised when what it stores changes, so older
 # results are recomputed (2 for any computation not listed).
-VERSIONS = {"weights": 3, "heatmap": 3}
+VERSIONS = {"weights": 3, "heatmap": 3, "vis": 3}
 
 
 def fingerprint(model) -> str:

@@ -44,13 +44,21 @@ __all__ = ["feature_vis", "tuning", "heatmap", "dataset", "unit_weights", "early
 
 
 def feature_vis(model, units: Sequence[Unit], s: ReportSettings, progress: bool = True) -> dict:
-    """Feature visualizations of the units: {"images": uint8 [U, H, W, 3]}."""
+    """Feature visualizations of the units: {"images": uint8 [U, H, W, 3], "activation": each unit's
+    centre activation on its own image, "flat": the ids whose image does not make them fire}."""
     from circuits.tuning.discover import feature_visualizations
 
     x = feature_visualizations(model, [u.id for u in units], size=s.vis_size, steps=s.vis_steps, seed=s.seed,
                                progress=progress)
+    from circuits.optvis import objectives
+    from circuits.optvis.render import evaluate
+
     img = (x.detach().clamp(0, 1).permute(0, 2, 3, 1).cpu().numpy() * 255).round().astype(np.uint8)
-    return {"units": [u.id for u in units], "images": img}
+    # Each unit read (centre, post-ReLU) on its own visualization: 0 means the render never made it fire.
+    act = [evaluate(model, objectives.neuron(u.layer, u.channel, model=model), x[i : i + 1].detach())
+           for i, u in enumerate(units)]
+    flat = [u.id for u, a in zip(units, act) if not a > 0]
+    return {"units": [u.id for u in units], "images": img, "activation": act, "flat": flat}
 
 
 def tuning(model, units: Sequence[Unit], s: ReportSettings, progress: bool = True) -> dict:

@@ -224,7 +224,8 @@ def _scan_stats(s: dict) -> str:
 
 
 def _sec_vis(d: SiteData) -> str:
-    return ('<p class="note">Each image maximizes the unit at the centre of its layer (Lucid\'s Fourier '
+    warn = "".join(f'<p class="note"><b>{_e(n)}</b></p>' for n in d.notes if "do not make their unit fire" in n)
+    return warn + ('<p class="note">Each image maximizes the unit at the centre of its layer (Lucid\'s Fourier '
             f'parameterization, {d.settings.get("vis_steps")} steps), ordered by preferred orientation.</p>'
             + _vis_grid(d, "", "units/"))
 

@@ -272,6 +272,10 @@ def _draw(model, out: Path, fid, fname, units, early_id, results, extras, joint_
     facts = {u.id: {"branch": u.branch, "branch_channel": u.branch_channel, "rf": g.receptive_field(u.layer).size}
              for u in units}
     notes = []
+    flat = results["vis"].get("flat") or []
+    if flat:
+        notes.append(f"The feature visualizations of {', '.join(flat)} do not make their unit fire (the objective "
+                     f"stayed at 0 in {settings.vis_steps} steps): give more --steps.")
     if not results["weights"].get("after"):
         notes.append(f"No outputs on the unit pages: {results['weights'].get('why_no_after')}.")
     shown = settings.as_dict()
