@@ -190,6 +190,13 @@ class Graph:
     def __repr__(self) -> str:
         return f"<Graph {self.name}: {len(self.nodes)} nodes>"
 
+    # A graph is immutable data: a copied model shares its graph (and its units stay valid).
+    def __copy__(self) -> "Graph":
+        return self
+
+    def __deepcopy__(self, memo) -> "Graph":
+        return self
+
     # --- names -----------------------------------------------------------------
 
     def names(self) -> list[str]:

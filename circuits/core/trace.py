@@ -413,6 +413,7 @@ def trace(
     input_size: int = 224,
     normalize: tuple[Sequence[float], Sequence[float]] | None = None,
     input_range: tuple[float, float] = (0.0, 1.0),
+    graph: Graph | None = None,
 ):
     """A `Network` computing `module` (in eval mode), with a hook point at every tensor.
 
@@ -425,6 +426,8 @@ def trace(
         ``normalize`` (a channel-wise affine op), so stimuli, feature visualization and
         dataset images render in [0, 1]. None: the network's input is the module's.
     input_range: (low, high) of the input (with `normalize`, always (0, 1)).
+    graph: a graph traced before from a module of the same architecture, to share: units
+        resolved against it belong to the new network too (the traced nodes must equal it).
 
     The module is not changed (nor are hooks added to it); the network shares the
     parameters of opaque nodes' code with it and holds copies of the others (batch
@@ -492,7 +495,14 @@ def trace(
         spatial = [n.name for n in nodes[1:]]
         first_flat = next((i for i, n in enumerate(nodes) if not n.kind.spatial), len(nodes))
         span = (spatial[0], nodes[max(first_flat - 1, 1)].name)
-        g = Graph(name, nodes, input_range=input_range, expanded_span=span, output=output,
-                  default_input_size=input_size, folded=b.folded)
+        if graph is not None:
+            if tuple(nodes) != graph.nodes or output != graph.output:
+                diff = next((f"{a.name} ({a.op}) vs {b_.name} ({b_.op})" for a, b_ in zip(nodes, graph.nodes)
+                             if a != b_), f"{len(nodes)} vs {len(graph.nodes)} nodes")
+                raise TraceError(f"{name} does not trace to the graph {graph.name} it should share: {diff}")
+            g = graph
+        else:
+            g = Graph(name, nodes, input_range=input_range, expanded_span=span, output=output,
+                      default_input_size=input_size, folded=b.folded)
         net = Network(graph=g, modules=modules)
     return net.eval()
