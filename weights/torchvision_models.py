@@ -173,11 +173,24 @@ def graph(arch: str):
     return _trace(_module(Spec(arch, "random")), arch).graph
 
 
+@functools.lru_cache(maxsize=4)
+def _traced(spec: Spec, stamp):
+    return _trace(_module(spec), spec.arch, graph(spec.arch))
+
+
 def model(source: str):
-    """A traced network (eval mode) for a ``torchvision:`` source; its graph is `graph(arch)`."""
+    """A traced network (eval mode) for a ``torchvision:`` source; its graph is `graph(arch)`.
+
+    Each call returns a new model (a copy of the one traced for this source, which is
+    kept: tracing takes seconds; a checkpoint file is re-read when it changes)."""
+    import copy
+
     spec = parse(source)
-    g = graph(spec.arch)
-    net = _trace(_module(spec), spec.arch, g)
+    stamp = None
+    if spec.kind == "file" and os.path.isfile(spec.path):
+        st = os.stat(spec.path)
+        stamp = (st.st_mtime_ns, st.st_size)
+    net = copy.deepcopy(_traced(spec, stamp))
     net.source = source
     net.families = ()
     return net
