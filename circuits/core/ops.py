@@ -871,7 +871,7 @@ class TorchConv(_TorchWindow, Conv):
 
     def prepare_channels(self, node, m, have, out):
         if node.groups > 1:  # computed whole (grouped convolutions are cheap), then sliced
-            return m
+            return SimpleNamespace(weight=m.weight.detach(), bias=m.bias.detach() if m.bias is not None else None)
         return super().prepare_channels(node, m, have, out)
 
     def forward_channels(self, node, xs, prep, have, out, cins):
