@@ -105,7 +105,7 @@ def discover_random(seeds: int) -> None:
         for seed in range(seeds):
             m = weights.model(f"torchvision:{arch}:random:{seed}")
             t = time.perf_counter()
-            d = discover(m, layer, n_orientations=16, register=False, progress=False)
+            d = discover(m, layer, register=False, progress=False)
             print(f"3. discover {arch} seed {seed} {layer}: {len(d.family)} of {len(d.scores)} units accepted "
                   f"({time.perf_counter() - t:.0f} s)")
 

@@ -216,3 +216,13 @@ def test_normalize_applies_the_preprocessing_as_the_first_node():
     with torch.no_grad():
         assert rel_err(net(x), module(z)) < 1e-5
         assert torch.allclose(net.run(x, until="normalize"), z, atol=1e-6)
+
+
+def test_a_network_with_opaque_nodes_reports_its_extent():
+    """`last_live_layer` reads parameters of the op table's ops only (an opaque node's module
+    is the code it runs): a traced network with one ends at its output."""
+    from circuits.core.extent import last_live_layer
+
+    torch.manual_seed(0)
+    net = trace(_Custom().eval(), input_size=32)
+    assert last_live_layer(net) == net.graph.output == "fc"
