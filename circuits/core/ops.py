@@ -1071,8 +1071,8 @@ class Hardswish(_Pointwise):
 
 
 class GELU(_Pointwise):
-    # the exact (erf) GELU is smallest at x = -0.751791, where it is -0.169971
-    kind, fn, minimum = "gelu", "gelu", (-0.7517915, -0.1699712)
+    # the exact (erf) GELU is smallest at x = -0.751791, where it is -0.16997121 (bounded below by -0.169972)
+    kind, fn, minimum = "gelu", "gelu", (-0.7517915, -0.169972)
 
 
 class Sigmoid(_Pointwise):
