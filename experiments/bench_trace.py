@@ -117,7 +117,7 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--naive", type=int, default=24)
     ap.add_argument("--angles", type=int, default=72, help="orientations of the sweep")
-    ap.add_argument("--unit", default="layer3:17")
+    ap.add_argument("--unit", default="layer3:17,layer2:17", help="units of resnet18 to sweep (comma list)")
     ap.add_argument("--discover", type=int, default=0, help="seeds per architecture for part 3 (0: skip)")
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--skip", default="", help="comma list of parts to skip (1, 2)")
@@ -127,7 +127,8 @@ def main() -> None:
     if "1" not in args.skip:
         forward_ratio(args.batch, args.repeats, args.device)
     if "2" not in args.skip:
-        sweep_ratio(args.naive, args.angles, args.unit)
+        for unit in args.unit.split(","):
+            sweep_ratio(args.naive, args.angles, unit)
     if args.discover:
         discover_random(args.discover)
 
