@@ -223,7 +223,7 @@ class _Builder:
         with torch.no_grad():
             m.weight.copy_(scale)
             m.bias.copy_(shift)
-        self.add(node, n, m)
+        self.add(node, n, m.to(dtype=bn.running_mean.dtype, device=bn.running_mean.device))
 
     def linear(self, n, name, lin: nn.Linear) -> None:
         node = Node(name, "linear", (self.name_of[n.args[0]],), channels=lin.out_features, param=self.param_name(name))
