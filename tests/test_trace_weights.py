@@ -136,3 +136,21 @@ def test_cli_tune_discover_vis_dataset(tmp_path, capsys):
                  "--quiet", "--image-size", "96", "--json", str(tmp_path / "d.json")]) == 0
     d = json.loads((tmp_path / "d.json").read_text())
     assert d["network"] == "resnet18" and d["units"]["layer2.1.relu:17"]["tensor"] == "layer2.1.bn1"
+
+
+def test_googlenets_transform_input_is_folded_into_the_preprocessing():
+    """Pretrained GoogLeNet re-normalizes its ImageNet-normalized input inside forward
+    (transform_input=True, as torchvision builds it with weights). The source folds that
+    into the `normalize` node, (x - 0.5) / 0.5: against the eager module (transform_input
+    on) fed (x - mean) / std, on seeded random weights (no download here)."""
+    torch.manual_seed(0)
+    ref = torchvision.models.googlenet(weights=None, aux_logits=False, init_weights=True, transform_input=True).eval()
+    x = torch.rand(1, 3, 64, 64)
+    with torch.no_grad():
+        want = ref(_imagenet(x))
+    import copy
+
+    net = tvm._trace(copy.deepcopy(ref), "googlenet", tvm.graph("googlenet"))
+    assert not any(n.kind.opaque for n in net.graph.nodes)
+    with torch.no_grad():
+        assert float((net(x) - want).abs().max() / want.abs().max()) < 1e-5
