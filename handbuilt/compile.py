@@ -282,7 +282,7 @@ def _tile_kernels(rule: Tile, src: Bank, dst: Bank, k: int, stride: int) -> np.n
         # [samples, ky, kx]: how much each grid cell sees each path sample
         near = np.exp(-0.5 * ((gx[None] - px[:, None, None]) ** 2 + (gy[None] - py[:, None, None]) ** 2) / spread**2)
         # [src units, samples]: how well each source orientation fits the path there
-        tuning = rule.tuning_of(dst.channels[u])
+        tuning = rule.tuning
         if factor != 1.0:
             tuning = tuning.stretched(factor, rule.balanced)
         delta = src_ori[:, None] - expected[None, :]

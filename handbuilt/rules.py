@@ -347,13 +347,8 @@ class Tile:
     samples: int = 97  # points along the path: the sum is then a smooth integral (changes < 1e-3 with more)
     reference_fwhm: float | None = None
     balanced: bool = False
-    unit_tuning: tuple[tuple[int, Union[Tuning, "Tolerance"]], ...] = ()  # (dst channel, its own tuning)
     radius_stretch: float = 0.0  # an Arc's radius times (fwhm / reference_fwhm) ** radius_stretch
     spread_stretch: float = 0.0  # the spread times (fwhm / reference_fwhm) ** spread_stretch
-
-    def tuning_of(self, channel: int) -> Union[Tuning, "Tolerance"]:
-        """The template tuning of dst unit `channel`: its own where `unit_tuning` gives one."""
-        return dict(self.unit_tuning).get(channel, self.tuning)
 
 
 Rule = Union[Gabor, PoolPhases, Relay, Tile, PoolEnergy, Normalize]
