@@ -13,15 +13,24 @@ Rules follow the article: each family is built from the one before by tiling it 
 its tangent (`Tile`), weighted by orientation difference (`Tuning`), with inhibition
 from the opposite orientation: perpendicular lines inhibit lines and early curves. The
 3b bottleneck only copies (the path mixed3a -> 3b curves is linear, so its expanded
-weights are the real circuit); the curves read early curves with a positive band at the
-local bulge and the same band, negative, at the opposite bulge -- which removes the echo
-early curves have (the opposite curve runs tangent to the arc in the middle, where the
-lines fire) and cancels what a straight line gives early curves of both bulges alike --
-with a surround that inhibits curves whose tangent differs, plus 3a lines along the
-tangent. So a straight line along the tangent excites a curve only weakly, through the
-3a lines ("pre-ReLU activations near zero tend to be straight lines"), and an angle
-through the curvature of its corner, more when rounded. Every unit of a bank is one template rotated to its orientation (and stretched
-to its published width), so the network is rotation-equivariant by construction.
+weights are the real circuit). The curves read two families about equally ("3b curves are
+built primarily from the line and early curve neuron families"):
+- early curves, with a positive band at the local bulge and a stronger negative band at
+  the opposite bulge -- which removes the echo early curves have (the opposite curve runs
+  tangent to the arc in the middle, where the lines fire) and inhibits what a straight
+  line gives early curves of both bulges alike -- with a surround that inhibits curves
+  whose tangent differs;
+- 3a lines within a tolerance of the local tangent (leaning to the side of a tighter
+  curve), with lines turned a little beyond it inhibiting ("a line with a similar
+  orientation to a curve will excite it, but a line that's rotated a little may inhibit it").
+So a straight line along the tangent excites a curve only weakly (its flanks see the line
+turned towards straight, which inhibits; "pre-ReLU activations near zero tend to be
+straight lines"), and an angle through the curvature of its corner, more when rounded.
+Removing the 3a lines halves a curve's response; removing the negative early-curve weights
+brings back the early curves' echo, more on the broad units (which tile a gentler, blurrier
+arc) than on the narrow ones -- the "Curve Circuits" editing experiments. Every unit of a
+bank is one template rotated to its orientation (and stretched to its published width), so
+the network is rotation-equivariant by construction.
 
 Cosmetic invariance: the complex Gabors sum the four phases of each Gabor orientation
 (+/- even, +/- odd), an energy detector blind to contrast polarity; and LRN1 divides
