@@ -145,11 +145,11 @@ EARLY_TO_CURVE_GAIN = 308.0
 LINE_TO_CURVE_GAIN = 370.0
 CURVE_BIAS = 0.0  # no threshold: the negative weights do the selecting
 # A broader unit tolerates more error in position (its template points spread wider: 0.9 px
-# on 324 to 13 px on 330) and tiles a gentler arc (radius 23 to 66 px): a gentle, blurred
+# on 324 to 13 px on 330) and tiles a gentler arc (radius 24 to 64 px): a gentle, blurred
 # template meets the opposite curve, which touches it at the middle, over more of its length,
 # so without the negative weights the broad units get the larger echoes (0.15 on 324 to 0.34
 # on 342), as "Curve Circuits"' editing figure shows echoes that differ from unit to unit.
-CURVE_RADIUS_STRETCH = 1.2  # radius times (fwhm / reference) ** 1.2
+CURVE_RADIUS_STRETCH = 1.1  # radius times (fwhm / reference) ** 1.1
 CURVE_SPREAD_STRETCH = 3.0  # spread times (fwhm / reference) ** 3
 
 _gabor_orients = tuple(o for o in uniform(N_GABOR, 180.0) for _ in PHASES)
