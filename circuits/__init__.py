@@ -33,6 +33,7 @@ _EXPORTS = {
     "Unit": ("circuits.core.units", "Unit"),
     "parse_unit": ("circuits.core.units", "parse_unit"),
     "resolve_units": ("circuits.families", "resolve_units"),
+    "trace": ("circuits.core.trace", "trace"),
 }
 
 
@@ -65,4 +66,5 @@ __all__ = [
     "ablate",
     "to_model_input",
     "from_model_input",
+    "trace",
 ]

@@ -4,16 +4,20 @@ A blind check of the hand-built curves must not rely on the renderer they were d
 against. Here an arc is drawn by another method: each pixel's ink is the fraction of its
 4 x 4 sub-pixel samples that lie within width/2 of the arc (distance to a circle, clipped
 to the arc's angular extent, else to its nearer endpoint), on a 128 px canvas, with thinner
-strokes and other arc lengths than the project's defaults (mixed3b: 45.5 px long, 3 px wide).
+strokes and other arc lengths than the project's defaults (mixed3b: 45.5 px long, 3 px wide):
+four lengths from 28 to 64 px and six curvatures from nearly straight to beyond a half
+circle (1.2: the project's renderer stops at 1). Nothing here imports
+`circuits.tuning.stimuli`; only the measurement (`circuits.tuning.measure.responses`: the
+units' centre values) is shared.
 
 Geometry (the articles' convention): orientation theta is the direction from the centre of
 curvature to the arc's midpoint, degrees clockwise on screen from +x (y down); curvature is
 the fraction of a half circle the arc subtends (radius = length / (curvature * pi)); the
 midpoint sits on the unit's receptive-field centre.
 
-Run (the full table: 720 orientations x 4 curvatures x 2 lengths, the editing conditions too;
-a few minutes on 2 cores):
-    python experiments/independent_arcs.py --n-angles 720
+Run (the full table: 144 orientations x 6 curvatures x 4 lengths, the editing conditions too;
+about ten minutes on 2 cores):
+    python experiments/independent_arcs.py --n-angles 144
 """
 
 from __future__ import annotations
@@ -29,8 +33,8 @@ import torch
 
 CANVAS = 128
 WIDTH = 2.0  # px: thinner than the project's 3 px
-LENGTHS = (36.0, 56.0)  # px: shorter and longer than the project's 45.5
-CURVATURES = (0.2, 0.45, 0.7, 0.95)
+LENGTHS = (28.0, 40.0, 52.0, 64.0)  # px: shorter and longer than the project's 45.5
+CURVATURES = (0.15, 0.35, 0.55, 0.75, 0.95, 1.2)  # 1.2: more than a half circle
 SUPERSAMPLE = 4
 
 
@@ -114,24 +118,34 @@ def main(argv=None) -> int:
 
     ids = [u.id for u in resolve_units(units)]
     have_ref = reference.available()
-    print(f"\n{'unit':13} {'pub':>6} {'built':>6} {'err':>5} {'corr':>6} {'fwhm':>6} {'echo':>6} {'peak':>7} | "
-          f"{'early-only peak':>15} {'echo':>6} | {'positive-only peak':>18} {'echo':>6}")
-    corr = []
+    # The README's table (markdown): unedited tuning against the published curve, and the two edits.
+    print("\n| unit | pref (published) | angle error | correlation | FWHM | echo | early curves only: peak / unedited, echo "
+          "| positive only: peak / unedited, echo |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+    corr, err = [], []
     for i, u in enumerate(ids):
         m = curve_metrics(results["unedited"][i])
         e1, e2 = (curve_metrics(results[c][i]) for c in CONDITIONS[1:])
-        pub = err = cc = "-"
+        pub = e = cc = "-"
         if have_ref:
             p = reference.published_curve(u)
             c = compare_curves(results["unedited"][i], p)
-            pub, err, cc = f"{curve_metrics(p).pref_deg:6.1f}", f"{c['angle_error']:5.1f}", f"{c['correlation']:6.3f}"
+            pub, e, cc = f"{curve_metrics(p).pref_deg:g}", f"{c['angle_error']:.1f}", f"{c['correlation']:.3f}"
             corr.append(c["correlation"])
-        print(f"{u:13} {pub:>6} {m.pref_deg:6.1f} {err:>5} {cc:>6} {m.fwhm_deg:6.1f} {m.echo:6.3f} {m.peak:7.1f} | "
-              f"{e1.peak:15.1f} {e1.echo:6.3f} | {e2.peak:18.1f} {e2.echo:6.3f}")
+            err.append(c["angle_error"])
+        print(f"| {u} | {m.pref_deg:g} ({pub}) | {e} | {cc} | {m.fwhm_deg:.1f} | {m.echo:.3f} | "
+              f"{e1.peak / m.peak:.2f}, {e1.echo:.3f} | {e2.peak / m.peak:.2f}, {e2.echo:.3f} |")
     if corr:
-        print(f"correlation: min {min(corr):.3f}, median {np.median(corr):.3f}")
-    echo2 = [curve_metrics(c).echo for c in results[CONDITIONS[2]]]
-    print(f"positive early-curve weights only: echo median {np.median(echo2):.3f}, range {min(echo2):.3f}..{max(echo2):.3f}")
+        print(f"\ncorrelation: min {min(corr):.3f}, median {np.median(corr):.3f}; angle error max {max(err):.1f}")
+    un = [curve_metrics(c) for c in results["unedited"]]
+    early = [curve_metrics(c) for c in results[CONDITIONS[1]]]
+    pos = [curve_metrics(c) for c in results[CONDITIONS[2]]]
+    print(f"unedited: echo max {max(m.echo for m in un):.3f}")
+    print(f"early curves only: peak / unedited median {np.median([e.peak / m.peak for e, m in zip(early, un)]):.2f}, "
+          f"echo max {max(e.echo for e in early):.3f}")
+    echo2 = np.array([p.echo for p in pos])
+    print(f"positive early-curve weights only: peak / unedited max {max(p.peak / m.peak for p, m in zip(pos, un)):.2f}, "
+          f"echo median {np.median(echo2):.3f}, range {echo2.min():.3f}..{echo2.max():.3f}, standard deviation {echo2.std():.3f}")
     return 0
 
 

@@ -23,7 +23,7 @@ import torch
 from circuits.core import graph, ops
 from circuits.core.bounds import graph_bounds
 
-from .rules import KINDS, Arc, Bank, Gabor, Normalize, PoolEnergy, PoolPhases, Relay, Rule, Segment, Spec, Tile
+from .rules import KINDS, Arc, Bank, Gabor, Normalize, PoolEnergy, PoolPhases, Relay, Rule, Segment, Spec, Tile, Tolerance
 
 __all__ = ["SpecError", "compile_spec", "check_spec", "upper_bounds"]
 
@@ -260,22 +260,36 @@ def _tile_kernels(rule: Tile, src: Bank, dst: Bank, k: int, stride: int) -> np.n
     """[dst units, src units, k, k]: the rule's template rotated to each dst orientation."""
     r = (np.arange(k) - k // 2) * float(stride)
     gy, gx = np.meshgrid(r, r, indexing="ij")
-    qx, qy, tangent = rule.path.sample(rule.samples)
     src_ori = np.asarray(src.orientations)
     out = np.zeros((len(dst.channels), len(src.channels), k, k))
     for u, theta in enumerate(dst.orientations):
+        factor = 1.0  # how much broader than the template the unit is published
+        if rule.reference_fwhm is not None and dst.fwhm is not None:
+            factor = dst.fwhm[u] / rule.reference_fwhm
+        path, spread = rule.path, rule.spread * factor**rule.spread_stretch
+        if isinstance(path, Arc) and rule.radius_stretch:
+            path = Arc(path.radius * factor**rule.radius_stretch, path.length)
+        qx, qy, tangent = path.sample(rule.samples)
+        # +1 where the path has turned one way since its middle, -1 the other way, 0 at the middle
+        # (and all along a straight path): a Tolerance tells a tighter curve from a straighter one by it.
+        turn = tangent - tangent[len(tangent) // 2]
+        side = np.where(np.abs(turn) < 1e-9, 0.0, np.sign(turn))
         c, s = _cos_sin(theta)
         px = qx * c - qy * s
         py = qx * s + qy * c
         tang = theta + tangent
         expected = tang if src.kind == "line" else tang - 90.0
         # [samples, ky, kx]: how much each grid cell sees each path sample
-        near = np.exp(-0.5 * ((gx[None] - px[:, None, None]) ** 2 + (gy[None] - py[:, None, None]) ** 2) / rule.spread**2)
+        near = np.exp(-0.5 * ((gx[None] - px[:, None, None]) ** 2 + (gy[None] - py[:, None, None]) ** 2) / spread**2)
         # [src units, samples]: how well each source orientation fits the path there
         tuning = rule.tuning
-        if rule.reference_fwhm is not None and dst.fwhm is not None:
-            tuning = tuning.stretched(dst.fwhm[u] / rule.reference_fwhm, rule.balanced)
-        fit = tuning(src_ori[:, None] - expected[None, :], src.period)
+        if factor != 1.0:
+            tuning = tuning.stretched(factor, rule.balanced)
+        delta = src_ori[:, None] - expected[None, :]
+        if isinstance(tuning, Tolerance):  # signed by the side of the path: which way is a tighter curve
+            fit = tuning(delta, src.period, side=side[None, :])
+        else:
+            fit = tuning(delta, src.period)
         w = np.einsum("km,mij->kij", fit, near) / rule.samples
         pos = w[w > 0].sum()
         out[u] = w * (rule.gain / pos) if pos > 0 else w

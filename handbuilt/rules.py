@@ -30,6 +30,7 @@ import numpy as np
 __all__ = [
     "Bank",
     "Tuning",
+    "Tolerance",
     "Gabor",
     "PoolPhases",
     "Relay",
@@ -142,6 +143,70 @@ class Tuning:
         inh = mass if balanced else 1.0
         return Tuning(self.width * mass, self.opposite * inh, self.opposite_width, self.floor * inh,
                       self.surround * factor, self.surround_width * factor, self.opponent, self.surround_axis)
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    return 0.5 * (1.0 + np.tanh(0.5 * x))
+
+
+@dataclass(frozen=True)
+class Tolerance:
+    """Weight of a line source as a function of its orientation difference from the local tangent.
+
+    "Curve Circuits": each 3b curve "is excited by edges along its tangent line with a
+    tolerance of between about 10 to 45 degrees", and "a line that's rotated a little may
+    inhibit it". So: a band of excitation `tolerance` degrees wide (a soft box, edges
+    `edge` degrees soft), and inhibition of strength `inhibition` for lines rotated up to
+    `flank` degrees beyond it on either side; lines rotated further give nothing.
+
+    The difference Delta is signed by the side of the path the template point lies on
+    (`side`: +1 past the middle, -1 before it, 0 at the middle, where both are averaged):
+    positive means turned further the way the curve turns (a tighter curve), negative
+    turned back towards the middle's tangent (a straighter one). `curve_share` is the
+    part of the band on the tighter side: 0.5 is symmetric; 1 is the article's 3b:406
+    ("on its left side it is most excited by lines about 10 degrees upwards. If the line is
+    oriented above 10 it is still excited, but if it is less than 10 it switches to
+    being inhibited"): tolerant of error towards a tighter curve, inhibited by any turn
+    towards a straight line.
+
+    >>> t = Tolerance(tolerance=20.0, inhibition=0.5, flank=15.0)
+    >>> t(np.array([0.0, 20.0, 60.0]), period=180).round(2).tolist()
+    [0.98, -0.45, -0.0]
+    >>> c = Tolerance(tolerance=20.0, inhibition=0.5, flank=15.0, curve_share=1.0)
+    >>> c(np.array([10.0, -10.0]), period=180, side=np.array([1.0, 1.0])).round(2).tolist()
+    [0.98, -0.45]
+    """
+
+    tolerance: float
+    inhibition: float = 0.0
+    flank: float = 15.0
+    curve_share: float = 0.5
+    edge: float = 2.0
+
+    def _box(self, d: np.ndarray, lo: float, hi: float) -> np.ndarray:
+        return _sigmoid((d + lo) / self.edge) * _sigmoid((hi - d) / self.edge)
+
+    def _one_side(self, d: np.ndarray) -> np.ndarray:
+        lo, hi = self.tolerance * (1.0 - self.curve_share), self.tolerance * self.curve_share
+        exc = self._box(d, lo, hi)
+        wide = self._box(d, lo + self.flank, hi + self.flank)
+        return exc - self.inhibition * (wide - exc)
+
+    def __call__(self, delta: np.ndarray, period: float, side: np.ndarray | None = None) -> np.ndarray:
+        d = (np.asarray(delta, dtype=np.float64) + period / 2) % period - period / 2
+        if side is None:
+            side = np.zeros(d.shape[-1:])
+        side = np.broadcast_to(np.sign(side), d.shape)
+        both = 0.5 * (self._one_side(d) + self._one_side(-d))
+        return np.where(side == 0, both, self._one_side(d * np.where(side == 0, 1.0, side)))
+
+    def stretched(self, factor: float, balanced: bool = False) -> "Tolerance":
+        """A unit `factor` times as broad tolerates `factor` times the orientation error.
+
+        >>> Tolerance(tolerance=20.0).stretched(1.5).tolerance
+        30.0
+        """
+        return Tolerance(self.tolerance * factor, self.inhibition, self.flank, self.curve_share, self.edge)
 
 
 @dataclass(frozen=True)
@@ -275,13 +340,15 @@ class Tile:
     src: str
     dst: tuple[str, ...]
     path: Union[Segment, Arc]
-    tuning: Tuning
+    tuning: Union[Tuning, "Tolerance"]
     spread: float
     gain: float
     bias: float = 0.0
     samples: int = 97  # points along the path: the sum is then a smooth integral (changes < 1e-3 with more)
     reference_fwhm: float | None = None
     balanced: bool = False
+    radius_stretch: float = 0.0  # an Arc's radius times (fwhm / reference_fwhm) ** radius_stretch
+    spread_stretch: float = 0.0  # the spread times (fwhm / reference_fwhm) ** spread_stretch
 
 
 Rule = Union[Gabor, PoolPhases, Relay, Tile, PoolEnergy, Normalize]

@@ -13,15 +13,24 @@ Rules follow the article: each family is built from the one before by tiling it 
 its tangent (`Tile`), weighted by orientation difference (`Tuning`), with inhibition
 from the opposite orientation: perpendicular lines inhibit lines and early curves. The
 3b bottleneck only copies (the path mixed3a -> 3b curves is linear, so its expanded
-weights are the real circuit); the curves read early curves with a positive band at the
-local bulge and the same band, negative, at the opposite bulge -- which removes the echo
-early curves have (the opposite curve runs tangent to the arc in the middle, where the
-lines fire) and cancels what a straight line gives early curves of both bulges alike --
-with a surround that inhibits curves whose tangent differs, plus 3a lines along the
-tangent. So a straight line along the tangent excites a curve only weakly, through the
-3a lines ("pre-ReLU activations near zero tend to be straight lines"), and an angle
-through the curvature of its corner, more when rounded. Every unit of a bank is one template rotated to its orientation (and stretched
-to its published width), so the network is rotation-equivariant by construction.
+weights are the real circuit). The curves read two families about equally ("3b curves are
+built primarily from the line and early curve neuron families"):
+- early curves, with a positive band at the local bulge and a stronger negative band at
+  the opposite bulge -- which removes the echo early curves have (the opposite curve runs
+  tangent to the arc in the middle, where the lines fire) and inhibits what a straight
+  line gives early curves of both bulges alike -- with a surround that inhibits curves
+  whose tangent differs;
+- 3a lines within a tolerance of the local tangent (leaning to the side of a tighter
+  curve), with lines turned a little beyond it inhibiting ("a line with a similar
+  orientation to a curve will excite it, but a line that's rotated a little may inhibit it").
+So a straight line along the tangent excites a curve only weakly (its flanks see the line
+turned towards straight, which inhibits; "pre-ReLU activations near zero tend to be
+straight lines"), and an angle through the curvature of its corner, more when rounded.
+Removing the 3a lines halves a curve's response; removing the negative early-curve weights
+brings back the early curves' echo, more on the broad units (which tile a gentler, blurrier
+arc) than on the narrow ones -- the "Curve Circuits" editing experiments. Every unit of a
+bank is one template rotated to its orientation (and stretched to its published width), so
+the network is rotation-equivariant by construction.
 
 Cosmetic invariance: the complex Gabors sum the four phases of each Gabor orientation
 (+/- even, +/- odd), an energy detector blind to contrast polarity; and LRN1 divides
@@ -43,7 +52,7 @@ from __future__ import annotations
 
 from circuits import families
 
-from .rules import Arc, Bank, Gabor, Normalize, PoolEnergy, PoolPhases, Relay, Segment, Spec, Tile, Tuning, uniform
+from .rules import Arc, Bank, Gabor, Normalize, PoolEnergy, PoolPhases, Relay, Segment, Spec, Tile, Tolerance, Tuning, uniform
 
 # --- published channels and orientations ----------------------------------------
 
@@ -101,24 +110,47 @@ LINE_RELAY_3B_CHANNELS = tuple(range(N_EARLY, N_EARLY + N_LINE_3A))
 EARLY_CURVE_SCALE = 180.0
 LINE_3A_SCALE = 100.0
 # The curves' template over early-curve orientation (difference from the local bulge):
-# - a positive band at the bulge, and the same band negative at the opposite bulge
-#   (opponent=1). A straight line has no bulge: early curves bulging either way see it
-#   alike, so through this pair it adds nothing (a broader or stronger opposite
-#   inhibition, as before, made lines and sharp angles negative: both were silenced).
+# - a positive band at the bulge, and a negative band at the opposite bulge, 2.1 times as
+#   strong (opponent). A straight line has no bulge: early curves bulging either way see
+#   it alike, so through this pair it gives a net inhibition (the 3a lines carry it).
 #   The opposite curve's early curves outweigh its echo in the curve's own: no echo.
+#   Without these negative weights ("positive early-curve weights only") the echo of
+#   the early curves comes back.
 # - a surround that grows with the difference of the tangent (surround_axis: measured
 #   from the nearer of the bulge and its opposite): narrows the band to the unit's
 #   width and inhibits turned curves, but spares the early curves a straight line along
-#   the tangent excites. A sharp angle's straight arms (45 deg off the tangent) reach
-#   it; its corner's curvature goes through the band.
+#   the tangent excites.
 # A unit published CURVE_REFERENCE_FWHM wide uses it as is; others are stretched to their
 # published width (Tuning.stretched: the band and the surround; the opponent follows the band).
-CURVE_TUNING = Tuning(width=11.0, opponent=1.0, surround=0.13, surround_width=40.0, surround_axis=True)
+CURVE_TUNING = Tuning(width=8.4, opponent=2.1, surround=0.3, surround_width=40.0, surround_axis=True)
 CURVE_REFERENCE_FWHM = 50.0  # deg: about the width this template gives unstretched
-# 3a lines along the tangent: what a straight line excites a curve through. ~1/10 of a
-# curve's response at the preferred orientation ("early curves only" lowers the peaks).
-LINE_TO_CURVE_GAIN = 30.0
-CURVE_BIAS = -10.0  # a small threshold: a straight line's response stays just above it
+# The 3a lines along the arc's tangent ("Curve Circuits": each 3b curve "is excited by edges
+# along its tangent line with a tolerance of between about 10 to 45 degrees"; "a line that's
+# rotated a little may inhibit it"): excitation within a tolerance of the local tangent,
+# inhibition for lines turned up to 14 degrees beyond it. The tolerance is not symmetric (the
+# article shows it on 3b:406: excited by lines turned towards a tighter curve, inhibited as
+# soon as they turn the other way): 0.81 of it lies on the side of a tighter curve, so a line
+# turned back towards the middle's tangent -- what a straight line along the tangent is, seen
+# from the arc's flanks -- soon inhibits. The tolerance is stretched with the unit's published
+# width: 23 deg in all (4 towards a straighter line) on 324 (FWHM 28.4) to 56 deg (11) on 330
+# (FWHM 68.8). (A one-sided tolerance, curve_share=1, made 3b:406 prefer rounded angles to
+# curves; narrower tolerances than the 22.5 deg between the 8 3a line orientations leave
+# the narrow units no line to read.)
+LINE_TOLERANCE = Tolerance(tolerance=41.0, inhibition=0.37, flank=14.0, curve_share=0.81)
+# Lines and early curves both matter ("3b curves are built primarily from the line and early
+# curve neuron families"): the 3a lines give about as much as the early curves at the
+# preferred orientation, so a curve without them ("early curves only") keeps under half its
+# peak, and they outweigh the negative early-curve weights an edit can remove.
+EARLY_TO_CURVE_GAIN = 308.0
+LINE_TO_CURVE_GAIN = 370.0
+CURVE_BIAS = 0.0  # no threshold: the negative weights do the selecting
+# A broader unit tolerates more error in position (its template points spread wider: 0.9 px
+# on 324 to 13 px on 330) and tiles a gentler arc (radius 24 to 64 px): a gentle, blurred
+# template meets the opposite curve, which touches it at the middle, over more of its length,
+# so without the negative weights the broad units get the larger echoes (0.15 on 324 to 0.34
+# on 342), as "Curve Circuits"' editing figure shows echoes that differ from unit to unit.
+CURVE_RADIUS_STRETCH = 1.1  # radius times (fwhm / reference) ** 1.1
+CURVE_SPREAD_STRETCH = 3.0  # spread times (fwhm / reference) ** 3
 
 _gabor_orients = tuple(o for o in uniform(N_GABOR, 180.0) for _ in PHASES)
 
@@ -193,21 +225,24 @@ RULES = (
     Relay("early_curve_bank", "curve_relay", gain=1.0 / EARLY_CURVE_SCALE, bias=0.0),
     Relay("lines_3a", "line_relay_3b", gain=1.0 / LINE_3A_SCALE, bias=0.0),
     # Curves: early curves tiled along a wider arc, each at the arc's local bulge: a positive
-    # band at the local bulge, the same band negative at the opposite bulge (what removes
-    # the early curves' echo, blind to straight lines) and a surround over the tangent.
+    # band at the local bulge, a stronger negative one at the opposite bulge (what removes
+    # the early curves' echo) and a surround over the tangent.
     Tile("curve_relay", ("curves",),
          Arc(radius=45.0, length=40.0),  # px: 5 tiles of the 8 px grid along a gentle arc
          tuning=CURVE_TUNING,
          spread=5.0,  # px: position tolerance of a tile
-         gain=560.0,  # the original's scale: radial tuning peaks of ~550-830
+         gain=EARLY_TO_CURVE_GAIN,
          bias=CURVE_BIAS,
-         reference_fwhm=CURVE_REFERENCE_FWHM, balanced=True),
-    # ... and 3a lines along the arc's tangent.
+         reference_fwhm=CURVE_REFERENCE_FWHM, balanced=True,
+         radius_stretch=CURVE_RADIUS_STRETCH, spread_stretch=CURVE_SPREAD_STRETCH),
+    # ... and 3a lines along the arc's tangent, within a tolerance; lines turned a little
+    # beyond it inhibit.
     Tile("line_relay_3b", ("curves",),
          Arc(radius=45.0, length=40.0),
-         tuning=Tuning(width=10.0, opposite=0.0),
+         tuning=LINE_TOLERANCE,
          spread=5.0, gain=LINE_TO_CURVE_GAIN, bias=CURVE_BIAS,
-         reference_fwhm=CURVE_REFERENCE_FWHM, balanced=True),
+         reference_fwhm=CURVE_REFERENCE_FWHM, balanced=True,
+         radius_stretch=CURVE_RADIUS_STRETCH, spread_stretch=CURVE_SPREAD_STRETCH),
 )
 
 SPEC = Spec(BANKS, RULES)

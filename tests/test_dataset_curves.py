@@ -50,7 +50,7 @@ def test_bezier_and_stroke_match_their_formulas():
 def test_attribution_map_is_gradient_times_input(model):
     """The map at a pixel equals the derivative of the family's response along that pixel's own
     value, by central finite differences through model.run (a second computation)."""
-    img, _ = arc_image(96, radius=28, centre=(60, 48))
+    img, centre_line = arc_image(96, radius=28, centre=(60, 48))
     amap = attribution_map(model, "mixed3b:curves", img)
     y, x = divmod(int(torch.argmax(amap)), amap.shape[1])
     from circuits.analysis.attribution import conv_of
@@ -68,8 +68,14 @@ def test_attribution_map_is_gradient_times_input(model):
     eps = 0.02
     fd = (response(1 + eps) - response(1 - eps)) / (2 * eps)
     assert abs(fd) == pytest.approx(float(amap[y, x]), rel=0.05)
-    # and it lies on the arc: most of the map is within 4 px of the drawn curve
-    assert float(amap[40:70].sum()) > 0.5 * float(amap.sum())
+    # and it lies on the arc: most of the map is within 6 px of the drawn curve (a tenth of the image;
+    # the hand-built curves read 3a lines 24 px long with a position tolerance of up to 13 px, so
+    # gradient x input reaches the white around the stroke too)
+    yy, xx = torch.meshgrid(torch.arange(96.0), torch.arange(96.0), indexing="ij")
+    dist = torch.cdist(torch.stack([yy.flatten(), xx.flatten()], 1), centre_line.float()).min(1).values.reshape(96, 96)
+    near = dist <= 6
+    assert float(near.float().mean()) < 0.12
+    assert float(amap[near].sum()) > 0.5 * float(amap.sum())
 
 
 def test_attribution_follows_curves_better_than_chance(model):

@@ -182,6 +182,31 @@ def test_contrast_polarity_does_not_matter(model):
     torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-3)
 
 
+def test_3a_lines_excite_curves_along_the_tangent_and_inhibit_lines_turned_a_little(model):
+    """"Curve Circuits": each 3b curve "is excited by edges along its tangent line with a tolerance",
+    but "a line that's rotated a little may inhibit it". Expanded weights 3a lines -> curves (through
+    the copies in the 3b bottleneck), against the geometry of each curve's tangent: at the kernel's
+    centre the line nearest the tangent has at least half the largest weight, lines 75 degrees or
+    more off it next to none; every curve has negative weights; on
+    the units published narrower than 45 degrees (whose tolerance and spread are the smallest, so
+    positions and orientations blur least) lines less than 50 degrees off the central tangent
+    already inhibit, with negative weights of at least 15% of the positive ones."""
+    from circuits.analysis import weights_between
+
+    w = weights_between(model, "mixed3a:hb_lines_3a", "mixed3b:curves").numpy()  # [10 curves, 8 lines, 5, 5]
+    lines = np.asarray(S.SPEC.bank("lines_3a").orientations)
+    bank = S.SPEC.bank("curves")
+    for i, theta in enumerate(bank.orientations):
+        off = np.abs((lines - (theta + 90.0) + 90.0) % 180.0 - 90.0)  # each line's angle to the tangent
+        centre = w[i, :, 2, 2]
+        assert centre[int(np.argmin(off))] >= 0.5 * centre.max(), (theta, centre.round(2), off)
+        assert np.all(centre[off >= 75] <= 0.05 * centre.max()), (theta, centre.round(2), off)
+        assert w[i].min() < 0, theta
+        if bank.fwhm[i] < 45:
+            assert w[i, off < 50].min() < 0, theta
+            assert -w[i][w[i] < 0].sum() >= 0.15 * w[i][w[i] > 0].sum(), theta
+
+
 # --- equivariance -------------------------------------------------------------------------
 
 

@@ -66,6 +66,10 @@ def register(
     _SOURCES[name] = Source(name, fn, description, families, network)
 
 
+def _is_torchvision(key: str) -> bool:
+    return key.startswith("torchvision:")
+
+
 def _key(source) -> str:
     """The source as a string key; a clear TypeError for anything that is neither name nor path."""
     if isinstance(source, (str, os.PathLike)):
@@ -141,6 +145,8 @@ def load(source: str | os.PathLike = DEFAULT) -> dict:
     """
     _ensure_builtins()
     key = _key(source)
+    if _is_torchvision(key):
+        return dict(model(key).state_dict())
     if key in _SOURCES:
         sd = _SOURCES[key].fn()
     elif os.path.isfile(key):
@@ -157,8 +163,9 @@ def load(source: str | os.PathLike = DEFAULT) -> dict:
         close = difflib.get_close_matches(key, list(_SOURCES), n=3)
         hint = f" Did you mean {', '.join(close)}?" if close else ""
         raise FileNotFoundError(
-            f"unknown weight source {key!r}: not a registered name ({', '.join(sorted(_SOURCES))}) "
-            f"and no such file.{hint} A file is an inception5h.pth, a .safetensors or Lucid's .pb"
+            f"unknown weight source {key!r}: not a registered name ({', '.join(sorted(_SOURCES))}), "
+            f"not torchvision:NAME[:random] and no such file.{hint} A file is an inception5h.pth, a "
+            ".safetensors or Lucid's .pb (a torchvision checkpoint: FILE.pth with --arch torchvision:NAME)"
         )
     from circuits.core.model import check_state_dict
 
@@ -206,7 +213,8 @@ def _file_network(path: str) -> str:
 
 
 def graph_of(source: str | os.PathLike):
-    """The graph of the network a source's weights are for, without importing torch.
+    """The graph of the network a source's weights are for, without importing torch
+    (except for ``torchvision:`` sources, whose graph is traced once per architecture).
 
     >>> graph_of("nsfwjs-inception-v3").name
     'InceptionV3'
@@ -215,6 +223,10 @@ def graph_of(source: str | os.PathLike):
 
     _ensure_builtins()
     key = _key(source)
+    if _is_torchvision(key):
+        from . import torchvision_models
+
+        return torchvision_models.graph(torchvision_models.parse(key).arch)
     s = _SOURCES.get(key)
     return graph_named(s.network if s else _file_network(key))
 
@@ -224,8 +236,15 @@ def model(source: str | os.PathLike = DEFAULT) -> "Network":
     (InceptionV1 unless it was registered with another).
 
     An edited model saved by `weights.edited.save_edited` comes back with its edits.
+    ``torchvision:NAME`` (pretrained), ``torchvision:NAME:random[:SEED]`` and
+    ``torchvision:NAME:FILE.pth`` are torchvision's classifiers, traced
+    (`weights.torchvision_models`).
     """
     key = _key(source)
+    if _is_torchvision(key):
+        from . import torchvision_models
+
+        return torchvision_models.model(key)
     _ensure_builtins()
     if os.path.isfile(key) and key not in _SOURCES:
         from .edited import is_edited_file, load_edited

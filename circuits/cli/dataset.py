@@ -362,7 +362,11 @@ def _check_target(args) -> None:
     if args.factor:
         from circuits.analysis.factorization import load_factor
 
-        load_factor(args.factor)
+        fact, _ = load_factor(args.factor)
+        g = network_graph(args.weights)
+        if fact.network != g.name:
+            raise ValueError(f"--factor {args.factor} is a factor of {fact.network}'s {fact.layer}; the model "
+                             f"(--weights {args.weights}) is {g.name}")
 
 
 def _target(args, model):

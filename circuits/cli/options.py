@@ -57,16 +57,40 @@ __all__ = [
 DEFAULT_WEIGHTS = "handbuilt"
 
 
+class _WeightsAction(argparse.Action):
+    """--weights FILE --arch torchvision:NAME, in either order, make the one source
+    ``torchvision:NAME:FILE`` in ``args.weights`` (what every command reads)."""
+
+    def __call__(self, parser, namespace, value, option_string=None):
+        setattr(namespace, f"_{self.dest}_given", value)
+        arch = getattr(namespace, "_arch_given", None)
+        given = getattr(namespace, "_weights_given", None) or DEFAULT_WEIGHTS
+        if arch is not None and not str(arch).startswith("torchvision:"):
+            parser.error(f"--arch {arch}: expected torchvision:NAME (e.g. torchvision:resnet50)")
+        namespace.weights = f"{arch}:{given}" if arch is not None else given
+
+
 def add_weights(parser: argparse.ArgumentParser, help: str | None = None) -> None:
-    """The ``--weights NAME|FILE`` option of every command that reads a network."""
+    """The ``--weights NAME|FILE`` option of every command that reads a network, and
+    ``--arch torchvision:NAME`` for a checkpoint file of a torchvision architecture."""
     parser.add_argument(
         "--weights",
         dest="weights",
         default=DEFAULT_WEIGHTS,
         metavar="NAME|FILE",
+        action=_WeightsAction,
         help=help
         or "weight source: handbuilt, lucid, lucid-pb, random (InceptionV1), nsfwjs-inception-v3, random-v3 "
-        f"(InceptionV3), or a .pth/.safetensors/.pb file (default {DEFAULT_WEIGHTS})",
+        "(InceptionV3), torchvision:NAME (pretrained), torchvision:NAME:random, "
+        f"or a .pth/.safetensors/.pb file (default {DEFAULT_WEIGHTS})",
+    )
+    parser.add_argument(
+        "--arch",
+        dest="arch",
+        default=None,
+        metavar="torchvision:NAME",
+        action=_WeightsAction,
+        help="the torchvision architecture a --weights FILE.pth checkpoint is for (e.g. torchvision:resnet50)",
     )
 
 

@@ -96,13 +96,14 @@ def cmd_vis(args: argparse.Namespace) -> int:
     specs = unit_list(args.target)
     units = resolve(specs, source)
     kind = "neuron" if args.neuron else "channel"
+    g = units[0].network  # the units' network (a traced one's layers are in no global table)
     if len(units) == 1:
         u = units[0]
-        obj = (objectives.neuron if args.neuron else objectives.channel)(u.layer, u.channel)
+        obj = (objectives.neuron if args.neuron else objectives.channel)(u.layer, u.channel, model=g)
     else:
-        obj = objectives.family(units, kind=kind)
+        obj = objectives.family(units, kind=kind, model=g)
     if args.diversity:
-        obj = obj - args.diversity * objectives.diversity(units[0].layer)
+        obj = obj - args.diversity * objectives.diversity(units[0].layer, model=g)
     model = load_network(source, args.device)
     require_live(model, {u.layer for u in units}, "vis")
     image = param.image(args.size, batch=args.batch, fft=args.param == "fft",

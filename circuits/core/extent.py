@@ -40,7 +40,7 @@ def last_live_layer(model) -> str | None:
     g = model.graph
     last = None
     for n in g.nodes:
-        if n.param is None:
+        if n.param is None or not n.kind.has_params:  # an opaque node's module is the code it runs
             continue
         m = getattr(model, n.param)
         if bool(m.weight.detach().any()) or (m.bias is not None and bool(m.bias.detach().any())):

@@ -26,7 +26,7 @@ from __future__ import annotations
 import difflib
 import functools
 from dataclasses import dataclass, field
-from typing import Iterable, Sequence
+from typing import Iterable, Mapping, Sequence
 
 from circuits.core.ops import OPS, Op, same_padding
 
@@ -74,6 +74,17 @@ class Node:
     # (mixed3a_pre_relu) are not consumed by anything downstream.
     synthesized: bool = False
     padding: str = "same"
+    # PyTorch's window ops (conv2d, max_pool2d, avg_pool2d): explicit symmetric padding
+    # (rows, cols), dilation, groups, ceil_mode and count_include_pad, as torch.nn spells them.
+    pad: tuple[int, int] = (0, 0)
+    dilation: tuple[int, int] = (1, 1)
+    groups: int = 1
+    ceil_mode: bool = False
+    count_include_pad: bool = True
+    # A fixed output size (H, W): adaptive pooling; an opaque op whose size was fixed when traced.
+    out_hw: tuple[int, int] | None = None
+    # What an opaque node runs (e.g. "torch.nn.LayerNorm" or "operator.getitem"), for errors.
+    source: str | None = None
 
     @property
     def kind(self) -> Op:
@@ -141,8 +152,12 @@ class Graph:
         output: str | None = None,
         default_input_size: int = 224,
         classes: str | None = None,
+        folded: Mapping[str, str] | None = None,
     ):
         self.name = name
+        #: names that are no tensor of this graph because they were folded into one that is
+        #: (a traced convolution into the batch norm after it), and the tensor that holds them
+        self.folded = dict(folded or {})
         #: the input side the network was trained at (what commands use when not told)
         self.default_input_size = default_input_size
         #: the tensor of class probabilities, None for a trunk without its classifier
@@ -175,6 +190,13 @@ class Graph:
     def __repr__(self) -> str:
         return f"<Graph {self.name}: {len(self.nodes)} nodes>"
 
+    # A graph is immutable data: a copied model shares its graph (and its units stay valid).
+    def __copy__(self) -> "Graph":
+        return self
+
+    def __deepcopy__(self, memo) -> "Graph":
+        return self
+
     # --- names -----------------------------------------------------------------
 
     def names(self) -> list[str]:
@@ -190,6 +212,11 @@ class Graph:
         try:
             return self._by_name[name]
         except (KeyError, TypeError):
+            if isinstance(name, str) and name in self.folded:
+                raise UnknownNameError(
+                    f"{name} is no tensor of {self.name}: its batch norm is folded into it, so its value "
+                    f"(normalized) is {self.folded[name]!r}; use that name"
+                ) from None
             raise UnknownNameError(
                 f"unknown layer or hook name {name!r} in {self.name}{suggest(str(name), self._by_name)} "
                 f"(run `circuits layers` for the full list)"
@@ -254,11 +281,13 @@ class Graph:
         """
         b, ch = self.branch_of(name, channel)
         n = self.node(b)
-        if b != name and n.kind.joins_branches:  # a branch that is itself a concatenation (InceptionV3's mixed9)
-            return self.conv_of(b, ch)
+        while n.kind.passes_through:  # a module's output, dropout: the tensor it passes on
+            n = self.node(n.inputs[0])
+        if n.name != name and n.kind.joins_branches:  # a branch that is itself a concatenation (InceptionV3's mixed9)
+            return self.conv_of(n.name, ch)
         if n.kind.is_activation:
             n = self.node(n.inputs[0])
-        return (n.name, ch) if n.kind.has_params and n.kind.spatial else None
+        return (n.name, ch) if n.kind.has_kernel else None
 
     def pre_relu_of(self, name: str) -> str | None:
         """The pre-ReLU tensor of a layer: the conv a ReLU reads, the synthesized
@@ -268,6 +297,8 @@ class Graph:
         ('mixed3b_pre_relu', 'conv2d2_pre_relu')
         """
         n = self.node(name)
+        while n.kind.passes_through:
+            n = self.node(n.inputs[0])
         if n.kind.is_activation and self.node(n.inputs[0]).kind.has_params:
             return n.inputs[0]
         if n.kind.joins_branches:
@@ -377,6 +408,9 @@ class Graph:
         parts = [f"{n.name}: {n.op}"]
         if n.kind.windowed:
             parts.append(f"{n.kernel[0]}x{n.kernel[1]}/{n.stride}" + (" valid" if n.padding == "valid" else ""))
+            extra = [f"{k} {v}" for k, v, plain in (("pad", n.pad, (0, 0)), ("dilation", n.dilation, (1, 1)),
+                                                   ("groups", n.groups, 1)) if v != plain]
+            parts += extra
         parts.append(f"{n.channels} channels")
         return " ".join(parts)
 

@@ -37,7 +37,7 @@ from circuits.core import graph
 HookFn = Callable[[torch.Tensor, "HookPoint"], "torch.Tensor | None"]
 HookSpec = tuple[str, HookFn]
 
-__all__ = ["HookPoint", "HookHandle", "HookFn", "HookSpec", "temporary_hooks"]
+__all__ = ["HookPoint", "HookPoints", "HookHandle", "HookFn", "HookSpec", "temporary_hooks"]
 
 _ids = itertools.count()
 
@@ -137,6 +137,41 @@ class HookPoint(nn.Module):
     def extra_repr(self) -> str:
         owned = f", {len(self.edit_hooks)} edit hooks" if self.edit_hooks else ""
         return f"{self.name!r}, {len(self.hooks)} hooks{owned}"
+
+
+class HookPoints(nn.ModuleDict):
+    """The hook points of a network by tensor name, dotted names included (a traced
+    network's ``layer2.1.relu_1``; torch forbids dots in module names, so they are stored
+    under an escaped key and read back by the real name).
+
+    >>> hp = HookPoints({"layer2.1.relu_1": HookPoint("layer2.1.relu_1")})
+    >>> list(hp), "layer2.1.relu_1" in hp
+    (['layer2.1.relu_1'], True)
+    """
+
+    _DOT = "\N{ONE DOT LEADER}"
+
+    @classmethod
+    def _key(cls, name: str) -> str:
+        return name.replace(".", cls._DOT)
+
+    def __init__(self, points: Mapping[str, HookPoint]):
+        super().__init__({self._key(k): v for k, v in points.items()})
+
+    def __getitem__(self, name: str) -> HookPoint:
+        return super().__getitem__(self._key(name))
+
+    def __contains__(self, name) -> bool:
+        return isinstance(name, str) and super().__contains__(self._key(name))
+
+    def keys(self):
+        return [k.replace(self._DOT, ".") for k in super().keys()]
+
+    def __iter__(self):
+        return iter(self.keys())
+
+    def items(self):
+        return list(zip(self.keys(), self.values()))
 
 
 def _check(points: Mapping[str, HookPoint], hooks: Iterable[HookSpec]) -> list[HookSpec]:

@@ -28,7 +28,7 @@ from circuits.core import graph
 from circuits.core.inputs import to_model_input
 from circuits.core.units import Unit, parse_unit
 from circuits.core.inception_v3 import INCEPTION_V3
-from circuits.core.hooks import HookFn, HookHandle, HookPoint, HookSpec, temporary_hooks
+from circuits.core.hooks import HookFn, HookHandle, HookPoint, HookPoints, HookSpec, temporary_hooks
 
 __all__ = ["Network", "InceptionV1", "InceptionV3", "check_state_dict", "StateDictError"]
 
@@ -104,13 +104,28 @@ class Network(nn.Module):
     #: the network this model runs (its declaration and everything derived from it)
     graph: graph.Graph = graph.INCEPTION_V1
 
-    def __init__(self, state_dict: Mapping[str, torch.Tensor] | None = None):
+    def __init__(self, state_dict: Mapping[str, torch.Tensor] | None = None, *,
+                 graph: graph.Graph | None = None, modules: Mapping[str, nn.Module] | None = None):
+        """graph: the network to run, for a graph made at run time (`circuits.trace`);
+        default the class's. modules: ready parameter modules by `node.param` (a traced
+        network's, an opaque node's code); the others start at zero."""
         super().__init__()
+        if graph is not None:
+            self.graph = graph
         g = self.graph
+        modules = dict(modules or {})
         for n in g.nodes:
-            if n.kind.has_params:
+            if n.param is None:
+                continue
+            if n.param in modules:
+                self.add_module(n.param, modules.pop(n.param))
+            elif n.kind.has_params:
                 self.add_module(n.param, n.kind.make_module(n, g.node(n.inputs[0]).channels))
-        self.hook_points = nn.ModuleDict({n.name: HookPoint(n.name) for n in g.nodes})
+            else:
+                raise ValueError(f"{g.name}: node {n.name} ({n.op}) needs its module {n.param!r}, which was not given")
+        if modules:
+            raise ValueError(f"modules for no node of {g.name}: {', '.join(sorted(modules))}")
+        self.hook_points = HookPoints({n.name: HookPoint(n.name) for n in g.nodes})
         self.warn_on_unit_range = True
         # Records of applied weight edits, oldest first (managed by circuits.editing.edits).
         self.applied_edits: list = []
@@ -247,7 +262,7 @@ class Network(nn.Module):
     # --- running -----------------------------------------------------------
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """softmax2 probabilities, shape [N, 1008]."""
+        """The network's output (`graph.output`; InceptionV1: softmax2 probabilities [N, 1008])."""
         return self.run(x)
 
     def run(self, x: torch.Tensor, until: str | None = None, *, grad: bool | None = None) -> torch.Tensor:

@@ -80,6 +80,7 @@ __all__ = [
     "LRN_BIAS",
     "LRN_ALPHA",
     "LRN_BETA",
+    "UnsupportedOpError",
 ]
 
 LRN_DEPTH_RADIUS = 5
@@ -90,6 +91,11 @@ LRN_BETA = 0.5
 Window = tuple[int, int, int, int]  # y0, y1, x0, x1 (inclusive), in a tensor's own coordinates
 Geometry = tuple[int, int, float]  # receptive field along one axis: size, jump, first centre
 Kernel = tuple["torch.Tensor", int]  # composed kernel [C, S, kh, kw] and its jump in the source grid
+
+
+class UnsupportedOpError(ValueError):
+    """An analysis asked of an op that has no rule for it (an opaque node's cone or kernel,
+    a gate's linearization), naming the node and its op."""
 
 
 # --- TensorFlow's padding and pooling ----------------------------------------------
@@ -311,6 +317,12 @@ class Op:
     is_activation = False
     #: a sliding window with a kernel and a stride (conv, pools)
     windowed = False
+    #: its weight is a convolution kernel between channels (`kernel_slice`): it computes a unit's pre-activation
+    has_kernel = False
+    #: runs code the table does not know (`Opaque`): no geometry beyond its size, no linearization, no bounds
+    opaque = False
+    #: the value passes through unchanged (an identity: dropout in eval, a module's output)
+    passes_through = False
 
     # geometry
     def out_size(self, node: "Node", size: int, axis: int) -> int:
@@ -390,6 +402,11 @@ class Op:
         """(radius y, radius x, jump) of the linearized op's kernel, in the source grid."""
         return ins[0]
 
+    def kernel_slice(self, node: "Node", m, dst_channels: Sequence[int], src_channels: Sequence[int]) -> torch.Tensor:
+        """The weights [dst, src, kh, kw] from input channels `src_channels` to output
+        channels `dst_channels` (ops with `has_kernel`)."""
+        raise UnsupportedOpError(f"{node.name} ({self.kind}) has no convolution kernel")
+
     # interval arithmetic
     def bounds(self, node: "Node", ins: Sequence[tuple[torch.Tensor, torch.Tensor]], m) -> tuple[torch.Tensor, torch.Tensor]:
         raise NotImplementedError(f"no bounds for {self.kind}")
@@ -428,21 +445,25 @@ class _WindowOp(Op):
             return 0
         return same_padding(in_size, node.kernel[axis], node.stride)[0]
 
+    def _span(self, node, axis) -> int:
+        """Input cells one window covers along `axis` (the kernel; dilated, for PyTorch's ops)."""
+        return node.kernel[axis]
+
     def receptive_field(self, node, ins, in_size, axis):
         size, jump, start = ins[0]
-        k, s = node.kernel[axis], node.stride
+        k, s = self._span(node, axis), node.stride
         before = self._before(node, in_size, axis)
         return size + (k - 1) * jump, jump * s, start + jump * ((k - 1) / 2 - before)
 
     def input_window(self, node, win, src_hw):
         y0, y1, x0, x1 = win
-        (kh, kw), s = node.kernel, node.stride
+        (kh, kw), s = (self._span(node, 0), self._span(node, 1)), node.stride
         py, px = self._before(node, src_hw[0], 0), self._before(node, src_hw[1], 1)
         return y0 * s - py, y1 * s - py + kh - 1, x0 * s - px, x1 * s - px + kw - 1
 
     def support(self, node, ins):
         ry, rx, j = ins[0]
-        kh, kw = node.kernel
+        kh, kw = self._span(node, 0), self._span(node, 1)
         return ry + j * (kh - 1) // 2, rx + j * (kw - 1) // 2, j * node.stride
 
     def _box(self, node, ks, point=None, dst_channels=None):
@@ -461,6 +482,10 @@ class Conv(_WindowOp):
 
     kind = "conv"
     has_params = True
+    has_kernel = True
+
+    def kernel_slice(self, node, m, dst_channels, src_channels):
+        return m.weight.detach()[list(dst_channels)][:, list(src_channels)]
 
     def param_shapes(self, node, cin):
         return {"weight": (node.channels, cin, *node.kernel), "bias": (node.channels,)}
@@ -497,14 +522,19 @@ class Conv(_WindowOp):
             weight=w[idx][:, have[0]].contiguous(), bias=b[idx] if b is not None else None,
         )
 
+    def _conv_valid(self, node, x, weight, bias):
+        """The unpadded convolution with these (sliced) weights."""
+        return F.conv2d(x, weight, bias, node.stride)
+
     def forward_channels(self, node, xs, prep, have, out, cins):
         x = xs[0]
         if prep.all_live:
-            return F.conv2d(x, prep.weight, prep.bias, node.stride)
-        oh, ow = (x.shape[-2] - node.kernel[0]) // node.stride + 1, (x.shape[-1] - node.kernel[1]) // node.stride + 1
+            return self._conv_valid(node, x, prep.weight, prep.bias)
+        oh = (x.shape[-2] - self._span(node, 0)) // node.stride + 1
+        ow = (x.shape[-1] - self._span(node, 1)) // node.stride + 1
         y = zeros_channels(x, prep.n_out, (oh, ow))
         if len(prep.idx):
-            y[:, prep.idx] = F.conv2d(x, prep.weight, prep.bias, node.stride)
+            y[:, prep.idx] = self._conv_valid(node, x, prep.weight, prep.bias)
         return y
 
     def linear(self, node, xs, m, *, bias=True, point=None):
@@ -706,6 +736,8 @@ class Linear(Op):
 
     def forward(self, node, xs, m):
         x = xs[0]
+        if x.dim() == 2:  # a flattened input (PyTorch's classifiers)
+            return F.linear(x, m.weight, m.bias)
         if x.shape[-2:] != (1, 1):
             raise ValueError(
                 f"{node.name} needs {node.inputs[0]} to be 1x1, got {x.shape[-2]}x{x.shape[-1]}: "
@@ -725,8 +757,521 @@ class Softmax(Op):
         return F.softmax(xs[0], dim=1)
 
 
+# --- PyTorch's ops (networks traced from torch modules: circuits.core.trace) --------------
+#
+# PyTorch's numerics: explicit symmetric padding (zeros for convolutions, -inf for max
+# pooling), dilation, groups, ceil_mode and count_include_pad, exactly as torch.nn's
+# functional calls take them. Batch norm after a convolution is folded into it by the
+# tracer (`fold_batchnorm`); elsewhere it is a channel-wise affine op.
+
+
+def _refused(node: "Node", kind: str, what: str, why: str) -> UnsupportedOpError:
+    return UnsupportedOpError(f"{what} cannot cross {node.name} ({kind}): {why}")
+
+
+def _dense_weight(node: "Node", w: torch.Tensor) -> torch.Tensor:
+    """A grouped convolution's weight [C, Cin/groups, kh, kw] as the dense [C, Cin, kh, kw]
+    it equals (zero across groups), so that one rule composes and bounds every convolution."""
+    g = node.groups
+    if g == 1:
+        return w
+    cout, cin_g, kh, kw = w.shape
+    dense = w.new_zeros(g, cout // g, g, cin_g, kh, kw)
+    idx = torch.arange(g)
+    dense[idx, :, idx] = w.reshape(g, cout // g, cin_g, kh, kw)
+    return dense.reshape(cout, g * cin_g, kh, kw)
+
+
+def _dilated(w: torch.Tensor, dilation: tuple[int, int]) -> torch.Tensor:
+    """A kernel with dilation (dy, dx) as the undilated kernel it equals (zeros between taps)."""
+    dy, dx = dilation
+    if (dy, dx) == (1, 1):
+        return w
+    kh, kw = w.shape[-2:]
+    out = w.new_zeros(*w.shape[:-2], (kh - 1) * dy + 1, (kw - 1) * dx + 1)
+    out[..., ::dy, ::dx] = w
+    return out
+
+
+def _gather(x: torch.Tensor, have: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+    """Channels `out` of x, which holds the sorted channels `have`; a channel absent from
+    `have` is 0 for every input (the cone leaves such channels out)."""
+    if len(have) == len(out) and bool(torch.equal(have, out)):
+        return x
+    if len(have) == 0:
+        return zeros_channels(x, len(out), tuple(x.shape[2:]))
+    pos = torch.searchsorted(have, out).clamp(max=len(have) - 1)
+    present = have[pos] == out
+    if bool(present.all()):
+        return take_channels(x, pos)
+    y = zeros_channels(x, len(out), tuple(x.shape[2:]))
+    y[:, present] = x[:, pos[present]]
+    return y
+
+
+class _TorchWindow(_WindowOp):
+    """PyTorch's window geometry: explicit padding `node.pad`, dilation, ceil_mode."""
+
+    def _span(self, node, axis):
+        return node.dilation[axis] * (node.kernel[axis] - 1) + 1
+
+    def out_size(self, node, size, axis):
+        k, p, s = self._span(node, axis), node.pad[axis], node.stride
+        if not node.ceil_mode:
+            return (size + 2 * p - k) // s + 1
+        out = -(-(size + 2 * p - k) // s) + 1
+        # torch: the last window must start inside the input or its left padding
+        return out - 1 if (out - 1) * s >= size + p else out
+
+    def _before(self, node, in_size, axis):
+        return node.pad[axis]
+
+    def _centred(self, node, what: str) -> None:
+        kh, kw = self._span(node, 0), self._span(node, 1)
+        if kh % 2 == 0 or kw % 2 == 0:
+            raise _refused(node, self.kind, what, f"its {kh}x{kw} window has no centre cell, so kernels "
+                           "composed through it are not centred on a unit")
+
+
+class TorchConv(_TorchWindow, Conv):
+    """torch.nn.Conv2d: explicit zero padding, dilation, groups (depthwise included), bias."""
+
+    kind = "conv2d"
+
+    def param_shapes(self, node, cin):
+        return {"weight": (node.channels, cin // node.groups, *node.kernel), "bias": (node.channels,)}
+
+    def make_module(self, node, cin):
+        return _zero_initialized("Conv2d")(cin, node.channels, node.kernel, node.stride, node.pad,
+                                           node.dilation, node.groups)
+
+    def forward(self, node, xs, m):
+        return F.conv2d(xs[0], m.weight, m.bias, node.stride, node.pad, node.dilation, node.groups)
+
+    def forward_valid(self, node, xs, m):
+        return F.conv2d(xs[0], m.weight, m.bias, node.stride, 0, node.dilation, node.groups)
+
+    def _conv_valid(self, node, x, weight, bias):
+        return F.conv2d(x, weight, bias, node.stride, 0, node.dilation)
+
+    def _dense(self, node, m) -> torch.Tensor:
+        return _dense_weight(node, m.weight.detach())
+
+    def kernel_slice(self, node, m, dst_channels, src_channels):
+        w = self._dense(node, m)[list(dst_channels)][:, list(src_channels)]
+        return _dilated(w, node.dilation)
+
+    def input_channels(self, node, out, m, cins):
+        used = self._dense(node, m)[out].ne(0).flatten(2).any(2).any(0)
+        return [torch.nonzero(used).flatten()]
+
+    def zero_channels(self, node, m, zin, cins):
+        reads = self._dense(node, m).ne(0).flatten(2).any(2)[:, ~zin[0]].any(1)
+        return ~reads & (m.bias.detach().eq(0) if m.bias is not None else True)
+
+    def prepare_channels(self, node, m, have, out):
+        if node.groups > 1:  # computed whole (grouped convolutions are cheap), then sliced
+            return SimpleNamespace(weight=m.weight.detach(), bias=m.bias.detach() if m.bias is not None else None)
+        return super().prepare_channels(node, m, have, out)
+
+    def forward_channels(self, node, xs, prep, have, out, cins):
+        if node.groups > 1:
+            full = zeros_channels(xs[0], cins[0], tuple(xs[0].shape[2:]))
+            full[:, have[0]] = xs[0]
+            return take_channels(self.forward_valid(node, [full], prep), out)
+        return super().forward_channels(node, xs, prep, have, out, cins)
+
+    def linear(self, node, xs, m, *, bias=True, point=None):
+        w, b = m.weight.to(xs[0].dtype), (m.bias.to(xs[0].dtype) if bias and m.bias is not None else None)
+        return F.conv2d(xs[0], w, b, node.stride, node.pad, node.dilation, node.groups)
+
+    def compose(self, node, ks, m, *, channels, point=None, dst_channels=None):
+        self._centred(node, "kernel composition")
+        k, jump = ks[0]
+        w = _dilated(self._dense(node, m), node.dilation).to(k.dtype)
+        if dst_channels is not None:
+            w = w[list(dst_channels)]
+        return F.conv_transpose2d(w, k, stride=jump), jump * node.stride
+
+    def bounds(self, node, ins, m):
+        dense = SimpleNamespace(weight=self._dense(node, m), bias=m.bias.detach() if m.bias is not None
+                                else torch.zeros(node.channels))
+        return super().bounds(node, ins, dense)
+
+
+class TorchMaxPool(_TorchWindow, MaxPool):
+    """torch.nn.MaxPool2d (padding is -inf; ceil_mode, dilation). Linearized: the average
+    pool over the window's in-image cells."""
+
+    kind = "max_pool2d"
+
+    def forward(self, node, xs, m):
+        return F.max_pool2d(xs[0], node.kernel, node.stride, node.pad, node.dilation, node.ceil_mode)
+
+    def forward_valid(self, node, xs, m):
+        return F.max_pool2d(xs[0], node.kernel, node.stride, 0, node.dilation)
+
+    def linear(self, node, xs, m, *, bias=True, point=None):
+        if node.dilation != (1, 1):
+            raise _refused(node, self.kind, "linearization", "a dilated max-pool has no average-pool stand-in")
+        return F.avg_pool2d(xs[0], node.kernel, node.stride, node.pad, node.ceil_mode, count_include_pad=False)
+
+    def compose(self, node, ks, m, *, channels, point=None, dst_channels=None):
+        self._centred(node, "kernel composition")
+        if node.dilation != (1, 1):
+            raise _refused(node, self.kind, "kernel composition", "a dilated max-pool has no average-pool stand-in")
+        return self._box(node, ks)
+
+
+class TorchAvgPool(_TorchWindow, AvgPool):
+    """torch.nn.AvgPool2d: padding counted in the mean unless count_include_pad=False."""
+
+    kind = "avg_pool2d"
+
+    def forward(self, node, xs, m):
+        return F.avg_pool2d(xs[0], node.kernel, node.stride, node.pad, node.ceil_mode, node.count_include_pad)
+
+    def forward_valid(self, node, xs, m):
+        return F.avg_pool2d(xs[0], node.kernel, node.stride)
+
+    def compose(self, node, ks, m, *, channels, point=None, dst_channels=None):
+        self._centred(node, "kernel composition")
+        return self._box(node, ks)
+
+    def bounds(self, node, ins, m):
+        lo, hi = ins[0]
+        if node.count_include_pad and any(node.pad):  # border means average zeros in
+            return lo.clamp(max=0), hi.clamp(min=0)
+        return lo, hi
+
+
+@functools.lru_cache(maxsize=None)
+def _channel_affine() -> type:
+    """The module of an `affine` node (made on first use: the op table imports no torch)."""
+
+    class ChannelAffine(nn.Module):
+        """y[:, c] = weight[c] * x[:, c] + bias[c]: an inference-mode batch norm that follows
+        no convolution (DenseNet's pre-activations), or an input normalization."""
+
+        def __init__(self, channels: int):
+            super().__init__()
+            self.weight = nn.Parameter(torch.ones(channels))
+            self.bias = nn.Parameter(torch.zeros(channels))
+
+        def extra_repr(self) -> str:
+            return str(self.weight.shape[0])
+
+    ChannelAffine.__module__ = __name__
+    return ChannelAffine
+
+
+def _per_channel(v: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    return v.to(x.dtype).view(1, -1, *([1] * (x.dim() - 2)))
+
+
+class Affine(Op):
+    """Channel-wise affine map (batch norm that follows no convolution; input normalization)."""
+
+    kind = "affine"
+    has_params = True
+    keeps_channels = True
+    channelwise = True
+
+    def param_shapes(self, node, cin):
+        return {"weight": (node.channels,), "bias": (node.channels,)}
+
+    def make_module(self, node, cin):
+        return _channel_affine()(node.channels)
+
+    def forward(self, node, xs, m):
+        return xs[0] * _per_channel(m.weight, xs[0]) + _per_channel(m.bias, xs[0])
+
+    def zero_channels(self, node, m, zin, cins):
+        return zin[0] & m.bias.detach().eq(0)
+
+    def prepare_channels(self, node, m, have, out):
+        return SimpleNamespace(weight=m.weight.detach()[out], bias=m.bias.detach()[out])
+
+    def forward_channels(self, node, xs, prep, have, out, cins):
+        return self.forward(node, [_gather(xs[0], have[0], out)], prep)
+
+    def linear(self, node, xs, m, *, bias=True, point=None):
+        y = xs[0] * _per_channel(m.weight, xs[0])
+        return y + _per_channel(m.bias, xs[0]) if bias else y
+
+    def compose(self, node, ks, m, *, channels, point=None, dst_channels=None):
+        k, jump = ks[0]
+        return k * m.weight.detach().to(k.dtype).view(-1, 1, 1, 1), jump
+
+    def bounds(self, node, ins, m):
+        lo, hi = (t.double() for t in ins[0])
+        w, b = m.weight.detach().double(), m.bias.detach().double()
+        a, c = w * lo + b, w * hi + b
+        return torch.minimum(a, c), torch.maximum(a, c)
+
+
+class _Pointwise(_Identity):
+    """An elementwise activation of PyTorch's (relu6, silu, ...): `fn` of torch.nn.functional."""
+
+    keeps_channels = True
+    channelwise = True
+    nonlinear = True
+    is_activation = True
+    fn = ""
+    #: linearized as the identity, as ReLU is (the activations that pass positive values on)
+    identity_linearization = True
+    #: maps 0 to 0 (an always-zero channel stays one)
+    zero_to_zero = True
+    #: (x, a lower bound of f(x)) at the minimum of a non-monotone activation; None: non-decreasing
+    minimum: tuple[float, float] | None = None
+
+    def forward(self, node, xs, m):
+        return getattr(F, self.fn)(xs[0])
+
+    def forward_channels(self, node, xs, prep, have, out, cins):
+        return self.forward(node, [_gather(xs[0], have[0], out)], prep)
+
+    def zero_channels(self, node, m, zin, cins):
+        return zin[0] if self.zero_to_zero else torch.zeros(node.channels, dtype=torch.bool)
+
+    def _linear_ok(self, node, what):
+        if not self.identity_linearization:
+            raise _refused(node, self.kind, what, f"{self.kind} has no linear stand-in (it saturates; "
+                           "only ReLU and its relatives are linearized as the identity)")
+
+    def linear(self, node, xs, m, *, bias=True, point=None):
+        self._linear_ok(node, "linearization")
+        return xs[0]
+
+    def compose(self, node, ks, m, *, channels, point=None, dst_channels=None):
+        self._linear_ok(node, "kernel composition")
+        return ks[0]
+
+    def bounds(self, node, ins, m):
+        lo, hi = ins[0]
+        flo, fhi = self.forward(node, [lo], m), self.forward(node, [hi], m)
+        low, high = torch.minimum(flo, fhi), torch.maximum(flo, fhi)
+        if self.minimum is not None:
+            x0, y0 = self.minimum
+            low = torch.where((lo <= x0) & (hi >= x0), torch.full_like(low, y0), low)
+        return low, high
+
+
+class ReLU6(_Pointwise):
+    kind, fn = "relu6", "relu6"
+
+
+class SiLU(_Pointwise):
+    # silu(x) = x sigmoid(x) is smallest at x = -1.27846, where it is -0.278465
+    kind, fn, minimum = "silu", "silu", (-1.2784645, -0.2784647)
+
+
+class Hardswish(_Pointwise):
+    kind, fn, minimum = "hardswish", "hardswish", (-1.5, -0.375)
+
+
+class GELU(_Pointwise):
+    # the exact (erf) GELU is smallest at x = -0.751791, where it is -0.16997121 (bounded below by -0.169972)
+    kind, fn, minimum = "gelu", "gelu", (-0.7517915, -0.169972)
+
+
+class Sigmoid(_Pointwise):
+    kind, fn = "sigmoid", "sigmoid"
+    identity_linearization = zero_to_zero = False
+
+
+class Hardsigmoid(_Pointwise):
+    kind, fn = "hardsigmoid", "hardsigmoid"
+    identity_linearization = zero_to_zero = False
+
+
+class Tanh(_Pointwise):
+    kind, fn = "tanh", "tanh"
+    identity_linearization = False
+
+
+class Identity(_Identity):
+    """The value passed on unchanged: dropout and stochastic depth in eval mode, and the
+    output of a module (`layer2` after `layer2.1.relu_1`), so that it has its own name."""
+
+    kind = "identity"
+    keeps_channels = True
+    channelwise = True
+    passes_through = True
+
+
+class Add(Op):
+    """Elementwise sum of same-shaped tensors (a residual connection)."""
+
+    kind = "add"
+
+    def receptive_field(self, node, ins, in_size, axis):
+        return max(ins)
+
+    def forward(self, node, xs, m):
+        y = xs[0]
+        for x in xs[1:]:
+            y = y + x
+        return y
+
+    def input_channels(self, node, out, m, cins):
+        return [out for _ in cins]
+
+    def zero_channels(self, node, m, zin, cins):
+        z = zin[0]
+        for t in zin[1:]:
+            z = z & t
+        return z
+
+    def forward_channels(self, node, xs, prep, have, out, cins):
+        return self.forward(node, [_gather(x, h, out) for x, h in zip(xs, have)], prep)
+
+    def compose(self, node, ks, m, *, channels, point=None, dst_channels=None):
+        present = [k for k in ks if k is not None]
+        jumps = {j for _, j in present}
+        if len(jumps) > 1:  # pragma: no cover - a sum of tensors of one shape has one grid
+            raise _refused(node, self.kind, "kernel composition", f"its inputs are on different grids ({jumps})")
+        kh = max(k.shape[-2] for k, _ in present)
+        kw = max(k.shape[-1] for k, _ in present)
+        total = pad_kernel(present[0][0], (kh, kw))
+        for k, _ in present[1:]:
+            total = total + pad_kernel(k, (kh, kw))
+        return total, present[0][1]
+
+    def support(self, node, ins):
+        return max(r[0] for r in ins), max(r[1] for r in ins), ins[0][2]
+
+    def bounds(self, node, ins, m):
+        lo, hi = ins[0]
+        for a, b in ins[1:]:
+            lo, hi = lo + a, hi + b
+        return lo, hi
+
+
+class Mul(Op):
+    """Elementwise product of a map and a gate (squeeze-and-excitation: [N, C, H, W] times
+    [N, C, 1, 1]). Nonlinear: both factors depend on the image."""
+
+    kind = "mul"
+    nonlinear = True
+
+    def input_window(self, node, win, src_hw):
+        return (0, 0, 0, 0) if tuple(src_hw) == (1, 1) else win  # a gate is read whole
+
+    def forward(self, node, xs, m):
+        return xs[0] * xs[1]
+
+    def input_channels(self, node, out, m, cins):
+        return [out for _ in cins]
+
+    def zero_channels(self, node, m, zin, cins):
+        return zin[0] | zin[1]
+
+    def forward_channels(self, node, xs, prep, have, out, cins):
+        return self.forward(node, [_gather(x, h, out) for x, h in zip(xs, have)], prep)
+
+    def linear(self, node, xs, m, *, bias=True, point=None):
+        raise _refused(node, self.kind, "linearization", "a product of two image-dependent tensors has no linear stand-in")
+
+    def compose(self, node, ks, m, *, channels, point=None, dst_channels=None):
+        raise _refused(node, self.kind, "kernel composition",
+                       "a product of two image-dependent tensors has no linear stand-in")
+
+    def bounds(self, node, ins, m):
+        (a, b), (c, d) = ins
+        p = torch.stack([a * c, a * d, b * c, b * d])
+        return p.amin(0), p.amax(0)
+
+
+class AdaptiveAvgPool(Op):
+    """torch.nn.AdaptiveAvgPool2d to the fixed size `node.out_hw` (global pooling: (1, 1))."""
+
+    kind = "adaptive_avg_pool2d"
+    keeps_channels = True
+    channelwise = True
+    spatial = False
+
+    def out_size(self, node, size, axis):
+        return node.out_hw[axis]
+
+    def receptive_field(self, node, ins, in_size, axis):
+        # torch's windows [floor(i n / o), ceil((i + 1) n / o)): the widest one, their mean step
+        size, jump, start = ins[0]
+        o = node.out_hw[axis]
+        widths = [-(-(i + 1) * in_size // o) - (i * in_size // o) for i in range(o)]
+        step = max(in_size // o, 1)
+        return size + (max(widths) - 1) * jump, jump * step, start + jump * (widths[0] - 1) / 2
+
+    def forward(self, node, xs, m):
+        return F.adaptive_avg_pool2d(xs[0], node.out_hw)
+
+    def compose(self, node, ks, m, *, channels, point=None, dst_channels=None):
+        raise _refused(node, self.kind, "kernel composition", "its windows depend on the input size")
+
+    def bounds(self, node, ins, m):
+        return ins[0]
+
+
+class Flatten(Op):
+    """torch.flatten(x, 1): [N, C, H, W] -> [N, C * H * W] (before a classifier)."""
+
+    kind = "flatten"
+    spatial = False
+
+    def out_size(self, node, size, axis):
+        return 1
+
+    def forward(self, node, xs, m):
+        return torch.flatten(xs[0], 1)
+
+    def bounds(self, node, ins, m):
+        lo, hi = ins[0]
+        k = node.channels // len(lo)
+        return lo.repeat_interleave(k), hi.repeat_interleave(k)
+
+
+class Opaque(Op):
+    """Code the op table has no rule for, run as it is (`node.source` says what): its
+    module (the tracer's) computes it, so hooks, caching, ablation and full forwards work;
+    the cone, kernel composition, linearization and bounds across it are refused."""
+
+    kind = "opaque"
+    opaque = True
+
+    def out_size(self, node, size, axis):
+        # Its size as traced: the same as its first input's, or fixed (`out_hw`).
+        return node.out_hw[axis] if node.out_hw is not None else size
+
+    def forward(self, node, xs, m):
+        return m(*xs)
+
+    def _why(self, node) -> str:
+        return f"it is an opaque node running {node.source or 'unknown code'}, which the op table has no rule for"
+
+    def input_window(self, node, win, src_hw):
+        raise _refused(node, self.kind, "the receptive-field cone", self._why(node))
+
+    def forward_valid(self, node, xs, m):
+        raise _refused(node, self.kind, "the receptive-field cone", self._why(node))
+
+    def linear(self, node, xs, m, *, bias=True, point=None):
+        raise _refused(node, self.kind, "linearization", self._why(node))
+
+    def compose(self, node, ks, m, *, channels, point=None, dst_channels=None):
+        raise _refused(node, self.kind, "kernel composition", self._why(node))
+
+    def bounds(self, node, ins, m):
+        raise _refused(node, self.kind, "interval bounds", self._why(node))
+
+
 OPS: Mapping[str, Op] = {
-    op.kind: op for op in (Input(), Conv(), ReLU(), MaxPool(), AvgPool(), LRN(), Concat(), Linear(), Softmax())
+    op.kind: op for op in (
+        # TensorFlow's numerics (the declared InceptionV1 and InceptionV3)
+        Input(), Conv(), ReLU(), MaxPool(), AvgPool(), LRN(), Concat(), Linear(), Softmax(),
+        # PyTorch's (traced networks)
+        TorchConv(), TorchMaxPool(), TorchAvgPool(), AdaptiveAvgPool(), Affine(), ReLU6(), SiLU(),
+        Hardswish(), GELU(), Sigmoid(), Hardsigmoid(), Tanh(), Identity(), Add(), Mul(), Flatten(), Opaque(),
+    )
 }
 
 

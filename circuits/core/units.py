@@ -28,7 +28,8 @@ from circuits.core import graph
 
 __all__ = ["Unit", "parse_unit", "UnitSpec", "WrongNetworkError", "wrong_network"]
 
-_UNIT_RE = re.compile(r"^\s*([A-Za-z0-9_]+)\s*:\s*(-?\d+)\s*$")
+# Layer names are words, dotted for a traced network's modules (``layer2.1.relu_1``).
+_UNIT_RE = re.compile(r"^\s*([A-Za-z0-9_][A-Za-z0-9_.]*)\s*:\s*(-?\d+)\s*$")
 
 
 @dataclass(frozen=True, order=True)

@@ -92,6 +92,9 @@ def _cone_windows(network: graph.Graph, names: tuple[str, ...], height: int, wid
             continue
         if not node.kind.spatial:
             raise ConeError(f"{node.name} ({node.op}) has no spatial cone; read a tensor before it")
+        if node.kind.opaque:
+            raise ConeError(f"the receptive-field cone cannot cross {node.name} ({node.op}): it runs "
+                            f"{node.source or 'code'} that the op table has no rule for; read a tensor before it")
         win = need[node.name]
         for src in node.inputs:
             want = node.kind.input_window(node, win, network.output_hw(src, (height, width)))

@@ -442,10 +442,12 @@ class RadialTuning:
     curvatures: np.ndarray
     n_stimuli: int
     stimulus: dict[str, dict] = field(default_factory=dict)
+    #: the graph of the network measured (its unit ids are that network's)
+    network: graph.Graph | None = field(default=None, compare=False, repr=False)
 
     def curve(self, unit) -> np.ndarray:
         """The curve of one unit (id or Unit)."""
-        uid = resolve_units(unit)[0].id
+        uid = resolve_units(unit, self.network)[0].id
         if uid not in self.units:
             raise KeyError(f"{uid} was not measured; measured: {', '.join(self.units)}")
         return self.curves[self.units.index(uid)]
@@ -525,7 +527,7 @@ def radial_tuning(
             curves[rows[u]] = r[:, j].double().numpy()
         n_stimuli += len(sweep)
         used[layer] = {k: (list(v) if isinstance(v, tuple) else v) for k, v in params.items()}
-    return RadialTuning([u.id for u in us], angles, curves, curv, n_stimuli, used)
+    return RadialTuning([u.id for u in us], angles, curves, curv, n_stimuli, used, network=model.graph)
 
 
 # --- response maps (the article's heat maps) ------------------------------------------------

@@ -146,6 +146,8 @@ def compare_to_published(curves) -> dict[str, dict[str, float]]:
     from circuits.tuning.metrics import compare_curves, preferred_orientation
 
     if hasattr(curves, "units") and hasattr(curves, "curves"):
+        if getattr(curves, "network", None) not in (None, INCEPTION_V1):
+            return {}  # the published curves are InceptionV1's
         curves = dict(zip(curves.units, curves.curves))
     out: dict[str, dict[str, float]] = {}
     for unit, c in curves.items():
