@@ -37,6 +37,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
+from circuits.core.files import read_text
 from circuits.core.networks import network_of
 
 __all__ = ["Factorization", "factorize", "nmf", "activation_matrix", "load_factor", "visualize_factors", "FORMAT"]
@@ -225,7 +226,7 @@ def load_factor(spec: str) -> tuple[Factorization, int]:
     if not p.is_file():
         raise FileNotFoundError(f"factor file {path} does not exist (write one with `circuits factorize --json`)")
     try:
-        f = Factorization.from_json(json.loads(p.read_text()))
+        f = Factorization.from_json(json.loads(read_text(p, "factor file")))
     except json.JSONDecodeError as e:
         raise ValueError(f"factor file {path} is not JSON: {e}") from None
     f.direction(int(k))  # out of range: raises naming the rank

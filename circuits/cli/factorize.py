@@ -9,7 +9,6 @@ Example:
 from __future__ import annotations
 
 import argparse
-import json
 
 from circuits.cli.dataset import IMAGE_SUFFIXES, _SCAN_SIDE
 from circuits.cli.device import add_device
@@ -63,7 +62,7 @@ def _inputs(args) -> tuple[list[str], list]:
 
 def cmd_factorize(args: argparse.Namespace) -> int:
     from circuits.analysis.factorization import factorize, visualize_factors
-    from circuits.core.files import atomic_path
+    from circuits.core.files import write_json
 
     check_outputs([("--json", args.json, (".json",)), ("--plot", args.plot, (".png",))])
     if not args.image and not args.images:
@@ -94,8 +93,7 @@ def cmd_factorize(args: argparse.Namespace) -> int:
 
         factorization_figure(images, fact, args.plot, vis=vis)
     if args.json:
-        with atomic_path(args.json) as tmp:
-            tmp.write_text(json.dumps(fact.to_json(), allow_nan=False))
+        write_json(args.json, fact.to_json(), indent=None)
     for p in (args.json, args.plot):
         if p:
             print(f"wrote      {p}")

@@ -9,15 +9,14 @@ Example:
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 from circuits.cli.dataset import IMAGE_SUFFIXES, _SCAN_SIDE
 from circuits.cli.device import add_device
 from circuits.cli.limits import bounded_int
 from circuits.cli.paths import In, Out, declare_io
-from circuits.cli.options import add_weights, check_outputs, family_ids, network_graph, positive_int, resolve, weights_name
-from circuits.core.files import atomic_path
+from circuits.cli.options import add_weights, check_outputs, family_ids, network_graph, resolve, weights_name
+from circuits.core.files import write_json
 
 PLOT_SUFFIXES = (".png", ".svg", ".pdf")
 # circuits.tuning.heatmaps.KINDS, listed here so that building the parser does not import torch
@@ -133,8 +132,7 @@ def cmd_heatmaps(args) -> int:
     if args.json:
         data = hm.to_json()
         data["weights"] = source_name
-        with atomic_path(args.json) as tmp:
-            tmp.write_text(json.dumps(data, indent=1, allow_nan=False))
+        write_json(args.json, data)
         print(f"wrote {args.json}")
     if plots:
         from circuits.plots.heatmaps import plot_heatmaps

@@ -8,7 +8,6 @@ Example:
 from __future__ import annotations
 
 import argparse
-import json
 import math
 
 from circuits.cli.options import (
@@ -24,7 +23,7 @@ from circuits.cli.dataset import IMAGE_SUFFIXES, _SCAN_SIDE
 from circuits.cli.device import add_device
 from circuits.cli.limits import bounded_int
 from circuits.cli.paths import In, Out, declare_io
-from circuits.core.files import atomic_path
+from circuits.core.files import write_json
 
 PLOT_SUFFIXES = (".png", ".svg", ".pdf")
 # Each example is rotated 360 / step times and every rotation kept until averaged.
@@ -106,8 +105,7 @@ def cmd_joint_tuning(args) -> int:
     if args.json:
         data = jt.to_json()
         data["weights"] = source_name
-        with atomic_path(args.json) as tmp:
-            tmp.write_text(json.dumps(data, indent=1, allow_nan=False))
+        write_json(args.json, data)  # strict JSON: an undefined fraction (no substantial pair) is null
         print(f"wrote {args.json}")
     if args.plot:
         from circuits.plots.joint_tuning import plot_joint_tuning

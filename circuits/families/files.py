@@ -27,31 +27,17 @@ Example:
 from __future__ import annotations
 
 import json
-import math
 import os
 from pathlib import Path
 from typing import Any, Mapping
 
-from circuits.core.files import atomic_path
+from circuits.core.files import atomic_path, json_safe
 from circuits.core.units import parse_unit
 
 __all__ = ["FORMAT", "VERSION", "save_family", "read_family_file", "load_family"]
 
 FORMAT = "circuits.family"
 VERSION = 1
-
-
-def _clean(value: Any) -> Any:
-    """JSON-safe: NaN/inf become null (JSON has no NaN), tuples lists, numpy scalars floats."""
-    if isinstance(value, Mapping):
-        return {str(k): _clean(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_clean(v) for v in value]
-    if hasattr(value, "tolist") and not isinstance(value, (str, bytes)):
-        return _clean(value.tolist())
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
 
 
 def _validate(record: Mapping[str, Any], where: str) -> dict[str, Any]:
@@ -92,7 +78,7 @@ def save_family(path: str | os.PathLike, record: Mapping[str, Any]) -> Path:
     """
     p = Path(path)
     rec = _validate(record, str(p))
-    body = json.dumps(_clean({"format": FORMAT, "version": VERSION, **rec}), indent=1, allow_nan=False)
+    body = json.dumps(json_safe({"format": FORMAT, "version": VERSION, **rec}), indent=1, allow_nan=False)
     with atomic_path(p) as tmp:
         tmp.write_text(body + "\n")
     return p

@@ -38,6 +38,8 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
+from circuits.core.files import read_text
+
 __all__ = ["Baseline", "HeatMaps", "heatmaps", "KINDS", "ROUNDNESS", "COLOUR_PAIRS"]
 
 KINDS = ("curves", "angles", "series", "fill", "colour")
@@ -82,7 +84,7 @@ class Baseline:
             if not p.is_file():
                 raise FileNotFoundError(f"no scan file {p} (write one with `circuits dataset UNITS --images ... --json F`)")
             try:
-                scan = json.loads(p.read_text())
+                scan = json.loads(read_text(p, "baseline scan"))
             except json.JSONDecodeError as e:
                 raise ValueError(f"{p} is not JSON ({e})") from None
         if scan.get("format") != SCAN_FORMAT or not isinstance(scan.get("units"), Mapping):
