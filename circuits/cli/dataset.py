@@ -29,10 +29,12 @@ from circuits.cli.options import (
 from circuits.cli.device import add_device
 from circuits.cli.limits import (
     BACKWARD_BYTES_PER_PIXEL,
-    FORWARD_BYTES_PER_PIXEL,
+    GRAD_SIDE,
+    KEPT,
     MEMORY_BYTES,
+    SCAN_SIDE,
     bounded_int,
-    bounded_side,
+    nonnegative,
 )
 from circuits.cli.paths import In, Out, declare_io
 from circuits.core.files import read_text, write_json
@@ -40,15 +42,12 @@ from circuits.core.files import read_text, write_json
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm")  # sources.IMAGE_SUFFIXES
 PLOT_SUFFIXES = (".png", ".svg", ".pdf")
 # Images of a scan run forward only; extract-curves and trace-curve run forward and backward.
-_SCAN_SIDE = bounded_side(FORWARD_BYTES_PER_PIXEL, "an image scanned (a forward pass)")
-_GRAD_SIDE = bounded_side(BACKWARD_BYTES_PER_PIXEL, "an image attributed (forward and backward)")
 # The histogram is written densely over the activations' span: pre-ReLU activations of
 # these networks on photographs stay within +-1e4 (InceptionV1's reach a few hundred),
 # and 1e7 bins (16 bytes each, plus the figure's arrays) is the most a result may hold.
 MAX_BINS = 10**7
 ACTIVATION_SPAN = 2e4
 MIN_BIN_WIDTH = ACTIVATION_SPAN / MAX_BINS
-_KEPT = bounded_int(100_000, "crops kept per unit: their ids and values are in the JSON result")
 
 
 def _bin_width(text: str) -> float:
@@ -76,21 +75,21 @@ def register(sub) -> None:
     p.add_argument("--plots", metavar="DIR", default="dataset-figures",
                    help="write the histogram, quilts and top-k sheet per unit here (default ./dataset-figures)")
     p.add_argument("--no-plots", dest="plots", action="store_const", const=None, help="write no figures")
-    p.add_argument("--image-size", type=_SCAN_SIDE, default=None,
+    p.add_argument("--image-size", type=SCAN_SIDE, default=None,
                    help="resize each image's shorter side to this (default: the network's size, 224 or InceptionV3's 299)")
     p.add_argument("--sampling", choices=("grid", "random"), default="grid",
                    help="every valid position on a stride (default) or N random ones per image")
     p.add_argument("--stride", type=positive_int, default=1, help="grid stride in map cells (default 1: every position)")
-    p.add_argument("--per-image", type=_KEPT, default=64, help="random crops per image (default 64)")
+    p.add_argument("--per-image", type=KEPT, default=64, help="random crops per image (default 64)")
     p.add_argument("--seed", type=nonnegative_int, default=0)
     p.add_argument("--bin-width", type=_bin_width,
                    help=f"histogram bin width, at least {MIN_BIN_WIDTH:g} (default: calibrated per unit)")
     p.add_argument("--quilt-factor", type=positive_int, default=10, help="histogram bins per quilt bin (default 10)")
-    p.add_argument("--per-bin", type=_nonnegative(_KEPT), default=16, help="crops kept per quilt bin (default 16)")
-    p.add_argument("--top-k", type=_KEPT, default=36, help="strongest / weakest crops kept (default 36)")
+    p.add_argument("--per-bin", type=nonnegative(KEPT), default=16, help="crops kept per quilt bin (default 16)")
+    p.add_argument("--top-k", type=KEPT, default=36, help="strongest / weakest crops kept (default 36)")
     p.add_argument("--checkpoint", help="checkpoint file: written as the scan goes, resumed from if present")
     p.add_argument("--checkpoint-every", type=positive_int, default=10, help="images between checkpoints (default 10)")
-    p.add_argument("--workers", type=_nonnegative(bounded_int(64, "processes decoding images")), default=0,
+    p.add_argument("--workers", type=nonnegative(bounded_int(64, "processes decoding images")), default=0,
                    help="DataLoader workers decoding images (default 0, at most 64)")
     p.add_argument("--limit", type=positive_int, help="scan only the first N images")
     p.add_argument("--attribution-steps", type=nonnegative_int, default=32, metavar="N",
@@ -106,7 +105,7 @@ def register(sub) -> None:
     p = sub.add_parser("dataset-sheet", help="write a blind labelling sheet of a scan's sampled crops")
     p.add_argument("--scan", required=True, help="the JSON written by `circuits dataset --json`")
     p.add_argument("--unit", help="which unit of the scan (default: its only one)")
-    p.add_argument("--per-bin", type=_nonnegative(_KEPT), help="crops per quilt bin (default all the scan kept)")
+    p.add_argument("--per-bin", type=nonnegative(KEPT), help="crops per quilt bin (default all the scan kept)")
     p.add_argument("--seed", type=nonnegative_int, default=0, help="shuffle seed")
     p.add_argument("--out", required=True, help="folder for sheet-NN.png and labels.csv")
     p.set_defaults(func=cmd_sheet)
@@ -129,8 +128,8 @@ def register(sub) -> None:
         p.add_argument("--factor", metavar="F.json:K", help="instead of FAMILY: factor K of `circuits factorize --json F`")
         p.add_argument("--image", required=True, help="an image file or skimage:NAME (e.g. skimage:retina)")
         add_weights(p)
-        p.add_argument("--size", type=_GRAD_SIDE, default=None,
-                       help=f"resize the shorter side to this first (at most {_GRAD_SIDE.maximum})")
+        p.add_argument("--size", type=GRAD_SIDE, default=None,
+                       help=f"resize the shorter side to this first (at most {GRAD_SIDE.maximum})")
         p.add_argument("--out", required=True, help="output figure (PNG)")
         add_device(p)
         if name == "extract-curves":
@@ -144,16 +143,6 @@ def register(sub) -> None:
             p.set_defaults(func=cmd_trace, size=224)
         declare_io(p, outputs=[Out("--out", PLOT_SUFFIXES), *([Out("--json")] if name == "trace-curve" else [])],
                    inputs=[In("family", "units"), In("--image"), In("--weights", "weights")])
-
-
-def _nonnegative(parse):
-    """`parse` (a bounded positive type) that also accepts 0."""
-
-    def parse0(text: str):
-        return 0 if text.strip() == "0" else parse(text)
-
-    parse0.maximum = parse.maximum
-    return parse0
 
 
 def _positive(name: str, v) -> None:

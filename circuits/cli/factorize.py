@@ -10,11 +10,10 @@ from __future__ import annotations
 
 import argparse
 
-from circuits.cli.dataset import IMAGE_SUFFIXES, _SCAN_SIDE
+from circuits.cli.dataset import IMAGE_SUFFIXES
 from circuits.cli.device import add_device
-from circuits.cli.limits import bounded_int
+from circuits.cli.limits import GRAD_SIDE, SCAN_SIDE, bounded_int
 from circuits.cli.paths import In, Out, declare_io
-from circuits.cli.vis import _SIDE as _VIS_SIDE
 from circuits.cli.options import add_weights, check_outputs, load_network, network_graph, nonnegative_int, positive_int
 
 
@@ -26,14 +25,14 @@ def register(sub) -> None:
     p.add_argument("--images", metavar="DIR|skimage", help="every image of a folder, or skimage's photographs, jointly")
     p.add_argument("--rank", type=bounded_int(1024, "factors: NMF keeps positions x K and K x channels"), required=True, help="number of factors K")
     add_weights(p)
-    p.add_argument("--size", type=_SCAN_SIDE, default=None,
+    p.add_argument("--size", type=SCAN_SIDE, default=None,
                    help="resize each image's shorter side to this (default the network's size: 224, InceptionV3 299)")
     p.add_argument("--limit", type=positive_int, help="use only the first N images of --images")
     p.add_argument("--json", help="write the factors here (JSON; a factor is then FILE.json:K for trace-curve)")
     p.add_argument("--plot", help="write the figure here (PNG): spatial maps and feature visualizations")
     p.add_argument("--vis-steps", type=nonnegative_int, default=128, metavar="N",
                    help="render each factor's direction for N steps in the figure (default 128; 0: none)")
-    p.add_argument("--vis-size", type=_VIS_SIDE, default=96, help="side of each rendering (default 96)")
+    p.add_argument("--vis-size", type=GRAD_SIDE, default=96, help="side of each rendering (default 96)")
     p.add_argument("--max-iter", type=positive_int, default=500, help="NMF iterations at most (default 500)")
     p.add_argument("--seed", type=nonnegative_int, default=0)
     add_device(p)

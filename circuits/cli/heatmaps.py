@@ -11,9 +11,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from circuits.cli.dataset import IMAGE_SUFFIXES, _SCAN_SIDE
+from circuits.cli.dataset import IMAGE_SUFFIXES
 from circuits.cli.device import add_device
-from circuits.cli.limits import bounded_int
+from circuits.cli.limits import SCAN_SIDE, bounded_int
 from circuits.cli.paths import In, Out, declare_io
 from circuits.cli.options import add_weights, check_outputs, family_ids, network_graph, resolve, weights_name
 from circuits.core.files import write_json
@@ -60,7 +60,7 @@ def register(sub) -> None:
     src = p.add_mutually_exclusive_group()
     src.add_argument("--baseline", metavar="SCAN", help="the JSON `circuits dataset --json` wrote for these units")
     src.add_argument("--images", help="scan this folder (or 'skimage') for the baseline first")
-    p.add_argument("--image-size", type=_SCAN_SIDE, default=None,
+    p.add_argument("--image-size", type=SCAN_SIDE, default=None,
                    help="with --images: resize the shorter side to this (default: the network's size)")
     p.add_argument("--kinds", type=_kinds, default=list(KINDS), help=f"maps to draw (default all: {','.join(KINDS)})")
     p.add_argument("--angles", type=_orientations, default=72, help="orientations over 360 degrees (default 72)")

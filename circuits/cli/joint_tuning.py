@@ -19,9 +19,9 @@ from circuits.cli.options import (
     resolve,
     weights_name,
 )
-from circuits.cli.dataset import IMAGE_SUFFIXES, _SCAN_SIDE
+from circuits.cli.dataset import IMAGE_SUFFIXES
 from circuits.cli.device import add_device
-from circuits.cli.limits import bounded_int
+from circuits.cli.limits import SCAN_SIDE, bounded_int
 from circuits.cli.paths import In, Out, declare_io
 from circuits.core.files import write_json
 
@@ -54,7 +54,7 @@ def register(sub) -> None:
     p.add_argument("--top-k", type=_TOP_K, default=8, help="examples per unit (default 8)")
     p.add_argument("--step", type=_step, default=1, help="degrees between rotations, a divisor of 360 (default 1)")
     p.add_argument("--pre-relu", action="store_true", help="record pre-ReLU responses (default post-ReLU)")
-    p.add_argument("--image-size", type=_SCAN_SIDE, default=None,
+    p.add_argument("--image-size", type=SCAN_SIDE, default=None,
                    help="resize each image's shorter side to this (default: the network's size, 224 or 299)")
     p.add_argument("--source", help="the unit whose examples the figure's first panel shows (default the first)")
     p.add_argument("--json", help="write the curves here (JSON; under 'joint': source -> unit -> 360 values)")

@@ -81,3 +81,26 @@ def bounded_side(bytes_per_pixel: float, what: str, memory: int | None = None):
 # allow 5-6x that for InceptionV3's wider layers, optimizer state and transforms.
 FORWARD_BYTES_PER_PIXEL = 2 * 1024
 BACKWARD_BYTES_PER_PIXEL = 8 * 1024
+
+
+# The bounded sizes several commands share, defined once.
+#: the side of an image read by a forward pass (scans, factorization, joint tuning, heat maps)
+SCAN_SIDE = bounded_side(FORWARD_BYTES_PER_PIXEL, "an image scanned (a forward pass)")
+#: the side of an image optimized or attributed: forward and backward (vis, attribute, extraction)
+GRAD_SIDE = bounded_side(BACKWARD_BYTES_PER_PIXEL, "an image optimized or attributed (forward and backward)")
+#: crops kept per unit (top-k, per bin, per image): their ids and values go into the JSON result
+KEPT = bounded_int(100_000, "crops kept per unit: their ids and values are in the JSON result")
+
+
+def nonnegative(parse):
+    """`parse` (a bounded positive type) that also accepts 0.
+
+    >>> nonnegative(KEPT)("0"), nonnegative(KEPT).maximum
+    (0, 100000)
+    """
+
+    def parse0(text: str):
+        return 0 if text.strip() == "0" else parse(text)
+
+    parse0.maximum = parse.maximum
+    return parse0

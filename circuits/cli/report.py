@@ -11,10 +11,10 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from circuits.cli.dataset import IMAGE_SUFFIXES, _KEPT, _SCAN_SIDE, _nonnegative
+from circuits.cli.dataset import IMAGE_SUFFIXES
 from circuits.cli.device import add_device
 from circuits.cli.joint_tuning import _TOP_K as _JOINT_TOP_K
-from circuits.cli.limits import BACKWARD_BYTES_PER_PIXEL, bounded_int, bounded_side
+from circuits.cli.limits import GRAD_SIDE, KEPT, SCAN_SIDE, bounded_int, nonnegative
 from circuits.cli.options import (
     add_weights,
     family_ids,
@@ -31,7 +31,6 @@ from circuits.cli.tune import _angles
 HANDBUILT_EARLY = {"mixed3b": "mixed3a:hb_early_curve_bank"}
 # What the command writes under --out (see circuits.report.site).
 WRITES = ("index.html", "site.json", "assets/*", "*/index.html", "*/units/*.html", "*/img/*/*.png", "_cache/*")
-_VIS_SIDE = bounded_side(BACKWARD_BYTES_PER_PIXEL, "a feature visualization (forward and backward)")
 _STEPS = bounded_int(100_000, "feature visualization steps")
 
 
@@ -55,14 +54,14 @@ def register(sub) -> None:
                    "otherwise none); 'none' leaves them out")
     p.add_argument("--images", default="skimage",
                    help="a folder of images, 'skimage' (default: scikit-image's 17 photographs), or 'none'")
-    p.add_argument("--image-size", type=_SCAN_SIDE, default=224, help="images' shorter side in px (default 224)")
+    p.add_argument("--image-size", type=SCAN_SIDE, default=224, help="images' shorter side in px (default 224)")
     p.add_argument("--max-images", type=positive_int, help="scan at most this many images (default all)")
     p.add_argument("--steps", type=_STEPS, default=128, help="feature visualization steps (default 128)")
-    p.add_argument("--vis-size", type=_VIS_SIDE, help="feature visualization side in px (default: the receptive field)")
+    p.add_argument("--vis-size", type=GRAD_SIDE, help="feature visualization side in px (default: the receptive field)")
     p.add_argument("--angles", type=_angles, default=180, help="radial tuning orientations (default 180)")
-    p.add_argument("--top-k", type=_nonnegative(_KEPT), default=24,
+    p.add_argument("--top-k", type=nonnegative(KEPT), default=24,
                    help="strongest / most negative crops kept (default 24)")
-    p.add_argument("--per-bin", type=_nonnegative(_KEPT), default=8, help="random crops per activation bin (default 8)")
+    p.add_argument("--per-bin", type=nonnegative(KEPT), default=8, help="random crops per activation bin (default 8)")
     p.add_argument("--heat-kinds", default="curves,angles",
                    help="heat maps to draw, comma-separated: curves, angles, series, fill, colour (default curves,angles)")
     p.add_argument("--joint-top-k", type=_JOINT_TOP_K, default=4,

@@ -25,12 +25,11 @@ from circuits.cli.options import (
     weights_name,
 )
 from circuits.cli.device import add_device
-from circuits.cli.limits import BACKWARD_BYTES_PER_PIXEL, MEMORY_BYTES, bounded_int, bounded_side
+from circuits.cli.limits import BACKWARD_BYTES_PER_PIXEL, GRAD_SIDE, MEMORY_BYTES, bounded_int
 from circuits.cli.paths import In, Out, declare_io
 
 PNG = (".png",)
 # An optimized image of S x S px (and an attributed one) runs forward and backward.
-_SIDE = bounded_side(BACKWARD_BYTES_PER_PIXEL, "an image optimized (forward and backward)")
 _BATCH = bounded_int(max(1, MEMORY_BYTES // (128 * 128 * BACKWARD_BYTES_PER_PIXEL)),
                      "128 px images optimized at once that fit this machine's memory; --size and --batch "
                      "are also checked together")
@@ -42,8 +41,8 @@ def register(sub) -> None:
                    help="unit id (mixed3b:379), family id (mixed3b:curves), or several (comma-separated or repeated)")
     add_weights(p)
     p.add_argument("--steps", type=positive_int, default=512, help="Adam steps (default 512)")
-    p.add_argument("--size", type=_SIDE, default=128,
-                   help=f"image side in pixels (default 128, at most {_SIDE.maximum} on this machine's memory)")
+    p.add_argument("--size", type=GRAD_SIDE, default=128,
+                   help=f"image side in pixels (default 128, at most {GRAD_SIDE.maximum} on this machine's memory)")
     p.add_argument("--batch", type=_BATCH, default=1, help=f"images to render at once (default 1, at most {_BATCH.maximum})")
     p.add_argument("--diversity", type=nonnegative_float, default=0.0, metavar="W",
                    help="with --batch > 1, subtract W x Lucid's diversity term at the unit's layer (Lucid uses 100)")
@@ -67,7 +66,7 @@ def register(sub) -> None:
     add_weights(p)
     p.add_argument("--source", help="tensor to attribute to (default: the layer before the unit's)")
     p.add_argument("--position", type=nonnegative_int, nargs=2, metavar=("Y", "X"), help="unit position (default the centre)")
-    p.add_argument("--size", type=_SIDE, help=f"resize the image to SIZE x SIZE first (at most {_SIDE.maximum})")
+    p.add_argument("--size", type=GRAD_SIDE, help=f"resize the image to SIZE x SIZE first (at most {GRAD_SIDE.maximum})")
     p.add_argument("--top", type=positive_int, default=10, help="how many source units to list (default 10)")
     p.add_argument("--vis-steps", type=nonnegative_int, default=0, metavar="N",
                    help="also render FeatureVisualization(abs(W ⊙ h)) with N steps (default 0: no)")
@@ -149,7 +148,7 @@ def _check_pixels(image, path: str) -> None:
     need = h * w * BACKWARD_BYTES_PER_PIXEL
     if need > MEMORY_BYTES:
         raise ValueError(f"--image {path} is {w}x{h} px: attributing it needs about {need / 2**30:.3g} GiB "
-                         f"(this machine has {MEMORY_BYTES / 2**30:.3g} GiB); give --size up to {_SIDE.maximum}")
+                         f"(this machine has {MEMORY_BYTES / 2**30:.3g} GiB); give --size up to {GRAD_SIDE.maximum}")
 
 
 def cmd_attribute(args: argparse.Namespace) -> int:
