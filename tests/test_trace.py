@@ -14,7 +14,7 @@ import pytest
 import torch
 from torch import nn
 
-torchvision = pytest.importorskip("torchvision")
+import torchvision  # a dependency of the package: a missing one is an error, not a skip
 
 from circuits.core.ops import UnsupportedOpError  # noqa: E402
 from circuits.core.trace import TraceError, trace  # noqa: E402

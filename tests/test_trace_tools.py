@@ -12,8 +12,6 @@ import pytest
 import torch
 from torch import nn
 
-torchvision = pytest.importorskip("torchvision")
-
 from circuits.analysis.ablation import ablate  # noqa: E402
 from circuits.analysis.expanded import connection, weights_between  # noqa: E402
 from circuits.core.trace import trace  # noqa: E402
@@ -29,14 +27,15 @@ def traced(arch: str):
 
 def _cone_size(g, name: str) -> int:
     """The smallest odd input whose centre unit of `name` has its receptive field inside it."""
-    size = g.receptive_field(name).size
-    size += 1 - size % 2
-    while True:
+    start = g.receptive_field(name).size
+    start += 1 - start % 2
+    for size in range(start, 4 * start, 2):
         try:
             cone.cone_windows((name,), size, size, g)
             return size
         except cone.ConeError:
-            size += 2
+            pass
+    raise AssertionError(f"no input up to {4 * start} px gives {name} a cone")
 
 
 CONE_UNITS = {

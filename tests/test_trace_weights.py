@@ -13,7 +13,7 @@ import urllib.error
 import pytest
 import torch
 
-torchvision = pytest.importorskip("torchvision")
+import torchvision  # a dependency of the package: a missing one is an error, not a skip
 
 import weights  # noqa: E402
 from circuits.cli import main  # noqa: E402
