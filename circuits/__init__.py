@@ -4,7 +4,7 @@ Example:
     >>> import weights
     >>> from circuits import ablate
     >>> model = weights.model("handbuilt")                   # doctest: +SKIP
-    >>> with model.hooks(ablate("mixed3b:379")):             # doctest: +SKIP
+    >>> with model.hooks(ablate("mixed3b:379", model=model)):             # doctest: +SKIP
     ...     out = model.run(x, until="mixed4a")
 """
 

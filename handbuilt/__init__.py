@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 
     from circuits.core.model import InceptionV1
 
-__all__ = ["state_dict", "build", "implant", "register_families", "SpecError", "check_spec", "compile_spec"]
+__all__ = ["state_dict", "build", "implant", "families", "SpecError", "check_spec", "compile_spec"]
 
 # The compiler needs torch; listing the banks' families does not (`circuits families`).
 _LAZY = {"SpecError", "check_spec", "compile_spec"}
@@ -36,29 +36,30 @@ def __getattr__(name: str):
     raise AttributeError(f"module 'handbuilt' has no attribute {name!r}")
 
 
-def register_families(spec: Spec | None = None) -> list:
-    """Register each bank of the spec as a family ``layer:hb_<bank>`` (idempotent); return them.
+def families(spec: Spec | None = None) -> list:
+    """Each bank of the spec as a family ``layer:hb_<bank>`` of InceptionV1: the families the
+    hand-built network holds (``model.families``).
 
     The hand-built 3b curves read a uniform 24-orientation early-curve bank
     (``mixed3a:hb_early_curve_bank``) and 8 3a lines (``mixed3a:hb_lines_3a``) through
     copies in the 3b 5x5 bottleneck (``mixed3b_5x5_bottleneck:hb_curve_relay`` and
     ``:hb_line_relay_3b``); the 11 published early-curve units are built by the same rule
     at their published angles and widths but do not feed the curves.
-    Nothing is registered on import: the weight source ``handbuilt`` calls this when
-    it is loaded (`weights.model("handbuilt")`, or a command given ``--weights
-    handbuilt``), and `build()` does; the families' source is ``"handbuilt"``.
+    They belong to the models built from the spec, not to a process-wide table: the
+    weight source ``handbuilt`` gives them to the model it builds (`weights.model("handbuilt")`,
+    a command given ``--weights handbuilt``), and so does `build()`; their source is
+    ``"handbuilt"``.
 
-    >>> [f.id for f in register_families()][:3]
+    >>> [f.id for f in families()][:3]
     ['conv2d0:hb_gabors', 'conv2d1:hb_complex_gabors', 'conv2d2:hb_lines']
     """
-    from circuits.families import register_family
+    from circuits.core.graph import INCEPTION_V1
+    from circuits.families import make_family
 
     if spec is None:
         from .spec import SPEC as spec
     return [
-        register_family(
-            b.layer, f"handbuilt {b.name}", b.channels, aliases=[f"hb_{b.name}"], replace=True, source="handbuilt"
-        )
+        make_family(INCEPTION_V1, b.layer, f"handbuilt {b.name}", b.channels, aliases=[f"hb_{b.name}"], source="handbuilt")
         for b in spec.banks
     ]
 
@@ -81,10 +82,7 @@ def build(spec: Spec | None = None) -> InceptionV1:
     """A ready InceptionV1 (eval mode) with the hand-built weights; its banks are its `families`."""
     from circuits.core.model import InceptionV1
 
-    m = InceptionV1(state_dict(spec)).eval()
-    m.source = "handbuilt"
-    m.families = tuple(register_families(spec))
-    return m
+    return InceptionV1(state_dict(spec), families=families(spec), source="handbuilt").eval()
 
 
 def implant(model: InceptionV1, units="mixed3b:curves"):

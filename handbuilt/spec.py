@@ -51,6 +51,7 @@ Example:
 from __future__ import annotations
 
 from circuits import families
+from circuits.core.graph import INCEPTION_V1
 
 from .rules import Arc, Bank, Gabor, Normalize, PoolEnergy, PoolPhases, Relay, Segment, Spec, Tile, Tolerance, Tuning, uniform
 
@@ -72,7 +73,7 @@ MIXED3A_FWHM = {81: 71.0, 104: 45.0, 92: 40.8, 145: 51.1, 95: 44.8, 163: 149.9,
 
 
 def _channels(family_id: str) -> list[int]:
-    return [u.channel for u in families.family(family_id).units]
+    return [u.channel for u in families.family(family_id, INCEPTION_V1).units]
 
 
 # --- bank sizes --------------------------------------------------------------------

@@ -22,6 +22,7 @@ from circuits.analysis.attribution import LAYERS, attribute, conv_of, previous_l
 from circuits.plots.attribution import plot_attribution as plot
 from circuits.cli import main as cli_main
 from circuits.core.units import Unit, parse_unit
+from circuits.core.graph import INCEPTION_V1 as V1
 
 
 @pytest.fixture(scope="module")
@@ -44,10 +45,10 @@ def image():
 
 def test_layers_and_previous_layer_follow_the_graph():
     assert LAYERS[:4] == ("conv2d0", "conv2d1", "conv2d2", "mixed3a") and LAYERS[-1] == "mixed5b"
-    assert previous_layer("mixed3b:379") == "mixed3a"
-    assert previous_layer("mixed4a:0") == "mixed3b"
-    assert previous_layer("conv2d2:0") == "conv2d1"
-    assert previous_layer("conv2d0:0") == "input"
+    assert previous_layer("mixed3b:379", V1) == "mixed3a"
+    assert previous_layer("mixed4a:0", V1) == "mixed3b"
+    assert previous_layer("conv2d2:0", V1) == "conv2d1"
+    assert previous_layer("conv2d0:0", V1) == "input"
 
 
 @pytest.mark.parametrize(
@@ -56,7 +57,7 @@ def test_layers_and_previous_layer_follow_the_graph():
 )
 @pytest.mark.parametrize("where", ["centre", "corner", "far corner"])
 def test_direct_attribution_sums_to_the_preactivation_exactly(model, image, unit, source, where):
-    u = parse_unit(unit)
+    u = parse_unit(unit, V1)
     conv = conv_of(u)
     size = tuple(image.shape[-2:])
     h, w = graph.output_hw(conv.name, size)
@@ -100,7 +101,7 @@ def test_expanded_attribution_uses_weights_between_and_its_residual_is_the_bias_
     img = torch.rand(3, 96, 96, generator=torch.Generator().manual_seed(2))
     a = attribute(m, "mixed3b:379", img)
     assert a.source == "mixed3a" and not a.exact and a.contributions.shape == (256, 5, 5)
-    w = expanded.weights_between(m, [Unit("mixed3a", c) for c in range(256)], "mixed3b:379")[0]
+    w = expanded.weights_between(m, [Unit("mixed3a", c, V1) for c in range(256)], "mixed3b:379")[0]
     x = m.run_with_cache(torch.as_tensor(img)[None] * 255 - 117, ["mixed3a"])["mixed3a"][0]
     (py, px), (y0, x0) = a.position, a.window_origin
     assert (y0 + 2, x0 + 2) == (py, px)  # same resolution: the window is centred on the unit

@@ -8,6 +8,7 @@ import torch
 import weights
 from circuits.core.bounds import always_identity_relus, interval_bounds
 from circuits.editing import drop_negative
+from circuits.core.graph import INCEPTION_V1 as V1
 
 
 def test_bounds_contain_every_sampled_activation():
@@ -44,11 +45,11 @@ def test_expanded_edit_through_a_linear_path_equals_the_linearized_route():
     exact: it must equal the same edit on the re-expressed (linearized) units."""
     model = weights.model("handbuilt")
     x = torch.randn(2, 3, 97, 97, generator=torch.Generator().manual_seed(1)) * 60
-    edit = drop_negative("mixed3a:hb_early_curve_bank", "mixed3b:curves")
+    edit = drop_negative("mixed3a:hb_early_curve_bank", "mixed3b:curves", network=model)
     with edit.applied(model):
         assert "exact (linear path)" in model.edits[0]
         hook = model.run(x, until="mixed3b_5x5_pre_relu")
-    with drop_negative("mixed3a:hb_early_curve_bank", "mixed3b:curves", route="linearized").applied(model):
+    with drop_negative("mixed3a:hb_early_curve_bank", "mixed3b:curves", route="linearized", network=model).applied(model):
         assert "linearized model" in model.edits[0]
         lin = model.run(x, until="mixed3b_5x5_pre_relu")
     scale = float(hook.abs().max())

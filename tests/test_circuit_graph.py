@@ -28,18 +28,20 @@ from circuits.analysis.circuit_graph import (
 from circuits.cli.graph import load_image
 from circuits.editing.edits import zero_weights
 from circuits.analysis.expanded import weights_between
+from circuits.core.graph import INCEPTION_V1
 from circuits.families import families, family
 from circuits.plots.graph import layout, plot_graph
 from weights.edited import save_edited
+from circuits.core.graph import INCEPTION_V1 as V1
 
 
 def test_unit_layers_are_the_trunk_of_inception_v1():
     # The published architecture: three stem convolutions, then the mixed blocks.
-    assert trunk_layers() == (
+    assert trunk_layers(INCEPTION_V1) == (
         "conv2d0", "conv2d1", "conv2d2", "mixed3a", "mixed3b",
         "mixed4a", "mixed4b", "mixed4c", "mixed4d", "mixed4e", "mixed5a", "mixed5b",
     )
-    assert unit_layers() == ("conv2d0", "conv2d1", "conv2d2", "mixed3a", "mixed3b", "mixed4a")
+    assert unit_layers(INCEPTION_V1) == ("conv2d0", "conv2d1", "conv2d2", "mixed3a", "mixed3b", "mixed4a")
 
 
 def test_direct_edges_carry_the_parameter_slices(random_model):
@@ -76,7 +78,7 @@ def test_top_k_and_threshold_match_brute_force(random_model):
 
 
 def test_focus_on_a_family_follows_its_strongest_inputs(random_model):
-    curves = [u.id for u in family("mixed3b:curves").units]
+    curves = [u.id for u in family("mixed3b:curves", V1).units]
     g = circuit_graph(random_model, ("mixed3a", "mixed3b"), units="mixed3b:curves", top_k=4)
     assert {n for n, a in g.nodes(data=True) if a["layer"] == "mixed3b"} == set(curves)
     w = weights_between(random_model, [f"mixed3a:{c}" for c in range(256)], curves).double()
@@ -90,19 +92,19 @@ def test_focus_on_a_family_follows_its_strongest_inputs(random_model):
             torch.testing.assert_close(torch.tensor(e["kernel"], dtype=torch.float64), w[d, p])
     # Downstream focus: each early curve keeps its two strongest outputs.
     g2 = circuit_graph(random_model, ("mixed3a", "mixed3b"), units="mixed3a:early_curves", top_k=2)
-    assert all(g2.out_degree(u.id) == 2 for u in family("mixed3a:early_curves").units)
+    assert all(g2.out_degree(u.id) == 2 for u in family("mixed3a:early_curves", V1).units)
 
 
 def test_family_edges_average_the_unit_kernels(random_model):
     g = circuit_graph(random_model, ("mixed3a", "mixed3b"), granularity="family", top_k=2)
     assert all(a["kind"] == "family" for _, a in g.nodes(data=True))
-    early = family("mixed3a:early_curves")
-    curves = family("mixed3b:curves")
+    early = family("mixed3a:early_curves", V1)
+    curves = family("mixed3b:curves", V1)
     assert g.nodes["mixed3b:curves"]["channels"] == curves.channels
     fam_ids = {n for n in g.nodes if n.startswith("mixed3b:")}
-    assert fam_ids == {f.id for f in families("mixed3b", "early_vision")}  # a complete partition
+    assert fam_ids == {f.id for f in families(V1, "mixed3b", "early_vision")}  # a complete partition
     for u, v in list(g.in_edges("mixed3b:curves")):
-        src = family(u)
+        src = family(u, V1)
         w = weights_between(random_model, src.units, curves.units).double().numpy()
         kernel = w.sum(axis=1).mean(axis=0)  # mean over dst units of the sum over src units
         pos = np.where(w > 0, w, 0).sum(axis=(1, 2, 3)).mean()
@@ -135,7 +137,7 @@ def test_export_round_trips_through_networkx_readers(random_model, tmp_path):
 def test_compare_graphs_finds_removed_edges_and_correlation(random_model):
     layers = ("conv2d1", "conv2d2")
     a = circuit_graph(random_model, layers, threshold=0.01)
-    edit = zero_weights(["conv2d1:0", "conv2d1:1"], "conv2d2:5")
+    edit = zero_weights(["conv2d1:0", "conv2d1:1"], "conv2d2:5", network=V1)
     with edit.applied(random_model):
         b = circuit_graph(random_model, layers, threshold=0.01)
     c = compare_graphs(a, b)
@@ -200,7 +202,7 @@ def test_load_image_resizes_and_crops(tmp_path):
     img = np.zeros((100, 300), dtype=np.uint8)
     img[:, 150:] = 255  # grey, right half white
     mpimg.imsave(tmp_path / "g.png", img, cmap="gray", vmin=0, vmax=255)
-    x = load_image(tmp_path / "g.png")
+    x = load_image(tmp_path / "g.png", V1)
     assert x.shape == (1, 3, 224, 224)
     # 100x300 -> 224x672, centre crop keeps columns 224..447: the boundary sits in the middle.
     assert float(x[0, :, :, 0].max()) == -117.0 and float(x[0, :, :, -1].min()) == 138.0
@@ -214,14 +216,14 @@ def test_cli_ablate_reports_the_change_a_direct_run_gives(tmp_path, capsys):
     rng = np.random.default_rng(0)
     mpimg.imsave(tmp_path / "im.png", rng.integers(0, 256, (240, 224, 3), dtype=np.uint8))
     model = weights.model("random")
-    model.apply_edit(zero_weights("conv2d1:0", "conv2d2:5"))
+    model.apply_edit(zero_weights("conv2d1:0", "conv2d2:5", network=V1))
     save_edited(model, tmp_path / "w.safetensors")
     rc = cli.main(["ablate", "mixed3b:curves", "--image", str(tmp_path / "im.png"), "--weights",
                    str(tmp_path / "w.safetensors"), "--top", "2"])
     text = capsys.readouterr().out
     assert rc == 0, text
     # Reference: the same edited model, run directly with and without the ablation hooks.
-    x = load_image(tmp_path / "im.png")
+    x = load_image(tmp_path / "im.png", V1)
     with torch.no_grad():
         before = model.run(x)[0]
         with model.hooks(ablate("mixed3b:curves")):

@@ -41,7 +41,7 @@ def family_file(tmp_path_factory):
 
     p = tmp_path_factory.mktemp("fam") / "v3_family.json"
     save_family(p, {"layer": "mixed2", "name": "test v3 family", "aliases": ["test_v3_family"],
-                    "family": ["mixed2:3", "mixed2:70", "mixed2:130"]})
+                    "network": "InceptionV3", "family": ["mixed2:3", "mixed2:70", "mixed2:130"]})
     return p
 
 
@@ -53,14 +53,15 @@ def test_layers_and_unit(capsys):
 
 
 def test_families_load_and_other_network(capsys, family_file):
-    from circuits.families import families, unregister_family
-
-    if not families("mixed2"):  # a registered family lives as long as the process
-        assert cli.main(["families", "mixed2", *V3]) == 2
-        assert "circuits discover" in capsys.readouterr().err
+    # A family read from a file belongs to the one command that read it: the next has none.
+    assert cli.main(["families", "mixed2", *V3]) == 2
+    assert "circuits discover" in capsys.readouterr().err
     out = run(capsys, "families", *V3, "--load", str(family_file))
     assert "mixed2:test_v3_family" in out and "3 70 130" in out
-    unregister_family("mixed2:test_v3_family")
+    assert cli.main(["families", "mixed2", *V3]) == 2
+    assert "circuits discover" in capsys.readouterr().err
+    assert cli.main(["families", *V3, "--load", str(family_file), "--weights", "random"]) == 2
+    assert "a family of InceptionV3, not of InceptionV1" in capsys.readouterr().err
     assert cli.main(["unit", "mixed3b:379", *V3]) == 2
     assert "is a unit of InceptionV1, not of InceptionV3" in capsys.readouterr().err
 

@@ -9,6 +9,7 @@ import torch
 
 from circuits.dataset.extraction import attribution_map, compare_with_canny
 from circuits.dataset.spline import bezier, curve_distance, render_stroke, trace
+from circuits.core.graph import INCEPTION_V1 as V1
 
 
 @pytest.fixture(scope="module")
@@ -56,7 +57,7 @@ def test_attribution_map_is_gradient_times_input(model):
     from circuits.analysis.attribution import conv_of
     from circuits.families import resolve_units
 
-    table = [(conv_of(u).name, u.branch_channel) for u in resolve_units("mixed3b:curves")]
+    table = [(conv_of(u).name, u.branch_channel) for u in resolve_units("mixed3b:curves", V1)]
 
     def response(scale):
         xin = img.double().sub(117).float()[None].clone()

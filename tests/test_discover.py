@@ -20,6 +20,7 @@ from circuits.families import family, unregister_family
 from circuits.families.files import FORMAT, load_family, read_family_file, save_family
 from circuits.tuning import discover as D
 from circuits.tuning.metrics import angles_for
+from circuits.core.graph import INCEPTION_V1 as V1
 
 BUILT = [379, 406, 385, 343, 342, 388, 324, 340, 330, 349]
 
@@ -71,7 +72,7 @@ def test_handbuilt_family_file_reads_back_and_registers(handbuilt_found):
     path, rec = handbuilt_found
     fam = load_family(path)
     assert fam.id == "mixed3b:curves_found" and [u.id for u in fam.units] == rec["family"]
-    assert family("mixed3b:curves_found") is fam
+    assert family("mixed3b:curves_found", V1) is fam
     from circuits.cli import main
 
     assert main(["discover", "--load", str(path)]) == 0
@@ -81,8 +82,9 @@ def test_handbuilt_family_file_reads_back_and_registers(handbuilt_found):
 def test_handbuilt_early_curves_are_rejected_for_responding_to_lines():
     # README: the hand-built early curves respond to straight lines at 0.66-0.72 of a curve
     # (as the original's do), so a 0.5 line criterion must reject every one of them.
-    chans = [u.channel for u in family("mixed3a:hb_early_curve_bank").units][:8]
-    d = D.discover(weights.model("handbuilt"), "mixed3a", channels=chans, register=False, progress=False)
+    hb = weights.model("handbuilt")
+    chans = [u.channel for u in family("mixed3a:hb_early_curve_bank", hb).units][:8]
+    d = D.discover(hb, "mixed3a", channels=chans, register=False, progress=False)
     assert d.family == []
     for s in d.scores:
         assert 0.6 < s.line_ratio < 0.8, (s.unit, s.line_ratio)
@@ -218,7 +220,7 @@ def test_family_file_round_trip_and_errors(tmp_path):
     fam = load_family(p)
     try:
         assert fam.id == "mixed3a:tfam" and fam.channels == [81, 104]
-        assert family("mixed3a:test_fam") is fam
+        assert family("mixed3a:test_fam", V1) is fam
     finally:
         unregister_family(fam)
     assert read_family_file(p)["family"] == ["mixed3a:81", "mixed3a:104"]

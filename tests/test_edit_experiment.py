@@ -28,6 +28,7 @@ from circuits.editing.experiment import CONDITIONS, condition_edits, edit_experi
 from circuits.tuning.measure import radial_tuning, responses
 from circuits.tuning.metrics import compare_curves, curve_metrics
 from handbuilt import spec as S
+from circuits.core.graph import INCEPTION_V1 as V1
 
 RELAY = "mixed3b_5x5_bottleneck:hb_curve_relay"
 BANK = "mixed3a:hb_early_curve_bank"
@@ -58,7 +59,7 @@ def test_the_3a_to_3b_path_is_linear_so_reexpressing_it_changes_nothing(model):
     x = torch.cat([curve(np.arange(0, 360, 30.0), c, arc_length=45.5, size=97) for c in (0.3, 0.8)])
     x = torch.cat([x, torch.rand(2, 3, 97, 97) * 255 - 117])
     real = responses(model, "mixed3b:curves", x, pre_relu=True)
-    with Reexpress("mixed3a", "mixed3b:curves").applied(model):
+    with Reexpress("mixed3a", "mixed3b:curves", network=V1).applied(model):
         linear = responses(model, "mixed3b:curves", x, pre_relu=True)
     assert float(real.abs().max()) > 100
     torch.testing.assert_close(linear, real, rtol=0, atol=1e-3 * float(real.abs().max()))
@@ -203,7 +204,7 @@ def test_bad_input_names_the_problem_and_leaves_the_model_unedited(model):
     with pytest.raises(ValueError, match="orientation"):
         edit_experiment(model, "mixed3b:curves", RELAY, stimulus={"orientation": 3.0}, n_angles=8, progress=False)
     assert not model.is_edited and model.active_hooks == []
-    with editing(model, *condition_edits(CONDITIONS[1], "mixed3b:curves", RELAY, "direct")):
+    with editing(model, *condition_edits(CONDITIONS[1], "mixed3b:curves", RELAY, "direct", V1)):
         with pytest.raises(EditError, match="already carries edits"):
             edit_experiment(model, "mixed3b:curves", RELAY, n_angles=8)
     with pytest.raises(ValueError, match="must end in one of"):

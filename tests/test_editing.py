@@ -41,6 +41,7 @@ from circuits.analysis.expanded import weights_between
 from circuits.families import family
 from weights.edited import EditLogMismatch, load_edited, save_edited
 from weights.registry import random_state_dict
+from circuits.core.graph import INCEPTION_V1 as V1
 
 LAST = "mixed4a"
 NAMES = [n.name for n in graph.NODES[1 : graph.index(LAST) + 1] if not n.synthesized]
@@ -124,7 +125,7 @@ def test_direct_edit_changes_exactly_the_parameter_slice(model, op):
 
 def test_branch_named_sources_and_bottleneck_destinations_are_direct(model):
     # mixed3a_3x3:17 is mixed3a channel 64 + 17 = 81, read by mixed3b's bottleneck directly.
-    e = zero_weights("mixed3a_3x3:17", "mixed3b_5x5_bottleneck:4")
+    e = zero_weights("mixed3a_3x3:17", "mixed3b_5x5_bottleneck:4", network=V1)
     (p,) = e.parts
     assert p.kind == "direct" and p.src_idx == [81] and p.conv == "mixed3b_5x5_bottleneck_pre_relu"
     with e.applied(model):
@@ -133,8 +134,8 @@ def test_branch_named_sources_and_bottleneck_destinations_are_direct(model):
 
 def test_keep_only_inputs_zeroes_every_other_source():
     m = fresh_model()
-    e = keep_only_inputs("mixed3a:early_curves", "mixed3b:1")  # 1x1 branch: direct
-    kept = family("mixed3a:early_curves").channels
+    e = keep_only_inputs("mixed3a:early_curves", "mixed3b:1", network=V1)  # 1x1 branch: direct
+    kept = family("mixed3a:early_curves", V1).channels
     w0 = m.mixed3b_1x1_pre_relu_conv.weight[1].detach().clone()
     with e.applied(m):
         w = m.mixed3b_1x1_pre_relu_conv.weight[1].detach()
@@ -156,15 +157,15 @@ def test_bad_edits_raise_clear_errors_and_change_nothing(model):
     with pytest.raises(EditError, match="needs factor"):
         WeightEdit(SRC, DST, "scale")
     with pytest.raises(EditError, match="not upstream"):
-        zero_weights("mixed3b:379", "mixed3a:81")
+        zero_weights("mixed3b:379", "mixed3a:81", network=V1)
     with pytest.raises(EditError, match="no weights to edit"):
-        zero_weights("conv2d2:1", "maxpool1:3")
+        zero_weights("conv2d2:1", "maxpool1:3", network=V1)
     with pytest.raises(EditError, match="more than once"):
-        zero_weights(["conv2d1:0", "conv2d1:0"], "conv2d2:1")
+        zero_weights(["conv2d1:0", "conv2d1:0"], "conv2d2:1", network=V1)
     with pytest.raises(EditError, match="unknown family"):
-        zero_weights("mixed3a:curvs", "mixed3b:curves")
+        zero_weights("mixed3a:curvs", "mixed3b:curves", network=V1)
     # A two-part edit whose second part cannot be computed leaves the first unapplied.
-    two_parts = zero_weights("mixed4a:3", ["mixed4b:0", "mixed4b:200"], route="linearized")  # 1x1 direct, 3x3 expanded
+    two_parts = zero_weights("mixed4a:3", ["mixed4b:0", "mixed4b:200"], route="linearized", network=V1)  # 1x1 direct, 3x3 expanded
     assert [p.kind for p in two_parts.parts] == ["direct", "expanded"]
     with pytest.raises(EditError, match="outside conv2d0"):
         model.apply_edit(two_parts)
@@ -174,9 +175,9 @@ def test_bad_edits_raise_clear_errors_and_change_nothing(model):
 
 def test_undo_twice_out_of_order_and_after_outside_changes_raise(model):
     snap = snapshot(model)
-    a = zero_weights("conv2d1:0", "conv2d2:5")
-    b = scale_weights("conv2d1:3", "conv2d2:5", 2.0)  # same tensor
-    c = drop_negative("conv2d0:1", "conv2d1:2", route="linearized")  # another tensor (expanded: maxpool, LRN)
+    a = zero_weights("conv2d1:0", "conv2d2:5", network=V1)
+    b = scale_weights("conv2d1:3", "conv2d2:5", 2.0, network=V1)  # same tensor
+    c = drop_negative("conv2d0:1", "conv2d1:2", route="linearized", network=V1)  # another tensor (expanded: maxpool, LRN)
     for e in (a, b, c):
         model.apply_edit(e)
     with pytest.raises(EditError, match="undo that edit first"):
@@ -201,8 +202,8 @@ def test_context_manager_undoes_on_exception(model):
     with pytest.raises(RuntimeError, match="boom"):
         with editing(
             model,
-            zero_weights("conv2d1:0", "conv2d2:5"),
-            drop_negative("mixed3a:early_curves", "mixed3b:curves", route="linearized"),
+            zero_weights("conv2d1:0", "conv2d2:5", network=V1),
+            drop_negative("mixed3a:early_curves", "mixed3b:curves", route="linearized", network=V1),
         ):
             assert len(model.edits) == 2 and model.active_hooks
             raise RuntimeError("boom")
@@ -257,9 +258,9 @@ def test_random_edit_sequences_undo_bit_exactly(edits):
 @pytest.mark.parametrize(
     "edit_fn,dst_tensor",
     [
-        (lambda: scale_weights(["conv2d1:0", "conv2d1:9"], ["conv2d2:5", "conv2d2:77"], 3.0), "conv2d2_pre_relu"),
-        (lambda: drop_positive("mixed3a:early_curves", "mixed3b:curves", route="linearized"), "mixed3b_5x5_pre_relu"),
-        (lambda: zero_weights("maxpool1:3", "mixed3a_3x3_bottleneck:4"), "mixed3a_3x3_bottleneck_pre_relu"),
+        (lambda: scale_weights(["conv2d1:0", "conv2d1:9"], ["conv2d2:5", "conv2d2:77"], 3.0, network=V1), "conv2d2_pre_relu"),
+        (lambda: drop_positive("mixed3a:early_curves", "mixed3b:curves", route="linearized", network=V1), "mixed3b_5x5_pre_relu"),
+        (lambda: zero_weights("maxpool1:3", "mixed3a_3x3_bottleneck:4", network=V1), "mixed3a_3x3_bottleneck_pre_relu"),
     ],
 )
 def test_edited_output_differs_only_downstream(model, x, edit_fn, dst_tensor):
@@ -285,8 +286,8 @@ def test_expanded_edit_with_no_change_is_the_reexpression(model, x):
     with editing(model, *[Reexpress(layer, dst) for layer, dst in pairs]):
         before = cache(model, x)
     no_change = [
-        scale_weights("mixed3a:early_curves", "mixed3b:curves", 1.0, route="linearized"),
-        scale_weights("conv2d2:lines", "mixed3a:early_curves", 1.0, route="linearized"),
+        scale_weights("mixed3a:early_curves", "mixed3b:curves", 1.0, route="linearized", network=V1),
+        scale_weights("conv2d2:lines", "mixed3a:early_curves", 1.0, route="linearized", network=V1),
     ]
     with editing(model, *no_change):
         assert all(p.kind == "expanded" for r in model.applied_edits for p in r.edit.parts)
@@ -299,7 +300,7 @@ ALL_ACTIVE = {"mixed3b_5x5_bottleneck_pre_relu_conv.bias": 1000.0}
 
 
 def curves_pre_relu(m, x, hooks=()):
-    idx = [u.branch_channel for u in family("mixed3b:curves").units]
+    idx = [u.branch_channel for u in family("mixed3b:curves", V1).units]
     with torch.no_grad(), m.hooks(hooks):
         return m.run(x, until="mixed3b_5x5_pre_relu")[:, idx]
 
@@ -310,13 +311,13 @@ def test_reexpression_reproduces_units_where_bottleneck_relus_are_active(x):
     with torch.no_grad():
         assert bool((m.run(x, until="mixed3b_5x5_bottleneck_pre_relu") > 0).all())
     ref = curves_pre_relu(m, x)
-    with Reexpress("mixed3a", "mixed3b:curves").applied(m):
+    with Reexpress("mixed3a", "mixed3b:curves", network=V1).applied(m):
         got = curves_pre_relu(m, x)
     torch.testing.assert_close(got, ref, rtol=1e-5, atol=1e-5 * float(ref.abs().max()))
     # With inactive ReLUs (the ordinary random model) the re-expression is only an approximation.
     m2 = fresh_model()
     ref2 = curves_pre_relu(m2, x)
-    with Reexpress("mixed3a", "mixed3b:curves").applied(m2):
+    with Reexpress("mixed3a", "mixed3b:curves", network=V1).applied(m2):
         assert (curves_pre_relu(m2, x) - ref2).abs().max() > 1e-2 * ref2.abs().max()
 
 
@@ -338,23 +339,23 @@ def test_expanded_edit_equals_source_change_when_path_is_linear(x, op, factor):
     sources by f is the same as scaling those source channels by f.
     """
     m = fresh_model(ALL_ACTIVE)
-    src = family("mixed3a:early_curves").channels
+    src = family("mixed3a:early_curves", V1).channels
     ref = curves_pre_relu(m, x, [("mixed3a", scale_channels(src, factor))])
     kw = {"factor": factor} if op == "scale" else {}
-    with WeightEdit("mixed3a:early_curves", "mixed3b:curves", op, route="linearized", **kw).applied(m):
+    with WeightEdit("mixed3a:early_curves", "mixed3b:curves", op, route="linearized", **kw, network=V1).applied(m):
         got = curves_pre_relu(m, x)
     torch.testing.assert_close(got, ref, rtol=1e-5, atol=1e-5 * float(ref.abs().max()))
 
 
 def test_expanded_edits_compose_like_weights(model, x):
     lin = {"route": "linearized"}
-    once = scale_weights("mixed3a:early_curves", "mixed3b:curves", 0.25, **lin)
+    once = scale_weights("mixed3a:early_curves", "mixed3b:curves", 0.25, **lin, network=V1)
     with once.applied(model):
         ref = curves_pre_relu(model, x)
-    half = scale_weights("mixed3a:early_curves", "mixed3b:curves", 0.5, **lin)
-    half2 = scale_weights("mixed3a:early_curves", ["mixed3b:379", "mixed3b:385"], 0.5)  # re-expressed by `half`
-    rest = [u.id for u in family("mixed3b:curves").units if u.id not in ("mixed3b:379", "mixed3b:385")]
-    with editing(model, half, half2, scale_weights("mixed3a:early_curves", rest, 0.5)):
+    half = scale_weights("mixed3a:early_curves", "mixed3b:curves", 0.5, **lin, network=V1)
+    half2 = scale_weights("mixed3a:early_curves", ["mixed3b:379", "mixed3b:385"], 0.5, network=V1)  # re-expressed by `half`
+    rest = [u.id for u in family("mixed3b:curves", V1).units if u.id not in ("mixed3b:379", "mixed3b:385")]
+    with editing(model, half, half2, scale_weights("mixed3a:early_curves", rest, 0.5, network=V1)):
         got = curves_pre_relu(model, x)
     torch.testing.assert_close(got, ref, rtol=1e-5, atol=1e-4)
 
@@ -365,24 +366,24 @@ def test_expanded_edits_compose_like_weights(model, x):
 def test_expanded_edit_through_nonlinearities_is_refused_naming_them(model):
     snap = snapshot(model)
     with pytest.raises(EditError) as err:
-        model.apply_edit(drop_negative("mixed3a:early_curves", "mixed3b:curves"))
+        model.apply_edit(drop_negative("mixed3a:early_curves", "mixed3b:curves", network=V1))
     msg = str(err.value)
     assert "mixed3b_5x5_bottleneck (relu) is on the path and active" in msg
-    assert "Reexpress('mixed3a', 'mixed3b:curves') first, or pass route='linearized'" in msg
-    assert "each_conv('drop_negative', 'mixed3a:early_curves', 'mixed3b:curves')" in msg
+    assert "Reexpress('mixed3a', 'mixed3b:curves', network=V1) first, or pass route='linearized'" in msg
+    assert "each_conv('drop_negative', 'mixed3a:early_curves', 'mixed3b:curves', network=V1)" in msg
     lrn = r"localresponsenorm1 \(lrn\), maxpool1 \(maxpool\), mixed3a_3x3_bottleneck \(relu\) are on the path"
     with pytest.raises(EditError, match=lrn):
-        model.apply_edit(scale_weights("conv2d2:lines", "mixed3a:early_curves", 0.5))
+        model.apply_edit(scale_weights("conv2d2:lines", "mixed3a:early_curves", 0.5, network=V1))
     with pytest.raises(EditError, match=r"mixed3b_pool \(maxpool\) is on the path.*op 'scale' or 'zero'"):
-        model.apply_edit(set_weights("mixed3a:81", "mixed3b:420", 0.0))  # "set" is no edit of the conv
+        model.apply_edit(set_weights("mixed3a:81", "mixed3b:420", 0.0, network=V1))  # "set" is no edit of the conv
     with pytest.raises(EditError, match="unknown route 'exact'; use one of auto, linearized"):
-        drop_negative("mixed3a:81", "mixed3b:379", route="exact")
+        drop_negative("mixed3a:81", "mixed3b:379", route="exact", network=V1)
     with pytest.raises(EditError, match=r"each_conv\('keep_only', 'mixed3a:early_curves', 'mixed3b:curves'\)"):
-        model.apply_edit(keep_only_inputs("mixed3a:early_curves", "mixed3b:curves"))  # the kept units, not the zeroed
+        model.apply_edit(keep_only_inputs("mixed3a:early_curves", "mixed3b:curves", network=V1))  # the kept units, not the zeroed
     with pytest.raises(EditError, match="each_conv does op 'scale' on no convolution; use one of drop_negative, zero, keep_only"):
-        each_conv("scale", "mixed3a:81", "mixed3b:379")
+        each_conv("scale", "mixed3a:81", "mixed3b:379", network=V1)
     with pytest.raises(EditError, match="source -> conv -> ReLU -> mixed3a_3x3_pre_relu"):
-        each_conv("zero", "conv2d2:lines", "mixed3a:early_curves")  # LRN and max-pool on the way
+        each_conv("zero", "conv2d2:lines", "mixed3a:early_curves", network=V1)  # LRN and max-pool on the way
     assert_params_bit_equal(model, snap)
     assert not model.is_edited and model.active_hooks == []
 
@@ -390,23 +391,23 @@ def test_expanded_edit_through_nonlinearities_is_refused_naming_them(model):
 def test_edit_of_reexpressed_units_is_exact_on_the_linearized_model(model, x):
     """Reference: the linearized network written out -- its forward pass (`linearized_path`)
     plus ``conv2d_same(src, W_edited - W)`` on the edited sources, W from `weights_between`."""
-    early = family("mixed3a:early_curves").channels
+    early = family("mixed3a:early_curves", V1).channels
     with torch.no_grad():
         src = model.run(x, until="mixed3a")
         w = weights_between(model, "mixed3a:early_curves", "mixed3b:curves")
-        idx = [u.branch_channel for u in family("mixed3b:curves").units]
+        idx = [u.branch_channel for u in family("mixed3b:curves", V1).units]
         lin = linearized_path(model, "mixed3a", "mixed3b_5x5_pre_relu", src)[:, idx]
         want = lin + ops.conv2d_same(src[:, early], w.clamp(min=0) - w, None)
     real = curves_pre_relu(model, x)
     assert (want - real).abs().max() > 1e-2 * real.abs().max()  # the linearized model is another model
-    edit = drop_negative("mixed3a:early_curves", "mixed3b:curves")
-    with editing(model, Reexpress("mixed3a", "mixed3b:curves"), edit):
+    edit = drop_negative("mixed3a:early_curves", "mixed3b:curves", network=V1)
+    with editing(model, Reexpress("mixed3a", "mixed3b:curves", network=V1), edit):
         assert model.edits[1].endswith("(linearized model: expanded mixed3a->mixed3b_5x5_pre_relu)")
         assert edit_log(model)[1]["realised"] == ["linearized model"]
         got = curves_pre_relu(model, x)
     torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-4 * float(want.abs().max()))
     # route="linearized" re-expresses the units itself, and undoes that with itself.
-    with drop_negative("mixed3a:early_curves", "mixed3b:curves", route="linearized").applied(model):
+    with drop_negative("mixed3a:early_curves", "mixed3b:curves", route="linearized", network=V1).applied(model):
         assert edit_log(model)[0]["reexpressed"] == [0] and len(model.edits) == 1
         torch.testing.assert_close(curves_pre_relu(model, x), want, rtol=1e-4, atol=1e-4 * float(want.abs().max()))
     assert model.active_hooks == [] and torch.equal(curves_pre_relu(model, x), real)
@@ -438,10 +439,10 @@ def test_linearized_route_equals_the_exact_route_where_the_path_is_linear(x):
     for shift, agree in ((ALL_ACTIVE, True), (None, False)):
         m = fresh_model(shift)
         before = curves_pre_relu(m, x)
-        with editing(m, *each_conv("zero", "mixed3a:early_curves", "mixed3b:curves")):
+        with editing(m, *each_conv("zero", "mixed3a:early_curves", "mixed3b:curves", network=V1)):
             assert m.edits[0].endswith("(exact: direct mixed3a->mixed3b_5x5_bottleneck_pre_relu)")
             exact = curves_pre_relu(m, x)
-        with zero_weights("mixed3a:early_curves", "mixed3b:curves", route="linearized").applied(m):
+        with zero_weights("mixed3a:early_curves", "mixed3b:curves", route="linearized", network=V1).applied(m):
             linearized = curves_pre_relu(m, x)
         scale = float(exact.abs().max())
         assert (exact - before).abs().max() > 1e-3 * scale  # the edit does something
@@ -455,10 +456,10 @@ def test_each_conv_drop_negative_edits_both_convolutions(model):
     """Reference: the two real slices by formula (negative part removed)."""
     a0 = model.mixed3b_5x5_bottleneck_pre_relu_conv.weight.detach().clone()
     d0 = model.mixed3b_5x5_pre_relu_conv.weight.detach().clone()
-    src = family("mixed3a:early_curves").channels
-    dst = [u.branch_channel for u in family("mixed3b:curves").units]
+    src = family("mixed3a:early_curves", V1).channels
+    dst = [u.branch_channel for u in family("mixed3b:curves", V1).units]
     snap = snapshot(model)
-    with editing(model, *each_conv("drop_negative", "mixed3a:early_curves", "mixed3b:curves")):
+    with editing(model, *each_conv("drop_negative", "mixed3a:early_curves", "mixed3b:curves", network=V1)):
         a = model.mixed3b_5x5_bottleneck_pre_relu_conv.weight.detach()
         d = model.mixed3b_5x5_pre_relu_conv.weight.detach()
         assert torch.equal(a[:, src], a0[:, src].clamp(min=0)) and torch.equal(d[dst], d0[dst].clamp(min=0))
@@ -466,7 +467,7 @@ def test_each_conv_drop_negative_edits_both_convolutions(model):
         assert torch.equal(a[:, others], a0[:, others])
         assert all("(exact: direct " in e for e in model.edits)
     assert_params_bit_equal(model, snap)
-    (keep,) = each_conv("keep_only", "mixed3a:early_curves", "mixed3b:curves")
+    (keep,) = each_conv("keep_only", "mixed3a:early_curves", "mixed3b:curves", network=V1)
     assert keep.summary() == "keep_only mixed3a:early_curves -> mixed3b_5x5_bottleneck"
     with keep.applied(model):
         a = model.mixed3b_5x5_bottleneck_pre_relu_conv.weight.detach()
@@ -508,9 +509,9 @@ def test_aligned_conv_is_conv_same_for_stride_one():
 
 def test_reexpress_refuses_direct_and_partial_sources():
     with pytest.raises(EditError, match="directly"):
-        Reexpress("mixed3a", "mixed3b:1")
+        Reexpress("mixed3a", "mixed3b:1", network=V1)
     with pytest.raises(EditError, match="goes through"):
-        Reexpress("mixed3a_3x3", "mixed3b:curves")._prepare(fresh_model())
+        Reexpress("mixed3a_3x3", "mixed3b:curves", network=V1)._prepare(fresh_model())
 
 
 # --- save and load ----------------------------------------------------------
@@ -520,11 +521,11 @@ def test_save_load_round_trip_reapplies_and_undoes(tmp_path, x):
     m = fresh_model()
     snap = snapshot(m)
     edits = [
-        drop_negative("mixed3a:early_curves", "mixed3b:curves", route="linearized"),
-        scale_weights("conv2d1:0", ["conv2d2:3", "conv2d2:4"], 0.3),
-        set_weights(["conv2d1:0", "conv2d1:1"], "conv2d2:3", torch.arange(18.0).view(1, 2, 3, 3)),
-        ablate_connections("mixed3a:81", "mixed3b:1"),
-        Reexpress("mixed3a", "mixed3b:curves"),
+        drop_negative("mixed3a:early_curves", "mixed3b:curves", route="linearized", network=V1),
+        scale_weights("conv2d1:0", ["conv2d2:3", "conv2d2:4"], 0.3, network=V1),
+        set_weights(["conv2d1:0", "conv2d1:1"], "conv2d2:3", torch.arange(18.0).view(1, 2, 3, 3), network=V1),
+        ablate_connections("mixed3a:81", "mixed3b:1", network=V1),
+        Reexpress("mixed3a", "mixed3b:curves", network=V1),
     ]
     for e in edits:
         m.apply_edit(e)
@@ -546,8 +547,8 @@ def test_loading_a_log_that_does_not_match_raises(tmp_path):
     from weights.checkpoint import read_metadata
 
     m = fresh_model()
-    m.apply_edit(scale_weights("conv2d1:0", "conv2d2:3", 0.3))
-    m.apply_edit(drop_negative("mixed3a:early_curves", "mixed3b:curves", route="linearized"))
+    m.apply_edit(scale_weights("conv2d1:0", "conv2d2:3", 0.3, network=V1))
+    m.apply_edit(drop_negative("mixed3a:early_curves", "mixed3b:curves", route="linearized", network=V1))
     path = tmp_path / "e.safetensors"
     save_edited(m, path)
     tensors, meta = load_file(path), read_metadata(path)
@@ -583,7 +584,7 @@ def test_logs_saved_before_edits_said_what_they_are_load_as_linear_corrections(t
     from weights.checkpoint import read_metadata
 
     m = fresh_model()
-    m.apply_edit(drop_negative("mixed3a:early_curves", "mixed3b:curves", route="linearized"))
+    m.apply_edit(drop_negative("mixed3a:early_curves", "mixed3b:curves", route="linearized", network=V1))
     path = tmp_path / "e.safetensors"
     save_edited(m, path)
     tensors, meta = load_file(path), read_metadata(path)
@@ -599,7 +600,7 @@ def test_logs_saved_before_edits_said_what_they_are_load_as_linear_corrections(t
         "(linear correction (not exact): expanded mixed3a->mixed3b_5x5_pre_relu)"
     ]
     delta = tensors["circuits_edits.0.0.delta"]
-    early = family("mixed3a:early_curves").channels
+    early = family("mixed3a:early_curves", V1).channels
     plain = fresh_model()
     with torch.no_grad():
         src = plain.run(x, until="mixed3a")
@@ -607,13 +608,13 @@ def test_logs_saved_before_edits_said_what_they_are_load_as_linear_corrections(t
     torch.testing.assert_close(curves_pre_relu(back, x), want, rtol=1e-4, atol=1e-4 * float(want.abs().max()))
     undo_all(back)
     with pytest.raises(EditError, match="is on the path and active"):  # re-applying it is refused
-        back.apply_edit(WeightEdit("mixed3a:early_curves", "mixed3b:curves", "drop_negative", route="legacy"))
+        back.apply_edit(WeightEdit("mixed3a:early_curves", "mixed3b:curves", "drop_negative", route="legacy", network=V1))
 
 
 # --- edits own their hooks: the user's hook calls never remove them -------------
 
 
-CURVES = [u.branch_channel for u in family("mixed3b:curves").units]
+CURVES = [u.branch_channel for u in family("mixed3b:curves", V1).units]
 
 
 def _direct_reference(m, x):
@@ -626,7 +627,7 @@ def _direct_reference(m, x):
 
 def _linearized_reference(m, x):
     """The linearized model written out: `linearized_path` plus conv(src, W+ - W) on the early curves."""
-    early = family("mixed3a:early_curves").channels
+    early = family("mixed3a:early_curves", V1).channels
     with torch.no_grad():
         src = m.run(x, until="mixed3a")
         w = weights_between(m, "mixed3a:early_curves", "mixed3b:curves")
@@ -657,9 +658,9 @@ def _implant_reference(m, x):
 
 
 EDIT_KINDS = {
-    "direct": (lambda: zero_weights([f"mixed3b_5x5_bottleneck:{i}" for i in range(8)], "mixed3b:curves"), _direct_reference),
-    "linearized": (lambda: drop_negative("mixed3a:early_curves", "mixed3b:curves", route="linearized"), _linearized_reference),
-    "reexpress": (lambda: Reexpress("mixed3a", "mixed3b:curves"), _reexpress_reference),
+    "direct": (lambda: zero_weights([f"mixed3b_5x5_bottleneck:{i}" for i in range(8)], "mixed3b:curves", network=V1), _direct_reference),
+    "linearized": (lambda: drop_negative("mixed3a:early_curves", "mixed3b:curves", route="linearized", network=V1), _linearized_reference),
+    "reexpress": (lambda: Reexpress("mixed3a", "mixed3b:curves", network=V1), _reexpress_reference),
     "implant": (lambda: __import__("circuits.editing", fromlist=["Implant"]).Implant("mixed3b:curves", donor=_donor()), _implant_reference),
 }
 
@@ -706,7 +707,7 @@ def test_user_hook_calls_never_remove_an_edits_hooks(kind, path, x):
 
 
 def test_an_edits_hooks_cannot_be_removed_as_the_users(model):
-    edit = Reexpress("mixed3a", "mixed3b:curves")
+    edit = Reexpress("mixed3a", "mixed3b:curves", network=V1)
     with edit.applied(model):
         h = model.edit_hooks[0]
         assert "owned by reexpress mixed3b:curves from mixed3a" in repr(h)
@@ -719,7 +720,7 @@ def test_an_edits_hooks_cannot_be_removed_as_the_users(model):
 def test_user_hooks_see_the_edited_network(model, x):
     """Reference: the linearized network written out (`linearized_path`) on the source as the
     user's hook changed it; a user hook on the destination sees the edited value."""
-    early = family("mixed3a:early_curves").channels
+    early = family("mixed3a:early_curves", V1).channels
 
     def ablate_early(a, hook):
         a = a.clone()
@@ -730,7 +731,7 @@ def test_user_hooks_see_the_edited_network(model, x):
         src = model.run_with_hooks(x, [("mixed3a", ablate_early)], until="mixed3a")
         want = linearized_path(model, "mixed3a", "mixed3b_5x5_pre_relu", src)[:, CURVES]
     seen = []
-    with Reexpress("mixed3a", "mixed3b:curves").applied(model):
+    with Reexpress("mixed3a", "mixed3b:curves", network=V1).applied(model):
         # The user's hook on the source is added after the edit, and its change still reaches the edited path.
         got = curves_pre_relu(model, x, [("mixed3a", ablate_early), ("mixed3b_5x5_pre_relu", lambda a, h: seen.append(a[:, CURVES]))])
     torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-4 * float(want.abs().max()))

@@ -24,6 +24,7 @@ from circuits.analysis.expanded import (
     weights_between,
 )
 from circuits.core import ops
+from circuits.core.graph import INCEPTION_V1 as V1
 
 D = torch.float64
 
@@ -42,7 +43,7 @@ def _w(model, name):
         ("conv2d1:3", "conv2d2:7", "conv2d2_pre_relu_conv", [7], [3]),
         # mixed3a (concat) -> mixed3b 1x1 branch: mixed3b:5 is mixed3b_1x1 channel 5.
         ("mixed3a:early_curves", ["mixed3b:5", "mixed3b:100"], "mixed3b_1x1_pre_relu_conv", [5, 100],
-         families.family("mixed3a:early_curves").channels),
+         families.family("mixed3a:early_curves", V1).channels),
         # bottleneck -> its 3x3 conv inside mixed3a: mixed3a:81 is mixed3a_3x3 channel 17.
         ("mixed3a_3x3_bottleneck:4", "mixed3a:81", "mixed3a_3x3_pre_relu_conv", [17], [4]),
         # a branch tensor as source: mixed3a_3x3 channel 17 is input channel 64 + 17 of mixed3b's convs.
@@ -56,7 +57,7 @@ def test_direct_pair_is_the_parameter_slice(random_model, src, dst, param, rows,
     w = weights_between(random_model, src, dst, method=method)
     ref = getattr(random_model, param).weight[rows][:, cols]
     assert torch.equal(w, ref)
-    c = connection(src, dst)
+    c = connection(src, dst, V1)
     assert c.direct and c.routes[0].param == param and list(c.routes[0].param_in_channels) == cols
     # Composition through the general code path reproduces the slice (to rounding).
     r = c.routes[0]
@@ -65,13 +66,13 @@ def test_direct_pair_is_the_parameter_slice(random_model, src, dst, param, rows,
 
 
 def test_dst_is_pre_activation_and_src_post_relu():
-    c = connection("mixed3a:81", "mixed3b:379")
+    c = connection("mixed3a:81", "mixed3b:379", V1)
     assert c.src_tensor == "mixed3a" and c.src_channels == (81,)
     assert c.routes[0].dst_tensor == "mixed3b_5x5_pre_relu" and c.routes[0].dst_channels == (59,)
     # Through the 32-channel 5x5 bottleneck: its ReLU is the one linearized op.
     assert not c.direct and c.linearized == ("relu",) and c.kernel_size == 5
     # A pre-ReLU source is a linearization too, even one conv away.
-    c = connection("conv2d1_pre_relu:3", "conv2d2:7")
+    c = connection("conv2d1_pre_relu:3", "conv2d2:7", V1)
     assert not c.direct and c.linearized == ("relu",)
 
 
@@ -128,8 +129,8 @@ def test_lrn_jacobian_matches_autograd_of_tf_formula():
 
 def test_bottleneck_expansion_by_hand(random_model):
     """mixed3a -> mixed3b 5x5: K[d, s, i, j] = sum_m W5[d, m, i, j] * Wb[m, s] (ReLU -> identity)."""
-    src = families.family("mixed3a:early_curves").channels
-    dst = [u.branch_channel for u in families.family("mixed3b:curves").units]
+    src = families.family("mixed3a:early_curves", V1).channels
+    dst = [u.branch_channel for u in families.family("mixed3b:curves", V1).units]
     w5 = _w(random_model, "mixed3b_5x5_pre_relu_conv")[dst]
     wb = _w(random_model, "mixed3b_5x5_bottleneck_pre_relu_conv")[:, src, 0, 0]
     ref = np.einsum("dmij,ms->dsij", w5.numpy(), wb.numpy())
@@ -180,7 +181,7 @@ def test_summaries_by_definition():
     np.testing.assert_allclose(s.positive_mass.numpy(), np.where(flat > 0, flat, 0).sum(-1))
     np.testing.assert_allclose(s.negative_mass.numpy(), np.where(flat < 0, flat, 0).sum(-1))
     np.testing.assert_allclose((s.positive_mass + s.negative_mass).numpy(), flat.sum(-1))
-    c = connection("mixed3a:81", ["mixed3b:379", "mixed3b:406"])
+    c = connection("mixed3a:81", ["mixed3b:379", "mixed3b:406"], V1)
     rows = summary_rows(torch.tensor(w[:2, :1]), c.src_units, c.dst_units)
     assert [(r["dst"], r["src"]) for r in rows] == [("mixed3b:379", "mixed3a:81"), ("mixed3b:406", "mixed3a:81")]
     assert rows[1]["total"] == pytest.approx(flat[1, 0].sum())
@@ -232,7 +233,7 @@ def test_weight_by_orientation_difference():
 )
 def test_bad_input(src, dst, exc, match):
     with pytest.raises(exc, match=match):
-        connection(src, dst)
+        connection(src, dst, V1)
 
 
 def test_bad_options():
@@ -258,9 +259,9 @@ def test_bad_options():
 def test_user_family_accepted():
     f = families.register_family("mixed3a", "Two Curves", [81, 104], aliases=["two_curves_test"])
     try:
-        c = connection("mixed3a:two_curves_test", "mixed3b:curves")
+        c = connection("mixed3a:two_curves_test", "mixed3b:curves", V1)
         assert [u.id for u in c.src_units] == ["mixed3a:81", "mixed3a:104"]
-        assert connection(f, "mixed3b:379").src_units == c.src_units
+        assert connection(f, "mixed3b:379", V1).src_units == c.src_units
     finally:
         families.unregister_family("mixed3a:two_curves_test")
 
@@ -277,7 +278,7 @@ def test_expanded_weights_predict_the_real_network_where_relus_are_active(random
         for p in m.parameters():  # (Module.double() is shadowed by InceptionV1._apply)
             p.data = p.data.double()
         m.mixed3b_5x5_bottleneck_pre_relu_conv.bias.fill_(1e4)
-    src = families.family("mixed3a:early_curves").channels
+    src = families.family("mixed3a:early_curves", V1).channels
     k = weights_between(m, "mixed3a:early_curves", "mixed3b:379", dtype=D)[0]  # [11, 5, 5]
     x = torch.rand(1, 3, 72, 72, dtype=D) * 255 - 117
     h, w = 9, 9  # mixed3b at 72 px
@@ -319,7 +320,7 @@ def test_plot_colours_follow_the_sign(tmp_path, sign):
 
     from circuits.plots.weights import plot_weights
 
-    c = connection("mixed3a:81", ["mixed3b:379", "mixed3b:406"])
+    c = connection("mixed3a:81", ["mixed3b:379", "mixed3b:406"], V1)
     w = torch.full((2, 1, 5, 5), sign)
     out = plot_weights(w, c.src_units, c.dst_units, tmp_path / "w.png")
     img = mpimg.imread(out)[..., :3]

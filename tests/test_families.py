@@ -15,6 +15,7 @@ import torch
 
 from circuits import InceptionV1, ablate, families as F, resolve_units
 from circuits.core.units import Unit
+from circuits.core.graph import INCEPTION_V1 as V1
 
 REFERENCE = Path(__file__).resolve().parents[1].parent / "shared" / "reference"
 
@@ -32,12 +33,12 @@ def test_complete_layers_are_partitions(layer):
     """Every channel of conv2d0..mixed3b is in exactly one Early Vision family (counts from graph)."""
     from circuits import graph
 
-    seen = [u.channel for f in F.families(layer, source="early_vision") for u in f.units]
+    seen = [u.channel for f in F.families(V1, layer, source="early_vision") for u in f.units]
     assert sorted(seen) == list(range(graph.node(layer).channels))
     for c in range(graph.node(layer).channels):
-        owners = [f for f in F.families(layer, source="early_vision") if Unit(layer, c) in f.units]
+        owners = [f for f in F.families(V1, layer, source="early_vision") if Unit(layer, c, V1) in f.units]
         assert len(owners) == 1
-        assert F.family_of(f"{layer}:{c}") is owners[0]
+        assert F.family_of(f"{layer}:{c}", V1) is owners[0]
 
 
 def test_registry_matches_published_json(published):
@@ -45,7 +46,7 @@ def test_registry_matches_published_json(published):
     for layer, fams in published.items():
         if layer.startswith("_"):
             continue
-        ours = {f.name: f for f in F.families(layer, source="early_vision")}
+        ours = {f.name: f for f in F.families(V1, layer, source="early_vision")}
         assert list(ours) == list(fams)
         for name, chans in fams.items():
             assert set(ours[name].channels) == set(chans), (layer, name)
@@ -56,11 +57,11 @@ def test_registry_matches_published_json(published):
 def test_article_orders(published):
     """3a early curves in the Curve Detectors tuning order; 3b curves in the article's figure order."""
     cd = published["_curve_detectors_article"]
-    assert F.family("mixed3a:early_curves").channels == cd["mixed3a_curves_radial"]
-    assert F.family("mixed3b:curves").channels == [379, 406, 385, 343, 342, 388, 324, 340, 330, 349]
-    assert F.family("mixed3b:curves").channels == cd["mixed3b_curves"]
-    assert F.family("conv2d2:lines").channels == published["_curve_circuits_article"]["conv2d2_lines_33_weight_figure"]
-    assert F.family("mixed3a:cc_lines").channels == published["_curve_circuits_article"]["mixed3a_lines"]
+    assert F.family("mixed3a:early_curves", V1).channels == cd["mixed3a_curves_radial"]
+    assert F.family("mixed3b:curves", V1).channels == [379, 406, 385, 343, 342, 388, 324, 340, 330, 349]
+    assert F.family("mixed3b:curves", V1).channels == cd["mixed3b_curves"]
+    assert F.family("conv2d2:lines", V1).channels == published["_curve_circuits_article"]["conv2d2_lines_33_weight_figure"]
+    assert F.family("mixed3a:cc_lines", V1).channels == published["_curve_circuits_article"]["mixed3a_lines"]
 
 
 @pytest.mark.parametrize(
@@ -80,66 +81,71 @@ def test_article_orders(published):
 )
 def test_aliases(fid, layer, name, n):
     """Aliases and published names (counts from the README of the reference data)."""
-    f = F.family(fid)
+    f = F.family(fid, V1)
     assert (f.layer, f.name, len(f)) == (layer, name, n)
-    assert F.family(layer, name) is f
-    assert F.family(f"{layer}:{name}") is f
-    assert F.family(layer, name.upper()) is f
+    assert F.family((layer, name), V1) is f
+    assert F.family(f"{layer}:{name}", V1) is f
+    assert F.family((layer, name.upper()), V1) is f
     assert all(isinstance(u, Unit) and u.layer == layer for u in f.units)
 
 
 def test_family_of():
-    assert F.family_of("mixed3b:379").id == "mixed3b:curves"
-    assert F.family_of("mixed3a:147").name == "Curves"
-    assert F.family_of("mixed4a:0") is None or F.family_of("mixed4a:0").layer == "mixed4a"
-    assert F.family_of("mixed5b:0") is None
-    assert {f.id for f in F.families_of("mixed3a:227")} == {"mixed3a:lines", "mixed3a:cc_lines"}
+    assert F.family_of("mixed3b:379", V1).id == "mixed3b:curves"
+    assert F.family_of("mixed3a:147", V1).name == "Curves"
+    assert F.family_of("mixed4a:0", V1) is None or F.family_of("mixed4a:0", V1).layer == "mixed4a"
+    assert F.family_of("mixed5b:0", V1) is None
+    assert {f.id for f in F.families_of("mixed3a:227", V1)} == {"mixed3a:lines", "mixed3a:cc_lines"}
 
 
 def test_unknown_family_lists_close_matches():
     with pytest.raises(KeyError, match=r"unknown family 'curvs' in mixed3b; did you mean mixed3b:curves"):
-        F.family("mixed3b:curvs")
-    with pytest.raises(KeyError, match="mixed5b has no registered families"):
-        F.family("mixed5b:curves")
+        F.family("mixed3b:curvs", V1)
+    with pytest.raises(KeyError, match="mixed5b of InceptionV1 has no families"):
+        F.family("mixed5b:curves", V1)
     with pytest.raises(KeyError, match="did you mean .*mixed3b"):
-        F.family("mixed3x:curves")
+        F.family("mixed3x:curves", V1)
     with pytest.raises(KeyError, match="unknown family"):
-        resolve_units("mixed3b:curvs")
+        resolve_units("mixed3b:curvs", V1)
+    with pytest.raises(TypeError, match="network"):
+        F.family("mixed3b:curves", None)
 
 
 def test_user_family_round_trip():
-    f = F.register_family("mixed3a", "Test Pair", [81, "mixed3a:104", 81], aliases=["tp"])
-    try:
-        assert f.channels == [81, 104]
-        assert F.family("mixed3a:tp") is f and F.family("mixed3a:test_pair") is f
-        assert [u.id for u in resolve_units("mixed3a:tp")] == ["mixed3a:81", "mixed3a:104"]
-        assert f in F.families("mixed3a", source="user")
-        with pytest.raises(ValueError, match="already registered"):
-            F.register_family("mixed3a", "Other", [1], aliases=["tp"])
-        g = F.register_family("mixed3a", "Other", [1], aliases=["tp"], replace=True)
-        assert F.family("mixed3a:tp") is g and f not in F.families("mixed3a")
-    finally:
-        for fid in ("mixed3a:tp", "mixed3a:test_pair"):
-            try:
-                F.unregister_family(fid)
-            except KeyError:
-                pass
+    """A family registered on a model is that model's alone: another model, and the graph, never see it."""
+    m, other = InceptionV1(), InceptionV1()
+    f = F.register_family(m, "mixed3a", "Test Pair", [81, "mixed3a:104", 81], aliases=["tp"])
+    assert f.channels == [81, 104] and m.families == [f]
+    assert F.family("mixed3a:tp", m) is f and F.family("mixed3a:test_pair", m) is f
+    assert [u.id for u in resolve_units("mixed3a:tp", m)] == ["mixed3a:81", "mixed3a:104"]
+    assert f in F.families(m, "mixed3a", source="user") and f in F.families_of("mixed3a:104", m)
+    for elsewhere in (other, V1):
+        with pytest.raises(KeyError, match="unknown family"):
+            F.family("mixed3a:tp", elsewhere)
+    with pytest.raises(ValueError, match="already registered"):
+        F.register_family(m, "mixed3a", "Other", [1], aliases=["tp"])
+    g = F.register_family(m, "mixed3a", "Other", [1], aliases=["tp"], replace=True)
+    assert F.family("mixed3a:tp", m) is g and f not in F.families(m, "mixed3a")
+    F.unregister_family(m, "mixed3a:tp")
+    assert m.families == []
     with pytest.raises(KeyError):
-        F.family("mixed3a:tp")
+        F.family("mixed3a:tp", m)
+    with pytest.raises(TypeError, match="registered on a model"):
+        F.register_family(V1, "mixed3a", "x", [1])
 
 
 def test_user_family_bad_input():
+    m = InceptionV1()
     with pytest.raises(ValueError, match="not in layer mixed3a"):
-        F.register_family("mixed3a", "x", ["mixed3b:379"])
+        F.register_family(m, "mixed3a", "x", ["mixed3b:379"])
     with pytest.raises(IndexError, match="out of range"):
-        F.register_family("mixed3a", "x", [256])
+        F.register_family(m, "mixed3a", "x", [256])
     with pytest.raises(ValueError, match="at least one unit"):
-        F.register_family("mixed3a", "x", [])
+        F.register_family(m, "mixed3a", "x", [])
     with pytest.raises(ValueError, match="published family"):
-        F.register_family("mixed3b", "mine", [1], aliases=["curves"], replace=True)
+        F.register_family(m, "mixed3b", "mine", [1], aliases=["curves"], replace=True)
     with pytest.raises(ValueError, match="published family"):
-        F.unregister_family("mixed3b:curves")
-    assert len(F.family("mixed3b:curves")) == 10
+        F.unregister_family(m, "mixed3b:curves")
+    assert len(F.family("mixed3b:curves", m)) == 10 and m.families == []
 
 
 def test_ablating_a_family_changes_exactly_its_channels():
@@ -151,10 +157,10 @@ def test_ablating_a_family_changes_exactly_its_channels():
             p.normal_(0, 0.05)
     x = torch.randn(1, 3, 40, 40) * 50
     base = model.run(x, until="mixed3a")
-    with model.hooks(ablate("mixed3a:early_curves", "constant", value=3.0)):
+    with model.hooks(ablate("mixed3a:early_curves", "constant", value=3.0, model=model)):
         abl = model.run(x, until="mixed3a")
     changed = sorted(c for c in range(256) if not torch.equal(base[0, c], abl[0, c]))
-    assert changed == sorted(F.family("mixed3a:early_curves").channels)
+    assert changed == sorted(F.family("mixed3a:early_curves", V1).channels)
     assert torch.all(abl[0, changed] == 3.0)
 
 
@@ -176,11 +182,10 @@ def test_cli_families(capsys):
 
 def test_replacing_a_family_registered_under_several_aliases():
     """A re-registration with replace=True drops the old family whole (all its aliases)."""
-    from circuits.families import family, register_family, unregister_family
+    from circuits.families import family, register_family
 
-    register_family("mixed3a", "Twice", [81], aliases=["twice_a", "twice_b"])
-    try:
-        register_family("mixed3a", "Twice", [104], aliases=["twice_a", "twice_b"], replace=True)
-        assert family("mixed3a:twice_b").channels == [104] and family("mixed3a:twice").channels == [104]
-    finally:
-        unregister_family("mixed3a:twice")
+    m = InceptionV1()
+    register_family(m, "mixed3a", "Twice", [81], aliases=["twice_a", "twice_b"])
+    register_family(m, "mixed3a", "Twice", [104], aliases=["twice_a", "twice_b"], replace=True)
+    assert family("mixed3a:twice_b", m).channels == [104] and family("mixed3a:twice", m).channels == [104]
+    assert len(m.families) == 1

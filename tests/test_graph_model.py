@@ -15,6 +15,7 @@ import torch.nn.functional as F
 
 from circuits import InceptionV1, ablate, graph, parse_unit, resolve_units, to_model_input
 from circuits.core import ops
+from circuits.core.graph import INCEPTION_V1 as V1
 
 
 def tf_same_pad(size, k, s):
@@ -101,18 +102,18 @@ def test_graph_matches_published_inception5h_layout():
 
 
 def test_unit_resolution():
-    u = parse_unit("mixed3b:379")
+    u = parse_unit("mixed3b:379", V1)
     assert (u.layer, u.branch, u.branch_channel) == ("mixed3b", "mixed3b_5x5", 59)
-    assert parse_unit(("mixed3b", 379)) == u
+    assert parse_unit(("mixed3b", 379), V1) == u
     assert u.centre(224) == (14, 14)
-    assert parse_unit("mixed3a_pre_relu:81").branch == "mixed3a_3x3_pre_relu"
-    assert parse_unit("conv2d0:5").branch == "conv2d0"
+    assert parse_unit("mixed3a_pre_relu:81", V1).branch == "mixed3a_3x3_pre_relu"
+    assert parse_unit("conv2d0:5", V1).branch == "conv2d0"
     with pytest.raises(ValueError, match="layer:channel"):
-        parse_unit("mixed3b-379")
+        parse_unit("mixed3b-379", V1)
     with pytest.raises(IndexError, match="0..479"):
-        parse_unit("mixed3b:480")
+        parse_unit("mixed3b:480", V1)
     with pytest.raises(KeyError, match="did you mean mixed3b"):
-        parse_unit("mixd3b:1")
+        parse_unit("mixd3b:1", V1)
 
 
 def test_receptive_fields_by_hand():
@@ -267,7 +268,7 @@ def test_to_model_input():
 
 
 def test_resolve_units_lists():
-    assert [u.id for u in resolve_units(["conv2d0:1", ("mixed3a", 81)])] == ["conv2d0:1", "mixed3a:81"]
+    assert [u.id for u in resolve_units(["conv2d0:1", ("mixed3a", 81)], V1)] == ["conv2d0:1", "mixed3a:81"]
 
 
 def test_model_converts_dtype_like_any_module(image):

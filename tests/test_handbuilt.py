@@ -24,6 +24,7 @@ from circuits.tuning.measure import default_curve_params
 from handbuilt import SpecError
 from handbuilt import spec as S
 from handbuilt.rules import Tuning
+from circuits.core.graph import INCEPTION_V1 as V1
 
 SIZE = 97  # odd map sizes down to mixed3b (97 -> 49 -> 25 -> 13): every centre unit is centred
 
@@ -154,7 +155,7 @@ def test_curve_units_respond_to_their_curve_and_not_to_the_opposite_one(model, n
     """Each early curve / curve fires for a curve bulging its way, much less turned 90 or 180 degrees."""
     bank = S.SPEC.bank(name)
     o = np.asarray(bank.orientations)
-    p = default_curve_params(bank.layer)
+    p = default_curve_params(bank.layer, V1)
     x = torch.cat([stimuli.curve(o + d, 0.75, arc_length=p["arc_length"], width=p["width"], size=SIZE)
                    for d in (0, 90, 180)])
     r = _centre(model, x, bank.branch)[:, _bank_index(bank)]
@@ -173,7 +174,7 @@ def test_curve_units_respond_to_their_curve_and_not_to_the_opposite_one(model, n
 def test_contrast_polarity_does_not_matter(model):
     """Energy (|even| + |odd|) of DC-free luminance filters: white on black = black on white, exactly."""
     bank = S.SPEC.bank("curves")
-    p = default_curve_params("mixed3b")
+    p = default_curve_params("mixed3b", V1)
     o = np.asarray(bank.orientations)
     bw = stimuli.curve(o, 0.5, arc_length=p["arc_length"], size=SIZE)
     wb = stimuli.curve(o, 0.5, arc_length=p["arc_length"], fg="white", bg="black", size=SIZE)

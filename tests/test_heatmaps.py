@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from circuits.tuning.heatmaps import KINDS, Baseline, heatmaps
+from circuits.core.graph import INCEPTION_V1 as V1
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +46,7 @@ def test_std_scaling_against_a_constructed_baseline(handbuilt):
     hm = heatmaps(handbuilt, UNITS, baseline=b, kinds="curves", orientations=ORIENT, curvatures=CURV, progress=False)
     m = hm.maps["curves"]
     assert m.scale == "std" and m.values.shape == (2, 2, 3)
-    params = default_curve_params("mixed3b")
+    params = default_curve_params("mixed3b", V1)
     for i, unit in enumerate(UNITS):
         for r, c in enumerate(CURV):
             x = curve(ORIENT, c, size=97, centre=unit, **params)

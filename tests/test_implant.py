@@ -14,6 +14,7 @@ from circuits.editing.implant import Implant
 from weights.checkpoint import save_safetensors
 from weights.edited import load_edited, save_edited
 from weights.registry import random_state_dict
+from circuits.core.graph import INCEPTION_V1 as V1
 
 
 @pytest.fixture(scope="module")
@@ -99,7 +100,7 @@ def test_handbuilt_implant_gives_a_model_the_handbuilt_curves(pair):
     hb = weights.model("handbuilt")
     from circuits import parse_unit
 
-    u = parse_unit("mixed3b:379")
+    u = parse_unit("mixed3b:379", V1)
     x = curve([243.0, 63.0], 0.6, arc_length=45.5, size=97, centre=u.centre_in_input(97))
     cy, cx = u.centre(97)
     want = hb.run_with_cache(x, ["mixed3b"])["mixed3b"][:, 379]

@@ -14,9 +14,10 @@ from circuits import InceptionV1, InceptionV3
 from circuits.core.graph import INCEPTION_V1
 from circuits.core.inception_v3 import INCEPTION_V3
 from circuits.core.inputs import from_model_input, to_model_input
-from circuits.core.networks import graph_of_layer
 from circuits.core.units import Unit, WrongNetworkError, parse_unit
 from circuits.families import family, register_family, resolve_units, unregister_family
+from circuits.core.graph import INCEPTION_V1 as V1
+from circuits.core.inception_v3 import INCEPTION_V3 as V3
 
 
 def test_layer_names_do_not_collide_except_the_input():
@@ -26,13 +27,13 @@ def test_layer_names_do_not_collide_except_the_input():
 
 def test_unit_of_v3_knows_its_branches():
     # mixed2 = [1x1: 64, 5x5: 64, 3x3dbl: 96, pool: 64]: channel 130 is the 3x3dbl's channel 2
-    u = parse_unit("mixed2:130")
+    u = parse_unit("mixed2:130", V3)
     assert u.network is INCEPTION_V3
     assert u.branch_channel == 2
     assert INCEPTION_V3.branches("mixed2")[2][0] == u.branch
     assert u.centre(299) == (17, 17)  # 35x35 grid at 299 px
     with pytest.raises(IndexError, match=r"0\.\.287"):
-        parse_unit("mixed2:288")
+        parse_unit("mixed2:288", V3)
 
 
 def test_explicit_graph_is_checked():
@@ -41,29 +42,32 @@ def test_explicit_graph_is_checked():
     with pytest.raises(KeyError, match=r"'mixed3x' in InceptionV3; did you mean mixed3"):
         parse_unit("mixed3x:1", INCEPTION_V3)
     with pytest.raises(WrongNetworkError, match="unit of InceptionV1, not of InceptionV3"):
-        parse_unit(Unit("mixed3b", 379), INCEPTION_V3)
-    with pytest.raises(KeyError, match="declared networks"):
-        parse_unit("mixed3x:1")
+        parse_unit(Unit("mixed3b", 379, V1), INCEPTION_V3)
+    with pytest.raises(TypeError, match="needs the network"):
+        parse_unit("mixed3b:379", None)
+    with pytest.raises(TypeError, match="needs the network it belongs to"):
+        Unit("mixed3b", 379, None)
 
 
 def test_units_compare_by_name_and_channel():
-    assert parse_unit("mixed3b:379") == Unit("mixed3b", 379) == parse_unit("mixed3b:379", INCEPTION_V1)
+    assert parse_unit("mixed3b:379", V1) == Unit("mixed3b", 379, V1) == parse_unit("mixed3b:379", INCEPTION_V1)
 
 
 def test_model_unit_and_resolve_units_use_the_models_network():
     v3 = InceptionV3()
     assert v3.unit("mixed2:3").network is INCEPTION_V3
-    fam = register_family("mixed2", "Test Curves V3", [3, 7], aliases=["test_curves_v3"])
-    try:
-        assert fam.graph is INCEPTION_V3
-        assert [u.id for u in resolve_units("mixed2:test_curves_v3", v3)] == ["mixed2:3", "mixed2:7"]
-        assert family("mixed2:test_curves_v3") is fam
-        with pytest.raises(WrongNetworkError, match="mixed3b:curves is a family of InceptionV1, not of InceptionV3"):
-            resolve_units("mixed3b:curves", v3)
-        with pytest.raises(WrongNetworkError, match="family of InceptionV3, not of InceptionV1"):
-            resolve_units("mixed2:test_curves_v3", InceptionV1())
-    finally:
-        unregister_family(fam)
+    fam = register_family(v3, "mixed2", "Test Curves V3", [3, 7], aliases=["test_curves_v3"])
+    assert fam.graph is INCEPTION_V3 and v3.families == [fam]
+    assert [u.id for u in resolve_units("mixed2:test_curves_v3", v3)] == ["mixed2:3", "mixed2:7"]
+    assert family("mixed2:test_curves_v3", v3) is fam
+    with pytest.raises(KeyError, match="mixed2 of InceptionV3 has no families"):
+        family("mixed2:test_curves_v3", V3)  # the graph holds no model's families
+    with pytest.raises(WrongNetworkError, match="mixed3b:curves is a family of InceptionV1, not of InceptionV3"):
+        resolve_units("mixed3b:curves", v3)
+    with pytest.raises(WrongNetworkError, match="family of InceptionV3, not of InceptionV1"):
+        resolve_units("mixed2:test_curves_v3", InceptionV1())
+    unregister_family(v3, fam.id)
+    assert v3.families == []
 
 
 def test_inputs_follow_the_networks_range():
@@ -86,6 +90,20 @@ def test_inputs_follow_the_networks_range():
         to_model_input(x, (1, 1))
 
 
-def test_graph_of_layer():
-    assert graph_of_layer("conv2d_5") is INCEPTION_V3
-    assert graph_of_layer("input") is INCEPTION_V1
+def test_two_networks_with_the_same_layer_names_keep_their_units_apart():
+    """Layer names are not unique across networks (every ResNet has a `layer2`): a traced module whose
+    layer is called `conv2d0`, like InceptionV1's, has units of its own graph, checked against its own
+    channel count (8, not InceptionV1's 64), and a unit of one is refused by the other."""
+    from collections import OrderedDict
+
+    from circuits import trace
+
+    module = torch.nn.Sequential(OrderedDict(conv2d0=torch.nn.Conv2d(3, 8, 3), relu=torch.nn.ReLU()))
+    mine = trace(module, name="tiny", input_size=16)
+    u = mine.unit("conv2d0:7")
+    assert u.network is mine.graph and parse_unit("conv2d0:7", V1).network is V1
+    with pytest.raises(IndexError, match="0..7"):
+        mine.unit("conv2d0:8")
+    assert V1.node("conv2d0").channels == 64 and parse_unit("conv2d0:63", V1).channel == 63
+    with pytest.raises(WrongNetworkError, match="a unit of tiny, not of InceptionV1"):
+        parse_unit(u, V1)

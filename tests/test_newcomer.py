@@ -22,6 +22,7 @@ import torch
 import weights
 from circuits import families as fam
 from circuits.core import graph
+from circuits.core.graph import INCEPTION_V1 as V1
 
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
@@ -69,8 +70,8 @@ def test_readme_hb_circuit_command_works_with_default_and_explicit_weights(hb):
         assert r.returncode == 0, r.stderr
         rows = json.loads(r.stdout)
         assert len(rows) == tuple(w.shape[:2])[0] * tuple(w.shape[:2])[1] == 10 * 24
-        src = [u.id for u in fam.family("mixed3a:hb_early_curve_bank").units]
-        dst = [u.id for u in fam.family("mixed3b:curves").units]
+        src = [u.id for u in fam.family("mixed3a:hb_early_curve_bank", hb).units]
+        dst = [u.id for u in fam.family("mixed3b:curves", hb).units]
         got = {(row["dst"], row["src"]): row["total"] for row in rows}
         for d in (0, 5):
             for s_ in (0, 17):
@@ -111,19 +112,20 @@ def test_families_lists_network_banks_with_source_and_aliases():
     assert r.returncode == 0 and "hb_" not in r.stdout
 
 
-def test_handbuilt_families_are_registered_on_load_not_on_import():
-    """Importing handbuilt registers nothing; loading the weights does, and the model lists them."""
-    code = (
-        "import handbuilt, weights\n"
-        "from circuits import families as f\n"
-        "print(any(x.id.endswith(':hb_curves') for x in f.families()))\n"
-        "m = weights.model('handbuilt')\n"
-        "print(any(x.id.endswith(':hb_curves') for x in f.families()), [x.id for x in m.families][-1])\n"
-    )
-    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT,
-                       env=dict(os.environ, PYTHONPATH=str(ROOT)), timeout=120)
-    assert r.returncode == 0, r.stderr
-    assert r.stdout.split() == ["False", "True", "mixed3b:hb_curves"]
+def test_handbuilt_families_belong_to_the_handbuilt_model_only():
+    """The hand-built banks are held by the model built from them: loading it changes nothing
+    process-wide (the InceptionV1 graph and a random model still have no hb_* family)."""
+    import weights
+    from circuits import families as f
+    from circuits.core.graph import INCEPTION_V1
+
+    m, other = weights.model("handbuilt"), weights.model("random")
+    assert [x.id for x in m.families][-1] == "mixed3b:hb_curves"
+    assert f.family("mixed3b:hb_curves", m).source == "handbuilt"
+    for elsewhere in (INCEPTION_V1, other):
+        assert not any(x.id.endswith(":hb_curves") for x in f.families(elsewhere))
+        with pytest.raises(KeyError, match="hb_\\* banks exist once its weights are loaded"):
+            f.family("mixed3b:hb_curves", elsewhere)
 
 
 def test_channels_are_labelled_by_the_loaded_networks_families(hb, photo):
@@ -134,7 +136,7 @@ def test_channels_are_labelled_by_the_loaded_networks_families(hb, photo):
     from circuits.analysis.circuit_graph import circuit_graph
     from circuits.core.inputs import read_image
 
-    bank = fam.family("mixed3a:hb_early_curve_bank")
+    bank = fam.family("mixed3a:hb_early_curve_bank", hb)
     published = {fam.family_of(u).name for u in bank.units}
     assert published - {"Curves"}, "the bank shares channel ids with other published families"
     assert all(fam.label_of(u, hb) is bank for u in bank.units)
@@ -550,7 +552,7 @@ def test_every_unit_and_family_name_in_the_readme_resolves_in_api_and_cli(hb):
     assert r.returncode == 0, r.stderr
     listed = {f"{row['layer']}:{a}" for row in json.loads(r.stdout) for a in row["aliases"]}
     for name in names:
-        assert resolve_units(name), name  # the API
+        assert resolve_units(name, hb), name  # the API
         if not name.split(":")[1].isdigit():
             assert name in listed, f"{name} is not listed by `circuits families`"  # the CLI
     units = [n for n in names if n.split(":")[1].isdigit()]

@@ -19,6 +19,7 @@ from circuits.optvis import objectives as obj
 from circuits.optvis import param, render, transform
 from circuits.optvis.redirected_relu import LUCID_REDIRECT_STEPS, RedirectedReLU, redirected_relu_grad
 from circuits.optvis.render import NonFiniteObjectiveError, evaluate
+from circuits.core.graph import INCEPTION_V1 as V1
 
 
 @pytest.fixture(scope="module")
@@ -131,16 +132,16 @@ def acts(model):
 def test_unit_objectives_read_the_branch_and_equal_the_concatenated_layer(acts):
     # Reference: the full mixed3b concatenation, channel 379 (= mixed3b_5x5 channel 59).
     full = acts["mixed3b"][:, 379]
-    c = obj.channel("mixed3b", 379)
+    c = obj.channel("mixed3b", 379, model=V1)
     assert c.hooks == {"mixed3b_5x5"}
     torch.testing.assert_close(c(acts), full.mean())
-    n = obj.neuron("mixed3b", 379)
+    n = obj.neuron("mixed3b", 379, model=V1)
     torch.testing.assert_close(n(acts), full[:, 6, 6].sum())  # Lucid's centre: (H//2, W//2), summed over images
-    torch.testing.assert_close(obj.neuron("mixed3b", 379, y=2, x=3, batch=1)(acts), full[1, 2, 3])
+    torch.testing.assert_close(obj.neuron("mixed3b", 379, y=2, x=3, batch=1, model=V1)(acts), full[1, 2, 3])
 
 
 def test_objectives_compose_like_numbers(acts):
-    a, b, c = obj.channel("mixed3b", 379), obj.neuron("mixed3a", 81), obj.channel("mixed3b", 5)
+    a, b, c = obj.channel("mixed3b", 379, model=V1), obj.neuron("mixed3a", 81, model=V1), obj.channel("mixed3b", 5, model=V1)
     combo = 2 * a + b - c / 4 + 1
     assert combo.hooks == {"mixed3b_5x5", "mixed3a_3x3", "mixed3b_1x1"}  # mixed3a:81 = mixed3a_3x3:17
     torch.testing.assert_close(combo(acts), 2 * a(acts) + b(acts) - c(acts) / 4 + 1)
@@ -154,35 +155,35 @@ def test_direction_and_attribution_objectives_written_out(acts):
     t = acts["mixed3a"]
     v = torch.randn(256, generator=torch.Generator().manual_seed(1))
     want = (t * v.view(1, -1, 1, 1)).sum(1).mean()
-    torch.testing.assert_close(obj.direction("mixed3a", v)(acts), want)
+    torch.testing.assert_close(obj.direction("mixed3a", v, model=V1)(acts), want)
     a = torch.randn(256, 3, 5, generator=torch.Generator().manual_seed(2))
     h, w = t.shape[-2:]
     y0, x0 = h // 2 - 1, w // 2 - 2  # the 3x5 window around the centre (H//2, W//2)
     want = (t[:, :, y0 : y0 + 3, x0 : x0 + 5] * a).sum(dim=(1, 2, 3)).mean()
-    torch.testing.assert_close(obj.attribution("mixed3a", a)(acts), want)
+    torch.testing.assert_close(obj.attribution("mixed3a", a, model=V1)(acts), want)
 
 
 def test_diversity_is_lucids_gram_cosine_sum():
     # Identical images: every pair has cosine 1, so sum_{i != j} 1 / B = B - 1.
     x = torch.rand(1, 8, 4, 4).repeat(3, 1, 1, 1)
-    torch.testing.assert_close(obj.diversity("conv2d0")({"conv2d0": x}), torch.tensor(2.0))
+    torch.testing.assert_close(obj.diversity("conv2d0", model=V1)({"conv2d0": x}), torch.tensor(2.0))
     # Disjoint channels: Gram matrices do not overlap, similarity 0.
     y = torch.zeros(2, 8, 4, 4)
     y[0, :4], y[1, 4:] = 1.0, 1.0
-    assert float(obj.diversity("conv2d0")({"conv2d0": y})) == 0.0
+    assert float(obj.diversity("conv2d0", model=V1)({"conv2d0": y})) == 0.0
     with pytest.raises(ValueError, match="at least 2 images"):
-        obj.diversity("conv2d0")({"conv2d0": x[:1]})
+        obj.diversity("conv2d0", model=V1)({"conv2d0": x[:1]})
 
 
 def test_family_objective_sums_its_units(acts):
     from circuits import families
 
-    fam = families.family("mixed3b:curves")
+    fam = families.family("mixed3b:curves", V1)
     want = sum(acts["mixed3b"][:, u.channel].mean() for u in fam.units)
-    torch.testing.assert_close(obj.family("mixed3b:curves")(acts), want)
+    torch.testing.assert_close(obj.family("mixed3b:curves", model=V1)(acts), want)
     w = {"mixed3b:379": 2.0, "mixed3b:406": -1.0}
     torch.testing.assert_close(
-        obj.family("mixed3b:curves", weights=w)(acts),
+        obj.family("mixed3b:curves", weights=w, model=V1)(acts),
         2 * acts["mixed3b"][:, 379].mean() - acts["mixed3b"][:, 406].mean(),
     )
     assert obj.as_objective("mixed3b:curves").description.startswith("Family(mixed3b:curves")
@@ -193,13 +194,13 @@ def test_objective_errors_are_clear():
     with pytest.raises(KeyError, match="did you mean mixed3b"):
         obj.channel("mixd3b", 3)
     with pytest.raises(IndexError, match="out of range for mixed3b"):
-        obj.neuron("mixed3b", 480)
+        obj.neuron("mixed3b", 480, model=V1)
     with pytest.raises(ValueError, match="256 values"):
-        obj.direction("mixed3a", torch.ones(10))
+        obj.direction("mixed3a", torch.ones(10), model=V1)
     with pytest.raises(ValueError, match=r"\[256\] or \[256, kh, kw\]"):
-        obj.attribution("mixed3a", torch.ones(3, 3))
+        obj.attribution("mixed3a", torch.ones(3, 3), model=V1)
     with pytest.raises(ValueError, match="2 weights for 10 units"):
-        obj.family("mixed3b:curves", weights=[1, 2])
+        obj.family("mixed3b:curves", weights=[1, 2], model=V1)
 
 
 # --- redirected ReLU --------------------------------------------------------------
@@ -225,7 +226,7 @@ def test_redirected_relu_applies_only_for_lucids_first_steps_and_is_removed(mode
     handle = model.add_hook("mixed3a_3x3", lambda x, h: seen.append(len(model.active_hooks)))
     try:
         before = hook_ids(model)
-        render(model, obj.neuron("mixed3a", 81), param.image(64), steps=LUCID_REDIRECT_STEPS + 3,
+        render(model, obj.neuron("mixed3a", 81, model=V1), param.image(64), steps=LUCID_REDIRECT_STEPS + 3,
                redirected_relu=True, progress=False)
         assert hook_ids(model) == before
     finally:
@@ -237,7 +238,7 @@ def test_redirected_relu_applies_only_for_lucids_first_steps_and_is_removed(mode
 def test_redirected_relu_starts_a_dead_neuron(model):
     # With zero biases this random unit is negative at the centre of a grey image: the
     # plain ReLU passes no gradient and nothing moves; the redirected one starts it.
-    o = obj.neuron("mixed3b", 379)
+    o = obj.neuron("mixed3b", 379, model=V1)
     plain = render(model, o, param.image(96), steps=8, transforms=[], progress=False)
     assert plain.values == [0.0] * 8
     redirected = render(model, o, param.image(96), steps=8, transforms=[], redirected_relu=True, progress=False)
@@ -248,7 +249,7 @@ def test_redirected_relu_starts_a_dead_neuron(model):
 
 
 def test_objective_rises_during_rendering(model):
-    o = obj.channel("mixed3a", 81)
+    o = obj.channel("mixed3a", 81, model=V1)
     p = param.image(64, seed=0)
     before = evaluate(model, o, p().detach())
     r = render(model, o, p, steps=12, progress=False)
@@ -261,7 +262,7 @@ def test_render_runs_only_up_to_the_objectives_tensor(model):
     calls = []
     handles = [model.add_hook(n, lambda x, h: calls.append(h.name)) for n in ("mixed3b_1x1", "mixed3b", "mixed4a")]
     try:
-        render(model, obj.channel("mixed3b", 379), param.image(96), steps=2, progress=False)
+        render(model, obj.channel("mixed3b", 379, model=V1), param.image(96), steps=2, progress=False)
     finally:
         for h in handles:
             model.remove_hook(h)
@@ -321,7 +322,7 @@ def test_render_bad_input_is_refused_clearly(model):
     with pytest.raises(ValueError, match="thresholds"):
         render(model, "mixed3a:81", param.image(64), steps=4, thresholds=[5])
     with pytest.raises(ValueError, match="receptive field of mixed3b_5x5 is 91 px"):
-        render(model, obj.neuron("mixed3b", 379), param.image(64), steps=2)
+        render(model, obj.neuron("mixed3b", 379, model=V1), param.image(64), steps=2)
     with pytest.raises(KeyError, match="did you mean"):
         render(model, "mixed3c:1", param.image(64), steps=2)
     with pytest.raises(ValueError, match=r"\.png"):

@@ -26,6 +26,7 @@ import torch
 import circuits
 from circuits.core.units import parse_unit
 from weights import verify
+from circuits.core.graph import INCEPTION_V1 as V1
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("circuits", "weights", "handbuilt")
@@ -173,7 +174,7 @@ def test_the_hand_built_network_passes(hb_sd):
 def _swap_curve_channels(sd: dict) -> dict:
     """Each curve unit's filter moved to the next curve unit's channel (a loader reading channels in
     another order)."""
-    units = [parse_unit(u) for u in verify.PUBLISHED_CURVE_ORIENTATIONS]
+    units = [parse_unit(u, V1) for u in verify.PUBLISHED_CURVE_ORIENTATIONS]
     chans = [u.branch_channel for u in units]
     out = dict(sd)
     for key in ("mixed3b_5x5_pre_relu_conv.weight", "mixed3b_5x5_pre_relu_conv.bias"):

@@ -305,14 +305,15 @@ def test_ctrl_c_in_vis_writes_nothing_and_exits_130(tmp_path, capsys, monkeypatc
 
 
 def test_the_device_bridge_keeps_values_and_gradients(monkeypatch):
-    """`place(model, "cuda")` wraps the model's interpreter so tensors cross at its boundary. With the
-    device check pointed at the CPU (no GPU here), the bridged model must give the unbridged model's
-    activations and input gradients exactly: the wrapper itself changes nothing but where tensors live."""
+    """`place(model, "cuda")` moves the model; the model itself takes inputs to its parameters' device
+    and gives results back on the input's (`Network.run`), so nothing is patched onto it. With the
+    device check pointed at the CPU (no GPU here), the placed model must give the unplaced model's
+    activations and input gradients exactly."""
     device = importlib.import_module("circuits.cli.device")
 
     monkeypatch.setattr(device, "check_device", lambda name: torch.device("cpu"))
     plain, bridged = weights.model("handbuilt"), device.place(weights.model("handbuilt"), "cuda")
-    assert "_execute" in vars(bridged) and "_execute" not in vars(plain)
+    assert "_execute" not in vars(bridged) and vars(bridged).keys() == vars(plain).keys()
     x = torch.linspace(-117, 138, 3 * 64 * 64).reshape(1, 3, 64, 64)
     grads = []
     for m in (plain, bridged):

@@ -31,6 +31,7 @@ from circuits.tuning.metrics import (
     preferred_orientation,
 )
 from circuits.core.units import Unit
+from circuits.core.graph import INCEPTION_V1 as V1
 
 A = angles_for(720)
 
@@ -128,11 +129,11 @@ def test_small_input_sweep_equals_full_forward_at_224(random_model):
     units = ["mixed3a:81", "mixed3a:104", "mixed3a:20", "mixed3a:250"]
     orient = [0.0, 75.0, 200.0]
     fast = tuning.responses(random_model, units, S.curve_sweep(orient, [0.4, 1.0], arc_length=30), pre_relu=True)
-    centre = Unit("mixed3a", 0).centre_in_input(224)
+    centre = Unit("mixed3a", 0, V1).centre_in_input(224)
     x = S.curve_sweep(orient, [0.4, 1.0], arc_length=30).render(size=224, centre=centre)
     with torch.inference_mode():
         acts = random_model.run_with_cache(x, ["mixed3a_pre_relu"])["mixed3a_pre_relu"]
-    cy, cx = Unit("mixed3a", 0).centre(224)
+    cy, cx = Unit("mixed3a", 0, V1).centre(224)
     ref = acts[:, [81, 104, 20, 250], cy, cx]
     assert torch.allclose(fast, ref, rtol=1e-4, atol=1e-3)
     assert float(ref.abs().max()) > 1.0
@@ -165,7 +166,7 @@ def test_radial_tuning_is_relu_mean_over_curvature(random_model):
     assert rt.curves.shape == (2, 12) and rt.n_stimuli == 24
     # The same quantity from a pre-rendered tensor (the other input path), by hand.
     size = tuning.input_size_for(units)
-    centre = Unit("conv2d2", 10).centre_in_input(size)
+    centre = Unit("conv2d2", 10, V1).centre_in_input(size)
     params = tuning.default_curve_params("conv2d2")
     x = S.curve_sweep(rt.angles_deg, curv, **params).render(size=size, centre=centre)
     r = tuning.responses(random_model, units, x, pre_relu=True)

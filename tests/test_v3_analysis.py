@@ -29,6 +29,7 @@ from circuits.analysis.circuit_graph import unit_layers
 from circuits.analysis.expanded import connection, weights_between
 from circuits.analysis.networks import WrongNetworkError, units_in
 from circuits.core.inception_v3 import INCEPTION_V3
+from circuits.core.inception_v3 import INCEPTION_V3 as V3
 
 D = torch.float64
 
@@ -188,7 +189,7 @@ def test_units_of_the_other_network_are_refused_naming_both(random_v3_model, ran
         weights_between(random_model, "mixed1:3", "mixed2:67")
     # Mixed networks without a model.
     with pytest.raises(WrongNetworkError, match="mix networks"):
-        connection(["mixed1:3", "mixed3a:81"], "mixed2:67")
+        connection(["mixed1:3", "mixed3a:81"], "mixed2:67", V3)
     # A name of no network stays an unknown-name error with close matches.
     with pytest.raises(KeyError, match="did you mean"):
         weights_between(random_v3_model, "mixed22:3", "mixed2:67")
@@ -206,12 +207,12 @@ def test_outside_the_span_says_why(random_v3_model):
 
 
 def test_previous_layer_follows_the_v3_graph():
-    assert previous_layer("mixed2:67") == "mixed1"
-    assert previous_layer("mixed4:200") == "mixed3"
-    assert previous_layer("activation_5:0") == "activation_4"  # the stem's 1x1 after max_pooling2d_1
-    assert previous_layer("activation_4:0") == "activation_3"  # through max_pooling2d_1 (not a unit layer)
-    assert previous_layer("activation_1:0") == "input"
-    assert conv_of(units_in(INCEPTION_V3, "mixed2", [67])[0]).name == "conv2d_22"
+    assert previous_layer("mixed2:67", V3) == "mixed1"
+    assert previous_layer("mixed4:200", V3) == "mixed3"
+    assert previous_layer("activation_5:0", V3) == "activation_4"  # the stem's 1x1 after max_pooling2d_1
+    assert previous_layer("activation_4:0", V3) == "activation_3"  # through max_pooling2d_1 (not a unit layer)
+    assert previous_layer("activation_1:0", V3) == "input"
+    assert conv_of(units_in(INCEPTION_V3, "mixed2", [67])[0], V3).name == "conv2d_22"
 
 
 @pytest.mark.parametrize("unit, source", [("mixed2:3", "mixed1"), ("mixed4:200", "activation_33"), ("mixed3:100", "mixed2")])

@@ -35,6 +35,8 @@ from circuits.editing import (
 )
 from circuits.editing import experiment
 from circuits.editing.edits import _bits
+from circuits.core.graph import INCEPTION_V1 as V1
+from circuits.core.inception_v3 import INCEPTION_V3 as V3
 
 D = torch.float64
 
@@ -71,14 +73,14 @@ def _x(size: int = 80, seed: int = 0, dtype=torch.float32) -> torch.Tensor:
     "make, param, rows, cols, expect",
     [
         # mixed1 -> mixed2's 1x1 branch (conv2d_20), mixed2:0 = its channel 0
-        (lambda: scale_weights(["mixed1:3", "mixed1:4"], "mixed2:0", 0.5), "conv2d_20", [0], [3, 4], lambda w: w * 0.5),
+        (lambda: scale_weights(["mixed1:3", "mixed1:4"], "mixed2:0", 0.5, network=V3), "conv2d_20", [0], [3, 4], lambda w: w * 0.5),
         # the 7x1 half of mixed4's factorized 7x7 (conv2d_34 reads activation_33); mixed4:200 = channel 8
-        (lambda: drop_negative("activation_33:5", "mixed4:200"), "conv2d_34", [8], [5], lambda w: w.clamp(min=0)),
+        (lambda: drop_negative("activation_33:5", "mixed4:200", network=V3), "conv2d_34", [8], [5], lambda w: w.clamp(min=0)),
         # the 1x7 half (conv2d_33 reads activation_32)
-        (lambda: zero_weights("activation_32:1", ["conv2d_33:4", "conv2d_33:9"]), "conv2d_33", [4, 9], [1],
+        (lambda: zero_weights("activation_32:1", ["conv2d_33:4", "conv2d_33:9"], network=V3), "conv2d_33", [4, 9], [1],
          lambda w: torch.zeros_like(w)),
         # set a 7x1 slice to given values ([dst, src, 7, 1])
-        (lambda: set_weights("activation_33:2", "mixed4:200", torch.arange(7.0).view(1, 1, 7, 1)), "conv2d_34",
+        (lambda: set_weights("activation_33:2", "mixed4:200", torch.arange(7.0).view(1, 1, 7, 1), network=V3), "conv2d_34",
          [8], [2], lambda w: torch.arange(7.0).view(1, 1, 7, 1)),
     ],
 )
@@ -102,8 +104,8 @@ def test_direct_edits_write_the_slice_and_undo_bitwise(v3, make, param, rows, co
 
 def test_edits_compose_and_undo_newest_first(v3):
     snap = _snapshot(v3)
-    a = scale_weights("mixed1:3", "mixed2:0", 0.5)
-    b = scale_weights("mixed1:3", "mixed2:0", 0.5)
+    a = scale_weights("mixed1:3", "mixed2:0", 0.5, network=V3)
+    b = scale_weights("mixed1:3", "mixed2:0", 0.5, network=V3)
     v3.apply_edit(a)
     v3.apply_edit(b)
     assert float(v3.conv2d_20.weight.detach()[0, 3, 0, 0]) == pytest.approx(0.25 * float(snap["conv2d_20.weight"][0, 3, 0, 0]))
@@ -122,11 +124,11 @@ def test_expanded_edit_across_a_relu_is_refused_naming_it(v3):
     factorized 7x7 path crosses activation_32 and activation_33. Nothing changes on refusal."""
     snap = _snapshot(v3)
     with pytest.raises(EditError, match=r"activation_21 \(relu\) is on the path and active") as e:
-        v3.apply_edit(drop_negative("mixed1:3", "mixed2:67"))
+        v3.apply_edit(drop_negative("mixed1:3", "mixed2:67", network=V3))
     assert "Reexpress('mixed1'" in str(e.value) and "each_conv" in str(e.value)
     _untouched(v3, snap)
     with pytest.raises(EditError, match=r"activation_32 \(relu\), activation_33 \(relu\) are on the path"):
-        v3.apply_edit(scale_weights("mixed3:5", "mixed4:200", 2.0))
+        v3.apply_edit(scale_weights("mixed3:5", "mixed4:200", 2.0, network=V3))
     _untouched(v3, snap)
 
 
@@ -134,11 +136,11 @@ def test_model_unchanged_after_an_exception(v3):
     """A refused second edit undoes the first; an exception inside the block undoes everything."""
     snap = _snapshot(v3)
     with pytest.raises(EditError, match="activation_21"):
-        with editing(v3, scale_weights("mixed1:3", "mixed2:0", 3.0), drop_negative("mixed1:3", "mixed2:67")):
+        with editing(v3, scale_weights("mixed1:3", "mixed2:0", 3.0, network=V3), drop_negative("mixed1:3", "mixed2:67", network=V3)):
             pass  # pragma: no cover - the second edit is refused
     _untouched(v3, snap)
     with pytest.raises(RuntimeError, match="inside"):
-        with editing(v3, zero_weights("mixed1:3", "mixed2:0"), drop_negative("mixed1:3", "mixed2:67", route="linearized")):
+        with editing(v3, zero_weights("mixed1:3", "mixed2:0", network=V3), drop_negative("mixed1:3", "mixed2:67", route="linearized", network=V3)):
             assert v3.is_edited and len(v3.edits) == 2
             raise RuntimeError("inside the block")
     _untouched(v3, snap)
@@ -147,18 +149,18 @@ def test_model_unchanged_after_an_exception(v3):
 def test_edits_of_the_other_network_are_refused_naming_both(v3, random_model):
     snap = _snapshot(v3)
     with pytest.raises(EditError, match="units of InceptionV1, but the model is an InceptionV3"):
-        v3.apply_edit(zero_weights("conv2d1:0", "conv2d2:5"))
+        v3.apply_edit(zero_weights("conv2d1:0", "conv2d2:5", network=V1))
     _untouched(v3, snap)
     v1 = _snapshot(random_model)
     with pytest.raises(EditError, match="units of InceptionV3, but the model is an InceptionV1"):
-        random_model.apply_edit(zero_weights("mixed1:3", "mixed2:0"))
+        random_model.apply_edit(zero_weights("mixed1:3", "mixed2:0", network=V3))
     assert _bitwise_same(random_model, v1) and not random_model.is_edited
     with pytest.raises(EditError, match="mix networks.*InceptionV1.*InceptionV3"):
-        zero_weights("mixed3a:81", "mixed2:0")
+        zero_weights("mixed3a:81", "mixed2:0", network=V1)
     with pytest.raises(EditError, match="no weights to edit.*mixed2:67"):
-        zero_weights("mixed2:3", "mixed3:500")  # mixed3:500 is max_pooling2d_3's
+        zero_weights("mixed2:3", "mixed3:500", network=V3)  # mixed3:500 is max_pooling2d_3's
     with pytest.raises(EditError, match="bad source layer 'mixed3a' for units of InceptionV3"):
-        Reexpress("mixed3a", "mixed2:67")
+        Reexpress("mixed3a", "mixed2:67", network=V1)
 
 
 def test_each_conv_on_a_v3_bottleneck_is_exact_and_undone(v3):
@@ -187,9 +189,9 @@ def test_edits_on_the_trained_v3(trained_v3):
     m = copy.deepcopy(trained_v3)
     snap = _snapshot(m)
     with pytest.raises(EditError, match=r"activation_21 \(relu\) is on the path and active"):
-        m.apply_edit(drop_negative("mixed1:3", "mixed2:67"))
+        m.apply_edit(drop_negative("mixed1:3", "mixed2:67", network=V3))
     _untouched(m, snap)
-    with drop_negative("activation_32:1", "conv2d_33:4").applied(m):
+    with drop_negative("activation_32:1", "conv2d_33:4", network=V3).applied(m):
         w = m.conv2d_33.weight.detach()[4, 1]
         assert w.shape == (1, 7) and torch.equal(w, snap["conv2d_33.weight"][4, 1].clamp(min=0))
         assert not torch.equal(w, snap["conv2d_33.weight"][4, 1])  # it had negative weights to drop
@@ -250,7 +252,7 @@ def test_linearized_edit_removes_the_sources_contribution(v3):
     (reference: the same model's two runs); the other channels still differ."""
     snap = _snapshot(v3)
     all_src = [f"mixed1:{c}" for c in range(288)]
-    edit = zero_weights(all_src, "mixed2:67", route="linearized")
+    edit = zero_weights(all_src, "mixed2:67", route="linearized", network=V3)
     with edit.applied(v3):
         assert "linearized model" in v3.edits[0]
         with torch.no_grad():
@@ -264,7 +266,7 @@ def test_keep_only_inputs_on_v3(v3):
     """keep_only of mixed1:3 into mixed2's 1x1 branch zeroes every other input channel of conv2d_20's
     row 0 (its weight, read directly), and undo restores it."""
     snap = _snapshot(v3)
-    edit = keep_only_inputs("mixed1:3", "mixed2:0")
+    edit = keep_only_inputs("mixed1:3", "mixed2:0", network=V3)
     assert len(edit.src) == 287 and edit.summary() == "keep_only mixed1:3 -> mixed2:0"
     with edit.applied(v3):
         row = v3.conv2d_20.weight.detach()[0, :, 0, 0]
@@ -304,8 +306,8 @@ def test_edit_log_replays_on_v3(v3, random_v3_model, random_model):
     logged model did, and undoes back to the original parameters; a V1 model refuses it."""
     snap = _snapshot(v3)
     x = _x(80, 6)
-    edits = [scale_weights("activation_33:5", "mixed4:200", 0.5),
-             drop_negative("mixed1:3", "mixed2:67", route="linearized")]
+    edits = [scale_weights("activation_33:5", "mixed4:200", 0.5, network=V3),
+             drop_negative("mixed1:3", "mixed2:67", route="linearized", network=V3)]
     with editing(v3, *edits):
         entries, tensors, logged = edit_log(v3), edit_tensors(v3), list(v3.edits)
         with torch.no_grad():

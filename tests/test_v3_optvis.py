@@ -14,6 +14,8 @@ from circuits.optvis import param
 from circuits.optvis.redirected_relu import redirected_relu_hooks
 from circuits.optvis.render import evaluate, render
 from circuits.tuning.discover import feature_visualizations
+from circuits.core.graph import INCEPTION_V1 as V1
+from circuits.core.inception_v3 import INCEPTION_V3 as V3
 
 
 def test_v3_unit_objectives_read_v3_tensors(random_v3_model):
@@ -22,7 +24,7 @@ def test_v3_unit_objectives_read_v3_tensors(random_v3_model):
     m = random_v3_model
     o = obj.channel("mixed2", 67, model=m)
     assert o.network is m.graph and o.hooks == {"activation_22"}
-    assert obj.channel("mixed2", 67).network is m.graph  # the layer name alone names the network
+    assert obj.channel("mixed2", 67, model=V3).network is m.graph  # the layer name alone names the network
     x = torch.rand(1, 3, 80, 80, generator=torch.Generator().manual_seed(0))
     want = float(m.run(m.to_input(x), until="mixed2")[:, 67].mean())
     assert evaluate(m, o, x) == pytest.approx(want, rel=1e-5, abs=1e-6)
@@ -80,12 +82,12 @@ def test_feature_visualizations_of_v3_units(random_v3_model):
 def test_objectives_of_another_network_are_refused(random_v3_model, random_model):
     """The messages name the objective's network and the model's (no independent reference)."""
     with pytest.raises(ValueError, match=r"Channel\(mixed3b:379\) reads InceptionV1 tensors.*model is InceptionV3"):
-        render(random_v3_model, obj.channel("mixed3b", 379), param.image(96), steps=1, progress=False)
+        render(random_v3_model, obj.channel("mixed3b", 379, model=V1), param.image(96), steps=1, progress=False)
     with pytest.raises(ValueError, match=r"reads InceptionV3 tensors.*model is InceptionV1"):
-        evaluate(random_model, obj.channel("mixed2", 67), torch.full((1, 3, 96, 96), 0.5))
+        evaluate(random_model, obj.channel("mixed2", 67, model=V3), torch.full((1, 3, 96, 96), 0.5))
     with pytest.raises(ValueError, match=r"cannot combine .*InceptionV1.*InceptionV3"):
-        obj.channel("mixed3b", 379) + obj.channel("mixed2", 67)
+        obj.channel("mixed3b", 379, model=V1) + obj.channel("mixed2", 67, model=V3)
     with pytest.raises(ValueError, match=r"mixed3b:379 is a unit of InceptionV1, not of InceptionV3"):
         render(random_v3_model, "mixed3b:379", param.image(96), steps=1, progress=False)
     with pytest.raises(ValueError, match=r"smaller than Neuron\(mixed2:67\) needs \(\d+ px"):
-        render(random_v3_model, obj.neuron("mixed2", 67), param.image(80), steps=1, progress=False)
+        render(random_v3_model, obj.neuron("mixed2", 67, model=V3), param.image(80), steps=1, progress=False)

@@ -20,6 +20,7 @@ from circuits.tuning import measure as tuning
 from circuits.tuning import stimuli as S
 from circuits.tuning.compare import compare_tuning, stimulus_checks
 from circuits.tuning.discover import discover
+from circuits.core.graph import INCEPTION_V1 as V1
 
 # mixed0 / mixed2: 35x35 blocks (stride 8); mixed3: the stride-2 reduction (valid 3x3/2
 # convs and a max pool); mixed4: the first 17x17 block, with 1x7 and 7x1 convs.
@@ -136,7 +137,7 @@ def test_errors_name_the_bad_value_and_what_is_accepted(random_v3_model):
     with pytest.raises(ValueError, match=r"mixed3b:379 is a unit of InceptionV1, not of InceptionV3"):
         tuning.responses(m, "mixed3b:379", sweep)
     with pytest.raises(ValueError, match=r"mixed3b:379 is a unit of InceptionV1, not of InceptionV3"):
-        tuning.responses(m, Unit("mixed3b", 379), sweep)
+        tuning.responses(m, Unit("mixed3b", 379, V1), sweep)
     with pytest.raises(ValueError, match=r"a 100x100 image is smaller than .*mixed2.*at least 133 px"):
         tuning.check_receptive_field(m.unit("mixed2:67"), 100)
     with pytest.raises(ValueError, match=r"mixed2.*at least 133 px"):

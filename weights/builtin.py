@@ -34,7 +34,7 @@ def _handbuilt() -> dict:
 def _handbuilt_families() -> list:
     import handbuilt
 
-    return handbuilt.register_families()
+    return handbuilt.families()
 
 
 def _random_v3() -> dict:

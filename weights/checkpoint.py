@@ -27,6 +27,7 @@ from typing import Callable, Mapping
 import torch
 
 from circuits.core.files import atomic_path  # noqa: F401  (re-exported)
+from circuits.core.graph import INCEPTION_V1
 from circuits.core.model import StateDictError, check_state_dict
 
 __all__ = ["CheckpointError", "load_file", "save_safetensors", "read_metadata", "atomic_path", "SUFFIXES"]
@@ -138,7 +139,7 @@ def load_file(path: str | os.PathLike) -> StateDict:
         raise FileNotFoundError(f"no such weight file: {path}")
     sd = dict(loader(path))
     try:
-        check_state_dict(sd)
+        check_state_dict(sd, INCEPTION_V1)
     except StateDictError as e:
         raise StateDictError(f"{path}: {e}") from None
     from .registry import NonFiniteWeightsError, check_finite
@@ -164,7 +165,7 @@ def save_safetensors(
     path = Path(path)
     if path.suffix != ".safetensors":
         raise ValueError(f"save_safetensors writes .safetensors files, got {path}")
-    check_state_dict(state_dict)
+    check_state_dict(state_dict, INCEPTION_V1)
     metadata = dict(metadata or {})
     bad = {k: v for k, v in metadata.items() if not (isinstance(k, str) and isinstance(v, str))}
     if bad:

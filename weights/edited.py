@@ -14,7 +14,7 @@ Example:
     >>> from circuits.editing import scale_weights
     >>> from weights.edited import is_edited_file, load_edited, save_edited
     >>> m = weights.model("random")
-    >>> m.apply_edit(scale_weights("conv2d1:0", "conv2d2:5", 0.5))
+    >>> m.apply_edit(scale_weights("conv2d1:0", "conv2d2:5", 0.5, network=m))
     >>> save_edited(m, "/tmp/circuits-edited-example.safetensors")
     >>> is_edited_file("/tmp/circuits-edited-example.safetensors")
     True
@@ -106,8 +106,7 @@ def load_edited(path: str | os.PathLike) -> Network:
         check_state_dict(params, cls.graph)
     except StateDictError as e:
         raise StateDictError(f"{path}: {e}") from None
-    model = cls(params).eval()
-    model.source = path
+    model = cls(params, source=path).eval()
     if METADATA_KEY not in meta:
         if extra:
             raise EditLogMismatch(f"{path} holds edit tensors ({len(extra)}) but no edit log in its metadata")

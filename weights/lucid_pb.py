@@ -34,6 +34,7 @@ import numpy as np
 import torch
 
 from circuits import graph
+from circuits.core.graph import INCEPTION_V1
 from circuits.core.model import check_state_dict
 
 __all__ = ["AUX_PREFIXES", "const_names", "read_consts", "convert", "load_pb"]
@@ -124,7 +125,7 @@ def convert(
         from .checkpoint import CheckpointError
 
         raise CheckpointError(f"{source} is not Lucid's InceptionV1: " + "; ".join(problems))
-    check_state_dict(sd)
+    check_state_dict(sd, INCEPTION_V1)
     if not aux:
         return sd
     heads = {}

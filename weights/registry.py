@@ -56,8 +56,8 @@ def register(
     """Register a weight source: `fn()` returns a state dict with the keys of `network`'s graph
     (`network`: a model class of circuits.core.model, e.g. "InceptionV3").
 
-    families: a function that registers the families the network defines (with
-    `circuits.families.register_family(..., source=name)`) and returns them; it is
+    families: a function that returns the families the network defines (made with
+    `circuits.families.make_family(..., source=name)`); it is
     called when the source's model is loaded, or when a command needs its family
     names before that (`source_families`).
     """
@@ -83,11 +83,10 @@ def _key(source) -> str:
 
 
 def source_families(source: str | os.PathLike = DEFAULT) -> list:
-    """The families that the network of `source` defines, registered (idempotent).
-
-    Published families are always registered; this adds a network's own, e.g. the
-    hand-built banks ``mixed3a:hb_early_curve_bank``. Files and sources without
-    families give [].
+    """The families that the network of `source` defines (new Family objects each call), e.g.
+    the hand-built banks ``mixed3a:hb_early_curve_bank``; the model built from the source
+    holds them. Published families belong to their graph; files and sources without
+    families of their own give [].
 
     >>> [f.id for f in source_families("handbuilt")][-1]
     'mixed3b:hb_curves'
@@ -251,12 +250,8 @@ def model(source: str | os.PathLike = DEFAULT) -> "Network":
 
         if is_edited_file(key):
             return load_edited(key)
-    families = source_families(key)
-    m = network_of(key)(load(key)).eval()
-    m.source = key
     # The families this network defines: they label its channels (circuits.families.labels).
-    m.families = tuple(families)
-    return m
+    return network_of(key)(load(key), families=source_families(key), source=key).eval()
 
 
 def random_state_dict(seed: int = 0, scale: float = 1.0, network=None) -> dict:

@@ -154,7 +154,7 @@ def _checkpoint_build(arch: str, sd: dict) -> dict:
     return {}
 
 
-def _trace(module, arch: str, graph_=None):
+def _trace(module, arch: str, graph_=None, source: str | None = None):
     from circuits.core.trace import trace
 
     mean, std, size = preprocessing(arch)
@@ -164,7 +164,7 @@ def _trace(module, arch: str, graph_=None):
         # whole preprocessing is then that one affine map.
         module.transform_input = False
         mean, std = (0.5, 0.5, 0.5), (0.5, 0.5, 0.5)
-    return trace(module, name=arch, input_size=size, normalize=(mean, std), graph=graph_)
+    return trace(module, name=arch, input_size=size, normalize=(mean, std), graph=graph_, source=source)
 
 
 @functools.lru_cache(maxsize=None)
@@ -174,8 +174,8 @@ def graph(arch: str):
 
 
 @functools.lru_cache(maxsize=4)
-def _traced(spec: Spec, stamp):
-    return _trace(_module(spec), spec.arch, graph(spec.arch))
+def _traced(spec: Spec, stamp, source: str):
+    return _trace(_module(spec), spec.arch, graph(spec.arch), source)
 
 
 def model(source: str):
@@ -190,7 +190,4 @@ def model(source: str):
     if spec.kind == "file" and os.path.isfile(spec.path):
         st = os.stat(spec.path)
         stamp = (st.st_mtime_ns, st.st_size)
-    net = copy.deepcopy(_traced(spec, stamp))
-    net.source = source
-    net.families = ()
-    return net
+    return copy.deepcopy(_traced(spec, stamp, source))

@@ -11,7 +11,7 @@ Example:
     >>> import torch
     >>> from circuits import InceptionV1
     >>> m = InceptionV1()
-    >>> with m.hooks(ablate(["conv2d0:3"], "constant", value=5.0)):
+    >>> with m.hooks(ablate(["conv2d0:3"], "constant", value=5.0, model=m)):
     ...     out = m.run(torch.zeros(1, 3, 16, 16), until="conv2d0")
     >>> out[0, 3].unique().tolist(), out[0, 2].unique().tolist()
     ([5.0], [0.0])
@@ -46,8 +46,8 @@ def ablate(
     """Hooks that ablate `units` (unit ids, family ids or a list of them).
 
     model: the model (or Graph) the hooks are for; the units must be of its network
-    (a unit of another network raises, naming both). Without it each id names its
-    network by its layer.
+    (a unit of another network raises, naming both). It may be left out only for
+    resolved Units (``model.unit("mixed3b:379")``), which know their network.
 
     mode:
       - "zero": set to 0;

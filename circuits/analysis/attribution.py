@@ -75,11 +75,13 @@ def conv_of(unit: Unit) -> graph.Node:
 def previous_layer(unit, model=None) -> str:
     """The layer before `unit`'s layer in the network's trunk layer list ("input" for the first).
 
-    model: the model (or Graph) the unit belongs to; None: the unit's own network.
+    model: the model (or Graph) the unit belongs to; None only for a Unit.
 
-    >>> previous_layer("mixed3b:379"), previous_layer("conv2d1:0"), previous_layer("conv2d0:0")
+    >>> from circuits.core.networks import DECLARED
+    >>> v1, v3 = DECLARED["InceptionV1"], DECLARED["InceptionV3"]
+    >>> previous_layer("mixed3b:379", v1), previous_layer("conv2d1:0", v1), previous_layer("conv2d0:0", v1)
     ('mixed3a', 'conv2d0', 'input')
-    >>> previous_layer("mixed2:67"), previous_layer("activation_2:0")
+    >>> previous_layer("mixed2:67", v3), previous_layer("activation_2:0", v3)
     ('mixed1', 'activation_1')
     """
     u = one_unit(unit, model)
@@ -149,21 +151,24 @@ class Attribution:
 
         source: which families: "early_vision" (default; the published partition, so
         the values add up to the total), "article", "user", or None for all
-        registered families (they may overlap). Channels in none of them are summed
-        under "(no family)". Empty if the source layer has no families (a bottleneck).
-        model: with the default source, label channels by the families this network
-        defines first (`circuits.families.labels`; e.g. the hand-built banks), then
-        by the published partition; still a partition, so the values add up.
+        families (they may overlap). Channels in none of them are summed under
+        "(no family)". Empty if the source layer has no families (a bottleneck).
+        model: the families of this model count (default: the unit's graph, whose
+        families are the published ones); with the default source, channels are
+        labelled by the families the model holds first (`circuits.families.labels`;
+        e.g. the hand-built banks), then by the published partition; still a
+        partition, so the values add up.
         """
         from circuits import families
 
         v = self.per_channel()
         out: dict[str, float] = {}
         seen: set[int] = set()
-        if source == "early_vision" and model is not None:
-            fams = families.labels(self.source, model)
+        network = model if model is not None else self.unit.graph
+        if source == "early_vision":
+            fams = families.labels(self.source, network)
         else:
-            fams = families.families(self.source, source=source)
+            fams = families.families(network, self.source, source=source)
         for fam in fams:
             chans = [c for c in fam.channels if c not in seen] if source == "early_vision" else fam.channels
             if not chans:
@@ -234,7 +239,7 @@ def attribute(
     otherwise expanded weights are used (see the module docstring).
     """
     g = network_of(model)
-    u = one_unit(unit, g)
+    u = one_unit(unit, model)
     conv = conv_of(u)
     source = previous_layer(u) if source is None else source
     g.node(source)

@@ -76,27 +76,28 @@ GRANULARITIES = ("unit", "family")
 UNASSIGNED = "unassigned"
 
 
-def trunk_layers(network=None) -> tuple[str, ...]:
+def trunk_layers(network) -> tuple[str, ...]:
     """The unit layers every path of the whole network goes through, in order
-    (`circuits.core.graph.Graph.trunk_layers`); network: a model or Graph (default InceptionV1).
+    (`circuits.core.graph.Graph.trunk_layers`); network: a model or Graph.
 
-    >>> trunk_layers()[:4], trunk_layers()[-1]
+    >>> v1 = graph.INCEPTION_V1
+    >>> trunk_layers(v1)[:4], trunk_layers(v1)[-1]
     (('conv2d0', 'conv2d1', 'conv2d2', 'mixed3a'), 'mixed5b')
     """
-    return (network_of(network) or graph.INCEPTION_V1).trunk_layers
+    return network_of(network).trunk_layers
 
 
-def unit_layers(network=None) -> tuple[str, ...]:
+def unit_layers(network) -> tuple[str, ...]:
     """The trunk layers where weights between units are defined (the graph's `expanded_span`);
-    network: a model or Graph (default InceptionV1).
+    network: a model or Graph.
 
-    >>> unit_layers()
+    >>> unit_layers(graph.INCEPTION_V1)
     ('conv2d0', 'conv2d1', 'conv2d2', 'mixed3a', 'mixed3b', 'mixed4a')
     >>> from circuits.core.inception_v3 import INCEPTION_V3
     >>> unit_layers(INCEPTION_V3)[-3:]
     ('mixed5', 'mixed6', 'mixed7')
     """
-    return _unit_layers(network_of(network) or graph.INCEPTION_V1)
+    return _unit_layers(network_of(network))
 
 
 @functools.lru_cache(maxsize=None)
@@ -131,7 +132,7 @@ def _columns(layers, g: graph.Graph) -> list[str]:
     return list(layers)
 
 
-def _family_table(layer: str, model=None) -> tuple[dict[int, tuple[str, str, int, int]], list[tuple[str, str, list[int]]]]:
+def _family_table(layer: str, model) -> tuple[dict[int, tuple[str, str, int, int]], list[tuple[str, str, list[int]]]]:
     """channel -> (family id, name, family rank, rank in family); and the groups in order.
 
     Channels are labelled by the families `model`'s network defines first (e.g. the
@@ -145,7 +146,7 @@ def _family_table(layer: str, model=None) -> tuple[dict[int, tuple[str, str, int
             table[c] = (f.id, f.name, len(groups), r)
         if chans:
             groups.append((f.id, f.name, chans))
-    g = network_of(model) or graph.INCEPTION_V1
+    g = network_of(model)
     rest = [c for c in range(g.node(layer).channels) if c not in table]
     if rest:
         for r, c in enumerate(rest):
@@ -250,7 +251,7 @@ def circuit_graph(
     focus_col = None
     kept: dict[str, set[str]] = {layer: {g for g, _ in all_groups[layer]} for layer in cols}
     if units is not None:
-        fu = resolve(units, g)
+        fu = resolve(units, model)
         layers_in = sorted({u.layer for u in fu}, key=g.index)
         if len(layers_in) != 1 or layers_in[0] not in cols:
             raise ValueError(

@@ -58,7 +58,7 @@ Example:
     >>> m = weights.model("random")
     >>> weights_between(m, "mixed3a:early_curves", "mixed3b:curves").shape
     torch.Size([10, 11, 5, 5])
-    >>> connection("conv2d1:3", "conv2d2:7").direct
+    >>> connection("conv2d1:3", "conv2d2:7", m).direct
     True
 """
 
@@ -113,8 +113,8 @@ def _check_range(u: Unit, role: str, g: graph.Graph) -> None:
         )
 
 
-def _units(spec, role: str, g: graph.Graph | None) -> list[Unit]:
-    units = resolve(spec, g)
+def _units(spec, role: str, g) -> list[Unit]:
+    units = resolve(spec, g)  # g: the model (its own families count) or a Graph
     g = common_network(units, f"{role} units")
     for u in units:
         _check_range(u, role, g)
@@ -170,7 +170,7 @@ class Route:
 class Connection:
     """How a set of source units reaches a set of destination units (no weights needed).
 
-    >>> c = connection("mixed3a:early_curves", "mixed3b:curves")
+    >>> c = connection("mixed3a:early_curves", "mixed3b:curves", graph.INCEPTION_V1)
     >>> c.src_tensor, c.routes[0].dst_tensor, c.direct, c.kernel_size
     ('mixed3a', 'mixed3b_5x5_pre_relu', False, 5)
     """
@@ -235,15 +235,14 @@ def _route(g: graph.Graph, src: str, dst: str, src_pre_relu: bool) -> tuple:
 def connection(src, dst, network=None) -> Connection:
     """Resolve `src` and `dst` (unit ids, family ids, Family objects or lists) into routes.
 
-    network: a model or a Graph the units must belong to; None: the units' own
-    network (an id names its network by its layer).
+    network: the model (whose own families count) or Graph the units belong to; None
+    only for resolved Units.
     Raises ValueError for units outside the network's `expanded_span`, units of several
     layers or networks, or a source that the destination does not depend on.
     """
-    g = network_of(network)
-    su = _units(src, "source", g)
+    su = _units(src, "source", network)
     g = su[0].network
-    du = _units(dst, "destination", g)
+    du = _units(dst, "destination", network if network is not None else g)
     src_tensor, src_channels, pre_relu = _src_tensor(su, g)
     groups: dict[str, list[tuple[int, int]]] = {}
     for k, u in enumerate(du):
@@ -449,7 +448,7 @@ def weights_between(
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}; use one of {', '.join(METHODS)}")
     g = network_of(model)
-    conn = connection(src, dst, g)
+    conn = connection(src, dst, model)
     if dtype is None:
         dtype = next((p.dtype for p in model.parameters() if p.is_floating_point()), torch.float32)
     points = _lrn_points(model, conn, lrn, input, dtype)

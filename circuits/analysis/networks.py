@@ -21,24 +21,25 @@ from __future__ import annotations
 
 from typing import Iterable, Sequence
 
-from circuits.core.graph import INCEPTION_V1, Graph
+from circuits.core.graph import Graph
 from circuits.core.networks import network_of
 from circuits.core.units import Unit, WrongNetworkError, wrong_network
-from circuits.families import Family, resolve_units
+from circuits.families import Family, units_of
 
 __all__ = ["WrongNetworkError", "network_of", "resolve", "one_unit", "common_network", "units_in"]
 
 
 def resolve(spec, network=None) -> list[Unit]:
     """Units of `spec` (unit ids, family ids, Units, a Family or a list) of `network`
-    (a model or a Graph; None: each id's own network, which must be one for all).
+    (a model, whose own families count, or a Graph; None only for resolved Units or a
+    Family, which know their network, all of one).
 
     A unit or family of another declared network raises `WrongNetworkError` naming both
     networks (`circuits.families.resolve_units`); a name no network has raises the
     usual unknown-name error.
     """
     g = network_of(network)
-    units = list(spec.units) if isinstance(spec, Family) else resolve_units(spec, g)
+    units = list(spec.units) if isinstance(spec, Family) else units_of(spec, network)
     if g is not None:
         for u in units:
             if u.network is not g:
@@ -66,8 +67,7 @@ def common_network(units: Iterable[Unit], what: str = "units") -> Graph:
 def units_in(network: Graph, layer: str, channels: Sequence[int] | None = None) -> list[Unit]:
     """Units of `layer` of `network` (every channel, or `channels`), carrying the graph."""
     n = network.node(layer)
-    g = None if network is INCEPTION_V1 else network
-    return [Unit(layer, c, g) for c in (range(n.channels) if channels is None else channels)]
+    return [Unit(layer, c, network) for c in (range(n.channels) if channels is None else channels)]
 
 
 def one_unit(spec, network=None) -> Unit:

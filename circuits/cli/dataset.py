@@ -183,7 +183,7 @@ def cmd_dataset(args: argparse.Namespace) -> int:
     rank, world = distributed.world()
     try:
         model = weights.model(args.weights).to(device).eval()
-        state = scan(model, family_ids(args.units), source, sampling=args.sampling, stride=args.stride, per_image=args.per_image,
+        state = scan(model, family_ids(args.units, model), source, sampling=args.sampling, stride=args.stride, per_image=args.per_image,
                      seed=args.seed, bin_width=args.bin_width, quilt_factor=args.quilt_factor,
                      reservoir=args.per_bin, top_k=args.top_k, checkpoint=args.checkpoint,
                      checkpoint_every=args.checkpoint_every, num_workers=args.workers, limit=args.limit,
@@ -361,7 +361,7 @@ def _check_target(args) -> None:
 def _target(args, model):
     """The attribution target: the family's summed response, or the factor's channel direction."""
     if args.family:
-        return family_ids(args.family)[0]
+        return family_ids(args.family, model)[0]
     from circuits.analysis.factorization import load_factor
 
     fact, k = load_factor(args.factor)

@@ -55,23 +55,12 @@ def check_device(name: str):
 
 
 def place(model, name: str | None):
-    """`model` on the device `name` (None or "cpu": unchanged), with tensors crossing at its boundary.
+    """`model` on the device `name` (None or "cpu": unchanged).
 
-    The library builds its inputs (stimuli, images, optimized parameters) on the CPU and
-    reads the results there; on another device the model's interpreter moves each input
-    to the device and each computed tensor back to the input's device, so gradients flow
-    through the copies and every function that runs the model works unchanged. (Checked
-    on the CPU here; no GPU was available to run the commands on one.)
+    A model takes inputs on any device to its parameters' device and gives results
+    back on the input's device (`Network.run`), so every function that runs it works
+    unchanged. (Checked on the CPU here; no GPU was available to run the commands on one.)
     """
     if name in (None, "cpu"):
         return model
-    dev = check_device(name)
-    model = model.to(dev)
-    execute = model._execute  # the one method every run of the model goes through
-
-    def _execute(x, targets):
-        out = execute(x.to(dev), targets)
-        return {k: v.to(x.device) for k, v in out.items()}
-
-    model._execute = _execute
-    return model
+    return model.to(check_device(name))

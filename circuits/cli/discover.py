@@ -84,7 +84,9 @@ def cmd_discover(args) -> int:
     if args.load:
         if args.layer:
             raise ValueError(f"give either a LAYER to sweep or --load FILE, not both (got {args.layer!r})")
-        return _load(args.load)
+        from circuits.cli.options import DEFAULT_WEIGHTS
+
+        return _load(args.load, args.weights or DEFAULT_WEIGHTS)
     if not args.layer:
         raise ValueError("give a LAYER to sweep (e.g. mixed3b) or --load FILE")
     import weights
@@ -123,11 +125,13 @@ def cmd_discover(args) -> int:
     return 0
 
 
-def _load(path: str) -> int:
+def _load(path: str, source: str) -> int:
+    from circuits.cli.options import network_for
     from circuits.families.files import load_family, read_family_file
 
-    rec = read_family_file(path)
-    fam = load_family(path)
+    net = network_for(source)
+    rec = read_family_file(path, net)
+    fam = load_family(path, net)
     print(f"registered {fam.id} ({fam.name!r}, {len(fam)} units) from {path}")
     units = rec.get("units", {})
     for u in rec["family"]:

@@ -63,8 +63,9 @@ def cmd_edit_experiment(args) -> int:
     source = args.weights if args.weights is not None else weights.DEFAULT
     early = args.early_curves or (HANDBUILT_EARLY_CURVES if source == "handbuilt" else TRAINED_EARLY_CURVES)
     # A family file (from `circuits discover --json`) stands for its family.
-    curves, early_spec = (ids[0] if len(ids) == 1 else ids for ids in (family_ids(args.curves), family_ids(early)))
     model = load_network(source, args.device)
+    curves, early_spec = (ids[0] if len(ids) == 1 else ids
+                          for ids in (family_ids(args.curves, model), family_ids(early, model)))
     exp = edit_experiment(model, curves, early_spec, route=args.route, n_angles=args.n_angles,
                           progress=not args.no_progress)
     print(f"edit experiment, {Path(str(source)).name} weights: {args.curves} from {early}, "

@@ -93,13 +93,11 @@ def load_model(source: str | None, device: str | None = None):
     return load_network(source, device), source
 
 
-def load_image(path: str | os.PathLike, network=None, min_size: int | None = None):
+def load_image(path: str | os.PathLike, network, min_size: int | None = None):
     """An image file as `network`'s input [1, 3, S, S] at the size it was trained at
-    (InceptionV1's 224 if None; see `circuits.core.inputs.load_image`)."""
-    from circuits.core.graph import INCEPTION_V1
+    (see `circuits.core.inputs.load_image`)."""
     from circuits.core.inputs import load_image as _load
 
-    network = network or INCEPTION_V1
     return _load(path, network.default_input_size, min_size=min_size, input_range=network.input_range)
 
 

@@ -15,7 +15,7 @@ from circuits.cli.dataset import IMAGE_SUFFIXES
 from circuits.cli.device import add_device
 from circuits.cli.limits import SCAN_SIDE, bounded_int
 from circuits.cli.paths import In, Out, declare_io
-from circuits.cli.options import add_weights, check_outputs, family_ids, network_graph, resolve, weights_name
+from circuits.cli.options import add_weights, check_outputs, network_for, network_graph, resolve, weights_name
 from circuits.core.files import write_json
 
 PLOT_SUFFIXES = (".png", ".svg", ".pdf")
@@ -86,8 +86,8 @@ def _plot_paths(path: str | None, units: list[str]) -> dict[str, Path]:
 
 def cmd_heatmaps(args) -> int:
     source_name = weights_name(args)
-    specs = family_ids(args.units)
-    units = resolve(specs, source_name)
+    net = network_for(source_name)
+    units = resolve(args.units, net)
     ids = [u.id for u in units]
     plots = _plot_paths(args.plot, ids)
     check_outputs([("--json", args.json, (".json",))] + [("--plot", p, PLOT_SUFFIXES) for p in plots.values()])
@@ -108,14 +108,14 @@ def cmd_heatmaps(args) -> int:
     from circuits.cli.options import load_network
     from circuits.tuning.heatmaps import heatmaps
 
-    model = load_network(source_name, args.device).eval()
+    model = load_network(net, args.device).eval()
     if images is not None:
         from circuits.dataset.scan import scan
 
-        state = scan(model, ids, images, top_k=0, reservoir=0, bin_width=1.0, progress=not args.quiet)
+        state = scan(model, units, images, top_k=0, reservoir=0, bin_width=1.0, progress=not args.quiet)
         baseline = Baseline.from_scan(state.to_json(images.names))
         baseline = Baseline(baseline.mean, baseline.std, baseline.n, baseline.network, f"scan of {images.description}")
-    hm = heatmaps(model, ids, baseline=baseline, kinds=args.kinds, orientations=[i * 360 / args.angles
+    hm = heatmaps(model, units, baseline=baseline, kinds=args.kinds, orientations=[i * 360 / args.angles
                                                                                  for i in range(args.angles)],
                   progress=not args.quiet)
     unit_word = "standard deviations from the dataset mean" if baseline else "pre-ReLU activation (no baseline)"

@@ -13,7 +13,7 @@ import math
 from circuits.cli.options import (
     add_weights,
     check_outputs,
-    family_ids,
+    network_for,
     network_graph,
     positive_int,
     resolve,
@@ -69,8 +69,8 @@ def register(sub) -> None:
 def cmd_joint_tuning(args) -> int:
     check_outputs([("--json", args.json, (".json",)), ("--plot", args.plot, PLOT_SUFFIXES)])
     source_name = weights_name(args)
-    specs = family_ids(args.units)
-    units = resolve(specs, source_name)
+    net = network_for(source_name)
+    units = resolve(args.units, net)
     layers = sorted({u.layer for u in units})
     if len(layers) != 1:
         raise ValueError(f"the units must share one layer, got {', '.join(layers)}")
@@ -87,8 +87,8 @@ def cmd_joint_tuning(args) -> int:
     from circuits.cli.options import load_network
     from circuits.dataset.joint_tuning import joint_tuning
 
-    model = load_network(source_name, args.device).eval()
-    jt = joint_tuning(model, ids, images, top_k=args.top_k, step=args.step, pre_relu=args.pre_relu,
+    model = load_network(net, args.device).eval()
+    jt = joint_tuning(model, units, images, top_k=args.top_k, step=args.step, pre_relu=args.pre_relu,
                       progress=not args.quiet)
     a = jt.agreement()
     print(f"joint tuning of {len(ids)} units ({jt.network}, {source_name} weights) on {images.description}: "

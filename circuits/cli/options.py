@@ -31,6 +31,7 @@ from __future__ import annotations
 import argparse
 import math
 import os
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Sequence
 
@@ -44,7 +45,8 @@ __all__ = [
     "nonnegative_float",
     "unit_list",
     "check_outputs",
-    "network_families",
+    "NetworkSpec",
+    "network_for",
     "load_network",
     "resolve",
     "family_ids",
@@ -159,14 +161,16 @@ def unit_list(values: str | Iterable[str] | None) -> list[str]:
     return out
 
 
-def network_families(source: str) -> list:
-    """Register the families the weight source defines (e.g. ``hb_*`` for handbuilt); return them.
+@dataclass
+class NetworkSpec:
+    """The network a command works on, before its weights are built: the weight source, its
+    graph and the families it holds (the source's own, e.g. the hand-built ``hb_*`` banks,
+    and family files named on the command line). Units are resolved against it where they
+    enter, cheaply (no torch); `load_network` gives the model these families."""
 
-    Cheap: the source's family function runs, its weights are not built.
-    """
-    from weights.registry import source_families
-
-    return source_families(source)
+    source: str
+    graph: object
+    families: list = field(default_factory=list)
 
 
 def network_graph(source: str):
@@ -176,51 +180,63 @@ def network_graph(source: str):
     return graph_of(source)
 
 
-def resolve(specs: str | Sequence[str], source: str | None = None) -> list:
-    """Units of `specs` (ids, family ids, comma lists), with `source`'s families known,
-    validated against `source`'s network (an InceptionV1 id for InceptionV3 weights is an error).
+def network_for(source: "str | NetworkSpec") -> NetworkSpec:
+    """The `NetworkSpec` of a weight source (no weights are read, torch is not imported)."""
+    if isinstance(source, NetworkSpec):
+        return source
+    from weights.registry import graph_of, source_families
+
+    return NetworkSpec(source, graph_of(source), list(source_families(source)))
+
+
+def resolve(specs: str | Sequence[str], source: "str | NetworkSpec") -> list:
+    """Units of `specs` (ids, family ids, family files, comma lists) of `source`'s network,
+    its families known (an InceptionV1 id for InceptionV3 weights is an error).
 
     A unit named twice (``mixed3b:379,mixed3b:379``, or a unit and a family holding it)
     is one unit, at its first place: every command measures each unit once.
     """
     from circuits.families import resolve_units
 
-    specs = family_ids(specs)
-    if source is None:
-        return list(dict.fromkeys(resolve_units(specs)))
-    network_families(source)
-    return list(dict.fromkeys(resolve_units(specs, network_graph(source))))
+    net = network_for(source)
+    return list(dict.fromkeys(resolve_units(family_ids(specs, net), net)))
 
 
-def family_ids(specs: str | Sequence[str]) -> list[str]:
-    """`unit_list(specs)` with every family file (.json) registered and replaced by its family id.
+def family_ids(specs: str | Sequence[str], net) -> list[str]:
+    """`unit_list(specs)` with every family file (.json) registered on `net` (a `NetworkSpec` or a
+    model) and replaced by its family id.
 
-    >>> family_ids("mixed3b:379,mixed3b:curves")
+    >>> from circuits.core.graph import INCEPTION_V1
+    >>> family_ids("mixed3b:379,mixed3b:curves", NetworkSpec("random", INCEPTION_V1))
     ['mixed3b:379', 'mixed3b:curves']
     """
-    return [_family_file(s) for s in unit_list(specs)]
+    return [_family_file(s, net) for s in unit_list(specs)]
 
 
-def _family_file(spec: str) -> str:
-    """A family file (.json, e.g. from `circuits discover --json`) is registered and stands for its
-    family id; anything else is returned as is. Registered families do not outlive a command, so
-    a file is how a discovered family reaches the next one."""
+def _family_file(spec: str, net: NetworkSpec) -> str:
+    """A family file (.json, e.g. from `circuits discover --json`) is registered on `net` and stands
+    for its family id; anything else is returned as is. A family lives with the model of one
+    command, so a file is how a discovered family reaches the next one."""
     if not spec.lower().endswith(".json"):
         return spec
     from circuits.families.files import load_family
 
     if not Path(spec).is_file():
         raise FileNotFoundError(f"no family file {spec} (a unit or family id, or a family .json, is expected)")
-    return load_family(spec).id
+    return load_family(spec, net).id
 
 
-def load_network(source: str, device: str | None = None):
-    """The model of `source` (a registered name or a file; an edited file comes back edited),
-    on `device` (``--device``; None or "cpu": the CPU)."""
+def load_network(source: "str | NetworkSpec", device: str | None = None):
+    """The model of `source` (a registered name, a file, or a `NetworkSpec`, whose families it
+    then holds; an edited file comes back edited), on `device` (``--device``; None or "cpu": the CPU)."""
     import weights
 
     from circuits.cli.device import place
 
+    if isinstance(source, NetworkSpec):
+        model = weights.model(source.source)  # holds the source's own families already
+        model.families.extend(f for f in source.families if f.source == "user")  # from family files
+        return place(model, device)
     return place(weights.model(source), device)
 
 

@@ -19,6 +19,7 @@ from circuits.cli.options import (
     add_weights,
     family_ids,
     load_network,
+    network_for,
     positive_int,
     require_live,
     resolve,
@@ -91,8 +92,9 @@ def cmd_report(args) -> int:
                               per_bin=args.per_bin, joint_top_k=args.joint_top_k, joint_step=args.joint_step,
                               heat_kinds=tuple(k.strip() for k in args.heat_kinds.split(",") if k.strip()))
     settings.check()
-    fam = family_ids(args.family)
-    units = resolve(fam, source)
+    net = network_for(source)
+    fam = family_ids(args.family, net)
+    units = resolve(fam, net)
     spec = fam[0] if len(fam) == 1 else [u.id for u in units]
     early = args.early
     if early is None and source == "handbuilt":
@@ -101,11 +103,11 @@ def cmd_report(args) -> int:
         early = None
     early_spec = None
     if early is not None:
-        e = family_ids(early)
-        resolve(e, source)
+        e = family_ids(early, net)
+        resolve(e, net)
         early_spec = e[0] if len(e) == 1 else e
     t0 = time.perf_counter()
-    model = load_network(source, args.device)  # every computation runs where the model is
+    model = load_network(net, args.device)  # every computation runs where the model is
     require_live(model, {units[0].layer}, "report")
     r = build_report(model, spec, out, settings=settings, early=early_spec, weights_label=Path(str(source)).name,
                      progress=not args.no_progress)

@@ -124,7 +124,7 @@ def cmd_vis(args: argparse.Namespace) -> int:
     if result.stayed_zero or (final == 0.0 and result.interrupted_at is None):
         # A flat image the unit does not respond to is no visualization: say why and
         # what to try, and write nothing.
-        print(f"circuits vis: {zero_objective_message(result, image.size, args.redirected_relu)}; "
+        print(f"circuits vis: {zero_objective_message(result, image.size, args.redirected_relu, model.graph)}; "
               f"{args.out} not written")
         return 1
     result.save(args.out)

@@ -13,13 +13,13 @@ import json
 import sys
 
 from circuits import families as fam
+from circuits.core.units import WrongNetworkError
 from circuits.cli.options import (
     DEFAULT_WEIGHTS,
     add_weights,
     check_outputs,
     load_network,
-    network_families,
-    network_graph,
+    network_for,
     positive_int,
     require_live,
     resolve,
@@ -69,29 +69,29 @@ def register(sub) -> None:
 def cmd_families(args) -> int:
     from circuits.families.files import load_family
 
-    network_families(weights_name(args))  # the loaded network's own families are listed too
-    g = network_graph(weights_name(args))
+    net = network_for(weights_name(args))  # the network's own families are listed too
+    g = net.graph
     for path in args.load:
-        f = load_family(path)
-        if f.graph is not g:
-            raise ValueError(f"{path} holds a family of {f.graph.name} ({f.id}); list it with the weights of that "
-                             f"network (e.g. --weights {'nsfwjs-inception-v3' if f.graph.name == 'InceptionV3' else 'lucid'})")
-    if args.source is not None and args.source not in fam.sources():
-        raise ValueError(f"unknown family source {args.source!r}; use one of {', '.join(fam.sources())}")
+        try:
+            load_family(path, net)
+        except WrongNetworkError as e:
+            raise ValueError(f"{e}; list it with the weights of that network") from None
+    if args.source is not None and args.source not in fam.sources(net):
+        raise ValueError(f"unknown family source {args.source!r}; use one of {', '.join(fam.sources(net))}")
     hint = ("" if g.name == "InceptionV1" else
             f"; {g.name}'s families come from `circuits discover LAYER --weights {weights_name(args)} --json F`, "
             "listed with --load F and usable as F wherever units are")
     if args.layer is not None:
         g.node(args.layer)  # unknown layer: one clear line with close matches
-        fs = fam.families(args.layer, source=args.source)
+        fs = fam.families(net, args.layer, source=args.source)
         if not fs:
-            mine = [l for l in fam.layers_with_families() if l in g._by_name]
+            mine = fam.layers_with_families(net)
             raise ValueError(
                 f"layer {args.layer} has no registered families "
                 f"(layers of {g.name} with families: {', '.join(mine) or 'none'}){hint}"
             )
     else:
-        fs = [f for f in fam.families(source=args.source) if f.graph is g]
+        fs = fam.families(net, source=args.source)
         if not fs:
             raise ValueError(f"{g.name} has no registered families{hint}")
     if args.json:

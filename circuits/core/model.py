@@ -38,10 +38,10 @@ class StateDictError(ValueError):
     """A checkpoint whose keys or shapes do not match the graph."""
 
 
-def check_state_dict(state_dict: Mapping[str, torch.Tensor], network: graph.Graph = graph.INCEPTION_V1) -> None:
+def check_state_dict(state_dict: Mapping[str, torch.Tensor], network: graph.Graph) -> None:
     """Raise StateDictError naming every missing, extra or misshapen tensor of `network`.
 
-    >>> check_state_dict({})  # doctest: +ELLIPSIS
+    >>> check_state_dict({}, graph.INCEPTION_V1)  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
     circuits.core.model.StateDictError: checkpoint does not match InceptionV1: 116 missing (conv2d0_pre_relu_conv.weight, ...
@@ -105,11 +105,19 @@ class Network(nn.Module):
     graph: graph.Graph = graph.INCEPTION_V1
 
     def __init__(self, state_dict: Mapping[str, torch.Tensor] | None = None, *,
-                 graph: graph.Graph | None = None, modules: Mapping[str, nn.Module] | None = None):
+                 graph: graph.Graph | None = None, modules: Mapping[str, nn.Module] | None = None,
+                 families: Iterable = (), source: str | None = None):
         """graph: the network to run, for a graph made at run time (`circuits.trace`);
         default the class's. modules: ready parameter modules by `node.param` (a traced
-        network's, an opaque node's code); the others start at zero."""
+        network's, an opaque node's code); the others start at zero. families: the
+        families this network defines (`circuits.families`: the hand-built banks), held
+        by the model (`register_family(model, ...)` adds to them). source: where the
+        weights came from (a weight source's name or a file), for records and reports."""
         super().__init__()
+        #: the families this model holds (its own; the published ones belong to its graph)
+        self.families: list = list(families)
+        #: the weight source these weights came from (None: built here)
+        self.source = source
         if graph is not None:
             self.graph = graph
         g = self.graph
@@ -283,7 +291,7 @@ class Network(nn.Module):
         """
         until = until or self.graph.output
         with _grad_mode(x, grad):
-            return self._execute(x, (until,))[until]
+            return self._execute(self._to_device(x), (until,))[until].to(x.device)
 
     def run_with_cache(
         self, x: torch.Tensor, names: Iterable[str] | str, detach: bool = True, *, grad: bool | None = None
@@ -300,8 +308,8 @@ class Network(nn.Module):
         if not names:
             raise ValueError("run_with_cache needs at least one hook name (see `circuits layers`)")
         with _grad_mode(x, grad):
-            out = self._execute(x, tuple(names))
-            return {n: (out[n].detach() if detach else out[n]).clone() for n in names}
+            out = self._execute(self._to_device(x), tuple(names))
+            return {n: (out[n].detach() if detach else out[n]).clone().to(x.device) for n in names}
 
     def run_with_hooks(
         self, x: torch.Tensor, hooks: Iterable[HookSpec], until: str | None = None, *, grad: bool | None = None
@@ -311,6 +319,16 @@ class Network(nn.Module):
             return self.run(x, until, grad=grad)
 
     # --- the interpreter ---------------------------------------------------
+
+    def _to_device(self, x):
+        """`x` on the device of the model's parameters. The library builds its inputs
+        (stimuli, images, optimized parameters) on the CPU; a model moved to a GPU
+        (``model.to("cuda")``) takes them there and gives each result back on the
+        input's device, with gradients flowing through the copies."""
+        if not isinstance(x, torch.Tensor):
+            return x  # _check_input names the bad type
+        p = next(self.parameters(), None)
+        return x if p is None or p.device == x.device else x.to(p.device)
 
     def _plan(self, targets: tuple[str, ...]) -> tuple[tuple[graph.Node, tuple[str, ...]], ...]:
         return _plan(self.graph, targets)

@@ -1,39 +1,27 @@
-"""The declared networks, and which one a layer name belongs to.
+"""The declared networks, and the network of a model.
 
-Layer names of the declared networks do not collide (InceptionV1's ``conv2d0`` ..
-``mixed5b`` against InceptionV3's Keras names ``conv2d_1`` .. ``mixed10``), so a unit
-or family id given without a model still names one network. The input tensor is the
-one shared name; it resolves to InceptionV1, the default.
+`DECLARED` lists the networks declared by hand (InceptionV1, InceptionV3); a traced
+network (`circuits.trace`) has its own graph, made at run time. Nothing here maps a
+layer name to a network: a unit or family id is always read against the network it
+is used with (`circuits.core.units.parse_unit(spec, model)`), because layer names are
+not unique across networks (every ResNet has a ``layer2``). `DECLARED` serves error
+messages ("mixed2:67 is a unit of InceptionV3, not of InceptionV1") and the network
+names written in files.
 
 Example:
-    >>> graph_of_layer("mixed2").name, graph_of_layer("mixed3b").name
-    ('InceptionV3', 'InceptionV1')
+    >>> graph_named("InceptionV3").name
+    'InceptionV3'
 """
 
 from __future__ import annotations
 
-from circuits.core.graph import INCEPTION_V1, Graph, UnknownNameError, suggest
+from circuits.core.graph import INCEPTION_V1, Graph
 from circuits.core.inception_v3 import INCEPTION_V3
 
-__all__ = ["DECLARED", "graph_of_layer", "graph_named", "network_of"]
+__all__ = ["DECLARED", "graph_named", "network_of"]
 
 #: every declared network by name, the default first
 DECLARED: dict[str, Graph] = {g.name: g for g in (INCEPTION_V1, INCEPTION_V3)}
-
-
-def graph_of_layer(layer: str) -> Graph:
-    """The declared network that has a tensor called `layer` (InceptionV1 first).
-
-    An unknown name raises with the close matches from every network.
-    """
-    for g in DECLARED.values():
-        if layer in g._by_name:
-            return g
-    pool = [n for g in DECLARED.values() for n in g._by_name]
-    raise UnknownNameError(
-        f"unknown layer or hook name {layer!r}{suggest(str(layer), pool)} "
-        f"(declared networks: {', '.join(DECLARED)}; run `circuits layers` for the full list)"
-    )
 
 
 def graph_named(name: str) -> Graph:

@@ -413,8 +413,11 @@ def trace(
     normalize: tuple[Sequence[float], Sequence[float]] | None = None,
     input_range: tuple[float, float] = (0.0, 1.0),
     graph: Graph | None = None,
+    source: str | None = None,
 ):
     """A `Network` computing `module` (in eval mode), with a hook point at every tensor.
+
+    source: where the module's weights came from (the model's ``source``), for records.
 
     name: the network's name (default the module's class name).
     input_size: the square input side the module is traced at (shapes of the fx graph;
@@ -503,5 +506,5 @@ def trace(
         else:
             g = Graph(name, nodes, input_range=input_range, expanded_span=span, output=output,
                       default_input_size=input_size, folded=b.folded)
-        net = Network(graph=g, modules=modules)
+        net = Network(graph=g, modules=modules, source=source)
     return net.eval()

@@ -4,13 +4,15 @@ A unit id like ``"mixed3b:379"`` or ``("mixed3b", 379)`` resolves to its layer, 
 branch tensor that computes it inside a concatenation (``mixed3b_5x5``), its channel
 inside that branch (59) and its spatial centre for a given input size.
 
-A unit belongs to one network's graph: `parse_unit(spec, graph)` validates against
-that graph (InceptionV1's when none is given) and the unit keeps it, so its branch,
-centre and receptive field are that network's. Pass ``model.graph`` (or use
-``model.unit(spec)``) for any other network.
+A unit belongs to one network's graph from the moment it is parsed:
+`parse_unit(spec, network)` validates against that network (a model or its graph)
+and the unit keeps it, so its branch, centre and receptive field are that network's.
+There is no lookup by layer name across networks (every ResNet has a ``layer2``):
+the network is always given, usually as ``model.unit(spec)``.
 
 Example:
-    >>> u = parse_unit("mixed3b:379")
+    >>> from circuits.core.graph import INCEPTION_V1
+    >>> u = parse_unit("mixed3b:379", INCEPTION_V1)
     >>> u.branch, u.branch_channel
     ('mixed3b_5x5', 59)
     >>> from circuits.core.inception_v3 import INCEPTION_V3
@@ -22,7 +24,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Optional, Union
+from typing import Union
 
 from circuits.core import graph
 
@@ -36,18 +38,26 @@ _UNIT_RE = re.compile(r"^\s*([A-Za-z0-9_][A-Za-z0-9_.]*)\s*:\s*(-?\d+)\s*$")
 class Unit:
     """One channel of one named tensor of one network.
 
-    `graph` is the network's declaration (None: InceptionV1); it is not part of
-    equality or ordering, so ``Unit("mixed3b", 379)`` equals a parsed ``"mixed3b:379"``.
+    `graph` is the network's declaration, always given. It is not part of equality or
+    ordering (units of one command share one graph; `parse_unit` refuses a unit of
+    another network where a network's units are needed).
     """
 
     layer: str
     channel: int
-    graph: Optional[graph.Graph] = field(default=None, compare=False, repr=False)
+    graph: graph.Graph = field(compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.graph, graph.Graph):
+            raise TypeError(
+                f"Unit({self.layer!r}, {self.channel!r}) needs the network it belongs to (a Graph), got "
+                f"{type(self.graph).__name__}; use model.unit('{self.layer}:{self.channel}')"
+            )
 
     @property
     def network(self) -> graph.Graph:
         """The graph this unit belongs to."""
-        return self.graph if self.graph is not None else graph.INCEPTION_V1
+        return self.graph
 
     @property
     def id(self) -> str:
@@ -92,48 +102,44 @@ def wrong_network(what: str, owner: graph.Graph, expected: graph.Graph, kind: st
     )
 
 
-def parse_unit(spec: UnitSpec, graph_: Optional[graph.Graph] = None) -> Unit:
-    """A Unit of network `graph_` from ``"layer:channel"``, ``(layer, channel)`` or a
-    Unit; validated against that network.
+def parse_unit(spec: UnitSpec, network) -> Unit:
+    """A Unit of `network` (a model or its Graph) from ``"layer:channel"``, ``(layer,
+    channel)`` or a Unit; validated against that network (a Unit of another network is
+    refused, naming both).
 
-    Without `graph_`, the network is the declared one that has the layer
-    (`circuits.core.networks.graph_of_layer`: the names do not collide); a Unit passed
-    without a graph keeps its own network, and with one it must belong to it.
-
-    >>> parse_unit(("mixed3a", 81)).id
+    >>> from circuits.core.graph import INCEPTION_V1
+    >>> parse_unit(("mixed3a", 81), INCEPTION_V1).id
     'mixed3a:81'
     """
+    from circuits.core.networks import DECLARED, network_of
+
+    g = network_of(network)
+    if g is None:
+        raise TypeError(f"parse_unit({spec!r}) needs the network the unit belongs to (a model or a Graph)")
     if isinstance(spec, Unit):
-        layer, channel = spec.layer, spec.channel
-        if graph_ is None:
-            graph_ = spec.graph
-        elif spec.network is not graph_:
-            raise wrong_network(spec.id, spec.network, graph_)
-    elif isinstance(spec, str):
+        if spec.graph is not g:
+            raise wrong_network(spec.id, spec.graph, g)
+        return spec
+    if isinstance(spec, str):
         m = _UNIT_RE.match(spec)
         if not m:
             raise ValueError(f"bad unit id {spec!r}: expected 'layer:channel', e.g. 'mixed3b:379'")
         layer, channel = m.group(1), int(m.group(2))
     elif isinstance(spec, tuple) and len(spec) == 2 and isinstance(spec[0], str):
         layer, channel = spec
+        if isinstance(channel, bool):
+            raise ValueError(f"bad unit {spec!r}: the channel must be an integer")
         try:
             channel = int(channel)
         except (TypeError, ValueError):
             raise ValueError(f"bad unit {spec!r}: the channel must be an integer") from None
     else:
         raise ValueError(f"bad unit {spec!r}: expected 'layer:channel' or (layer, channel), e.g. 'mixed3b:379'")
-    if graph_ is None:
-        from circuits.core.networks import graph_of_layer  # the declared networks import this module's users
-
-        g = graph_of_layer(layer) if isinstance(layer, str) else graph.INCEPTION_V1
-    else:
-        g = graph_
-        if isinstance(layer, str) and layer not in g._by_name:
-            from circuits.core.networks import DECLARED
-
-            owner = next((o for o in DECLARED.values() if layer in o._by_name), None)
-            if owner is not None:
-                raise wrong_network(f"{layer}:{channel}", owner, g)
+    if layer not in g._by_name:
+        # Only to name the right network in the error: a unit of a declared network used on another.
+        owner = next((o for o in DECLARED.values() if layer in o._by_name), None)
+        if owner is not None:
+            raise wrong_network(f"{layer}:{channel}", owner, g)
     g.node(layer)  # unknown layer: raises with close matches
     g.branch_of(layer, channel)  # out of range: raises with the valid range
-    return Unit(layer, channel, None if g is graph.INCEPTION_V1 else g)
+    return Unit(layer, channel, g)

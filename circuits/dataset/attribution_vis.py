@@ -24,10 +24,10 @@ __all__ = ["crop_position", "attribution_images"]
 
 
 def crop_position(tensor: str, image_hw: tuple[int, int], y: int, x: int,
-                  graph: Graph | None = None) -> tuple[int, int]:
+                  graph: Graph) -> tuple[int, int]:
     """The map position of `tensor` whose receptive field is the crop with top-left (y, x).
 
-    graph: the network (`model.graph`); None: the declared network that has `tensor`.
+    graph: the network (`model.graph`).
     """
     g = crop_grid(tensor, image_hw, graph)
     dy, dx = y - g.first_box[0], x - g.first_box[1]

@@ -10,14 +10,15 @@ names each crop by its image and window: ``"coffee@42,102,91"`` is the 91 px cro
 of `coffee` whose top-left pixel is (42, 102).
 
 Example:
-    >>> g = crop_grid("mixed3b_5x5_pre_relu", (224, 300))
+    >>> from circuits.core.networks import DECLARED
+    >>> g = crop_grid("mixed3b_5x5_pre_relu", (224, 300), DECLARED["InceptionV1"])
     >>> g.size, g.stride, g.shape
     (91, 8, (17, 26))
     >>> g.position(0, 0), g.box(0, 0)
     ((5, 6), (2, 6))
     >>> crop_id("coffee", *g.box(5, 12), g.size), parse_crop_id("coffee@42,102,91")
     ('coffee@42,102,91', ('coffee', 42, 102, 91))
-    >>> v3 = crop_grid("conv2d_22", (224, 300))   # InceptionV3's mixed2:67 (found by the tensor name)
+    >>> v3 = crop_grid("conv2d_22", (224, 300), DECLARED["InceptionV3"])   # InceptionV3's mixed2:67
     >>> v3.size, v3.stride, v3.shape, v3.box(0, 0)
     (127, 8, (12, 21), (6, 6))
 """
@@ -70,17 +71,12 @@ def _valid_axis(first_centre: float, stride: int, size: int, n_map: int, length:
     return int(lo), n, int(first_centre + lo * stride - half)
 
 
-def crop_grid(tensor: str, image_hw: tuple[int, int], graph: Graph | None = None) -> CropGrid:
+def crop_grid(tensor: str, image_hw: tuple[int, int], graph: Graph) -> CropGrid:
     """The valid crop positions of `tensor` on an image of (H, W) pixels (shape (0, n) if too small).
 
-    graph: the network (`model.graph`); None: the declared network that has a tensor
-    called `tensor` (their names do not collide). A crop is square, the larger side of
+    graph: the network (`model.graph`). A crop is square, the larger side of
     a non-square receptive field: it holds the whole field, so it is still valid.
     """
-    if graph is None:
-        from circuits.core.networks import graph_of_layer
-
-        graph = graph_of_layer(tensor)
     h, w = image_hw
     rf = graph.receptive_field(tensor, (h, w))
     mh, mw = graph.output_hw(tensor, (h, w))
@@ -115,7 +111,8 @@ def sample_positions(grid: CropGrid, image: str, mode: str = "grid", stride: int
     random without replacement ("random"), seeded by (seed, image, tensor) so a crop's
     selection does not depend on which process scans the image.
 
-    >>> g = crop_grid("mixed3a", (100, 100))
+    >>> from circuits.core.graph import INCEPTION_V1
+    >>> g = crop_grid("mixed3a", (100, 100), INCEPTION_V1)
     >>> [len(r) for r in (sample_positions(g, "a", "grid", 2)[0], sample_positions(g, "a", "random", n=3)[0])]
     [9, 3]
     """

@@ -312,14 +312,14 @@ def joint_tuning(
     from tqdm.auto import tqdm
 
     from circuits.dataset.scan import load_crops, scan
-    from circuits.families import resolve_units
+    from circuits.families import units_of
     from circuits.tuning.measure import input_size_for, radial_tuning, responses
 
     if not isinstance(top_k, int) or top_k < 1:
         raise ValueError(f"top_k must be a positive int, got {top_k!r}")
     if not isinstance(step, int) or step < 1 or 360 % step:
         raise ValueError(f"step must be a whole number of degrees dividing 360 (1, 2, 3, 5, ...), got {step!r}")
-    us = resolve_units(units, model)
+    us = units_of(units, model)
     if len({u.layer for u in us}) != 1:
         raise ValueError(f"a joint tuning curve reads units of one layer, got {sorted({u.layer for u in us})}")
     if len(us) < 2:

@@ -29,7 +29,7 @@ def conv_table(units, model) -> list[tuple[str, str, int]]:
     that computes the unit (its output is the pre-activation the ReLU reads)."""
     g = network_of(model)
     out = []
-    for u in resolve(units, g):
+    for u in resolve(units, model):
         found = g.conv_of(u.layer, u.channel)
         if found is None:
             n = g.node(u.branch)

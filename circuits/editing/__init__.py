@@ -3,8 +3,9 @@
 Files of edited models are the weights side's (`weights.edited`).
 
 Example:
+    >>> from circuits.core.graph import INCEPTION_V1
     >>> from circuits.editing import drop_negative
-    >>> edit = drop_negative("mixed3a:early_curves", "mixed3b:curves")
+    >>> edit = drop_negative("mixed3a:early_curves", "mixed3b:curves", network=INCEPTION_V1)
 """
 
 from circuits.editing.edits import *  # noqa: F401,F403 - the public edit API

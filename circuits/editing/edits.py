@@ -58,8 +58,9 @@ the current parameters plus the deltas of expanded edits already applied on the 
 units, so expanded edits compose like direct ones (scaling twice by 0.5 scales by
 0.25). An expanded edit's delta is fixed when it is applied.
 
-Networks: an edit is made of units of one network (InceptionV1, InceptionV3, ...);
-every graph fact it uses (which conv computes a unit, the path, its nonlinearities)
+Networks: an edit is made of units of one network (InceptionV1, InceptionV3, a traced
+one), given as ``network=`` (the model, whose own families count, or its graph) unless
+the units are resolved already (`Unit` objects know their network); every graph fact it uses (which conv computes a unit, the path, its nonlinearities)
 is that network's (the units' graph), and applying it to a model of another network
 raises `EditError` naming both before anything changes.
 
@@ -80,16 +81,16 @@ Example:
     >>> import weights
     >>> from circuits.editing.edits import drop_negative, keep_only_inputs
     >>> model = weights.model("random")
-    >>> edit = drop_negative("mixed3a:early_curves", "mixed3b:curves", route="linearized")
+    >>> edit = drop_negative("mixed3a:early_curves", "mixed3b:curves", route="linearized", network=model)
     >>> with edit.applied(model):
     ...     model.edits
     ['drop_negative mixed3a:early_curves -> mixed3b:curves (linearized model: expanded mixed3a->mixed3b_5x5_pre_relu)']
     >>> model.is_edited
     False
-    >>> model.apply_edit(drop_negative("mixed3a:early_curves", "mixed3b:curves"))   # doctest: +ELLIPSIS
+    >>> model.apply_edit(drop_negative("mixed3a:early_curves", "mixed3b:curves", network=model))   # doctest: +ELLIPSIS
     Traceback (most recent call last):
     circuits.editing.EditError: cannot edit the expanded weights ... mixed3b_5x5_bottleneck (relu) is on the path and active ...
-    >>> model.apply_edit(keep_only_inputs("mixed3a:early_curves", "mixed3b:420"))
+    >>> model.apply_edit(keep_only_inputs("mixed3a:early_curves", "mixed3b:420", network=model))
     >>> model.edits
     ['keep_only mixed3a:early_curves -> mixed3b:420 (exact: direct mixed3b_pool->mixed3b_pool_reduce_pre_relu)']
 """
@@ -176,7 +177,7 @@ class WeightEdit(Edit):
         "linearized" -- the same, but the edit re-expresses those units itself.
         The module docstring says exactly what each case computes.
 
-    >>> e = WeightEdit("mixed3a:early_curves", "mixed3b:curves", "scale", factor=0.5)
+    >>> e = WeightEdit("mixed3a:early_curves", "mixed3b:curves", "scale", factor=0.5, network=graph.INCEPTION_V1)
     >>> e.summary()
     'scale x0.5 mixed3a:early_curves -> mixed3b:curves'
     """
@@ -192,6 +193,7 @@ class WeightEdit(Edit):
         label: str | None = None,
         shown_src=None,
         route: str = "auto",
+        network=None,
     ):
         if route not in (*ROUTES, "legacy"):
             raise EditError(f"unknown route {route!r}; use one of {', '.join(ROUTES)}")
@@ -219,8 +221,8 @@ class WeightEdit(Edit):
             raise EditError(f"values= is only used by op 'set', not {op!r}")
         self.shown_src = _spec_str(src if shown_src is None else shown_src)
         self.dst_spec = _spec_str(dst)
-        self.src = _units(src, "source")
-        self.dst = _units(dst, "destination")
+        self.src = _units(src, "source", network)
+        self.dst = _units(dst, "destination", network if network is not None else self.src[0].network)
         self.op = op
         self.values = values
         self.factor = factor
@@ -414,13 +416,13 @@ class Reexpress(Edit):
     The expanded weights are taken when the edit is applied; the bias path is
     computed from the parameters at run time.
 
-    >>> Reexpress("mixed3a", "mixed3b:curves").summary()
+    >>> Reexpress("mixed3a", "mixed3b:curves", network=graph.INCEPTION_V1).summary()
     'reexpress mixed3b:curves from mixed3a'
     """
 
-    def __init__(self, src_layer: str, dst):
+    def __init__(self, src_layer: str, dst, *, network=None):
         self.dst_spec = _spec_str(dst)
-        self.dst = _units(dst, "destination")
+        self.dst = _units(dst, "destination", network)
         g = self.dst[0].network
         try:
             g.node(src_layer)
@@ -469,57 +471,57 @@ class Reexpress(Edit):
 # --- convenience constructors ----------------------------------------------
 
 
-def set_weights(src, dst, values, *, route: str = "auto") -> WeightEdit:
+def set_weights(src, dst, values, *, route: str = "auto", network=None) -> WeightEdit:
     """Set the weights src -> dst to `values` (a number or a [dst, src, kh, kw] tensor).
 
-    >>> set_weights("conv2d1:0", "conv2d2:5", 0.0).op
+    >>> set_weights("conv2d1:0", "conv2d2:5", 0.0, network=graph.INCEPTION_V1).op
     'set'
     """
-    return WeightEdit(src, dst, "set", values=values, route=route)
+    return WeightEdit(src, dst, "set", values=values, route=route, network=network)
 
 
-def scale_weights(src, dst, factor: float, *, route: str = "auto") -> WeightEdit:
+def scale_weights(src, dst, factor: float, *, route: str = "auto", network=None) -> WeightEdit:
     """Multiply the weights src -> dst by `factor`.
 
-    >>> scale_weights("conv2d1:0", "conv2d2:5", 2).factor
+    >>> scale_weights("conv2d1:0", "conv2d2:5", 2, network=graph.INCEPTION_V1).factor
     2.0
     """
-    return WeightEdit(src, dst, "scale", factor=factor, route=route)
+    return WeightEdit(src, dst, "scale", factor=factor, route=route, network=network)
 
 
-def zero_weights(src, dst, *, route: str = "auto") -> WeightEdit:
+def zero_weights(src, dst, *, route: str = "auto", network=None) -> WeightEdit:
     """Set the weights src -> dst to zero.
 
-    >>> zero_weights("conv2d1:0", "conv2d2:5").summary()
+    >>> zero_weights("conv2d1:0", "conv2d2:5", network=graph.INCEPTION_V1).summary()
     'zero conv2d1:0 -> conv2d2:5'
     """
-    return WeightEdit(src, dst, "zero", route=route)
+    return WeightEdit(src, dst, "zero", route=route, network=network)
 
 
-def drop_negative(src, dst, *, route: str = "auto") -> WeightEdit:
+def drop_negative(src, dst, *, route: str = "auto", network=None) -> WeightEdit:
     """Remove the negative part of the weights src -> dst (negative values -> 0).
 
-    >>> drop_negative("mixed3a:early_curves", "mixed3b:curves").summary()
+    >>> drop_negative("mixed3a:early_curves", "mixed3b:curves", network=graph.INCEPTION_V1).summary()
     'drop_negative mixed3a:early_curves -> mixed3b:curves'
     """
-    return WeightEdit(src, dst, "drop_negative", route=route)
+    return WeightEdit(src, dst, "drop_negative", route=route, network=network)
 
 
-def drop_positive(src, dst, *, route: str = "auto") -> WeightEdit:
+def drop_positive(src, dst, *, route: str = "auto", network=None) -> WeightEdit:
     """Remove the positive part of the weights src -> dst (positive values -> 0)."""
-    return WeightEdit(src, dst, "drop_positive", route=route)
+    return WeightEdit(src, dst, "drop_positive", route=route, network=network)
 
 
-def ablate_connections(src, dst, *, route: str = "auto") -> WeightEdit:
+def ablate_connections(src, dst, *, route: str = "auto", network=None) -> WeightEdit:
     """Ablate the connections from one family (or units) to another: weights -> 0.
 
-    >>> ablate_connections("mixed3a:early_curves", "mixed3b:curves").summary()
+    >>> ablate_connections("mixed3a:early_curves", "mixed3b:curves", network=graph.INCEPTION_V1).summary()
     'ablate mixed3a:early_curves -> mixed3b:curves'
     """
-    return WeightEdit(src, dst, "zero", label="ablate", route=route)
+    return WeightEdit(src, dst, "zero", label="ablate", route=route, network=network)
 
 
-def keep_only_inputs(sources, dst, *, route: str = "auto") -> WeightEdit:
+def keep_only_inputs(sources, dst, *, route: str = "auto", network=None) -> WeightEdit:
     """Zero the weights into `dst` from every unit of the sources' layer except `sources`.
 
     "Keep only early curves as inputs to the 3b curves":
@@ -527,11 +529,11 @@ def keep_only_inputs(sources, dst, *, route: str = "auto") -> WeightEdit:
     lie in one layer; inputs from other layers (e.g. through other branches) are
     not touched.
 
-    >>> e = keep_only_inputs("mixed3a:early_curves", "mixed3b:curves")
+    >>> e = keep_only_inputs("mixed3a:early_curves", "mixed3b:curves", network=graph.INCEPTION_V1)
     >>> len(e.src), e.summary()
     (245, 'keep_only mixed3a:early_curves -> mixed3b:curves')
     """
-    kept = _units(sources, "sources to keep")
+    kept = _units(sources, "sources to keep", network)
     g = kept[0].network
     layers = sorted({u.layer for u in kept}, key=g.index)
     if len(layers) != 1:
@@ -541,7 +543,7 @@ def keep_only_inputs(sources, dst, *, route: str = "auto") -> WeightEdit:
     others = [u for u in units_in(g, layer) if u not in keep]
     if not others:
         raise EditError(f"{_short(_spec_str(sources))} is every unit of {layer}: nothing to remove")
-    return WeightEdit(others, dst, "zero", label="keep_only", shown_src=sources, route=route)
+    return WeightEdit(others, dst, "zero", label="keep_only", shown_src=sources, route=route, network=network)
 
 
 def _conv_chain(src_layer: str, conv: str, g: graph.Graph = graph.INCEPTION_V1) -> tuple[str, str] | None:
@@ -563,7 +565,7 @@ def _conv_chain(src_layer: str, conv: str, g: graph.Graph = graph.INCEPTION_V1) 
 EACH_CONV_OPS = ("drop_negative", "zero", "keep_only")
 
 
-def each_conv(op: str, src, dst, *, label: str | None = None) -> list[WeightEdit]:
+def each_conv(op: str, src, dst, *, label: str | None = None, network=None) -> list[WeightEdit]:
     """The exact real-network counterpart of an expanded edit through a bottleneck.
 
     For src -> bottleneck conv A -> ReLU -> conv D (the 3x3 and 5x5 branches),
@@ -581,16 +583,17 @@ def each_conv(op: str, src, dst, *, label: str | None = None) -> list[WeightEdit
     Either also changes the other units that read those bottleneck channels (A is
     shared by the branch). Apply them with `editing(model, *each_conv(...))`.
 
-    >>> [e.summary() for e in each_conv("drop_negative", "mixed3a:early_curves", "mixed3b:curves")]
+    >>> [e.summary() for e in each_conv("drop_negative", "mixed3a:early_curves", "mixed3b:curves", network=graph.INCEPTION_V1)]
     ['drop_negative mixed3a:early_curves -> mixed3b_5x5_bottleneck', 'drop_negative mixed3b_5x5_bottleneck -> mixed3b:curves']
     """
     if op not in EACH_CONV_OPS:
         raise EditError(f"each_conv does op {op!r} on no convolution; use one of {', '.join(EACH_CONV_OPS)}")
     shown_src, shown_dst = _spec_str(src), _spec_str(dst)
     if op == "keep_only":
-        keep = keep_only_inputs(src, dst)  # checks one layer, and that something is left to remove
+        keep = keep_only_inputs(src, dst, network=network)  # checks one layer, and that something is left to remove
         src, op, label = keep.src, "zero", label or "keep_only"
-    src_u, dst_u = _units(src, "source"), _units(dst, "destination")
+    src_u = _units(src, "source", network)
+    dst_u = _units(dst, "destination", network if network is not None else src_u[0].network)
     by_relu: dict[str, list[Unit]] = {}
     for d in dst_u:
         conv = _dst_conv(d)

@@ -153,9 +153,10 @@ def route_for(curves, early_curves, model=None) -> str:
     input of the curves' convolution, else "reexpress".
 
     curves, early_curves: family ids, Family objects, unit ids or lists of them;
-    model: the model (or Graph) they must belong to (None: their own network).
+    model: the model (or Graph) they belong to (None only for resolved Units).
 
-    >>> route_for("mixed3b:curves", "mixed3a:early_curves")
+    >>> from circuits.core.graph import INCEPTION_V1
+    >>> route_for("mixed3b:curves", "mixed3a:early_curves", INCEPTION_V1)
     'reexpress'
     """
     dst, src = _resolve(curves, model, "curves"), _resolve(early_curves, model, "early curves")
@@ -180,8 +181,9 @@ def route_for(curves, early_curves, model=None) -> str:
 def condition_edits(condition: str, curves, early_curves, route: str, model=None) -> list:
     """The edits, in the order they are applied, that make `condition` on the given route.
 
+    >>> from circuits.core.graph import INCEPTION_V1
     >>> [e.summary() for e in condition_edits("early curves only", "mixed3b:curves",
-    ...                                        "mixed3a:early_curves", "reexpress")]
+    ...                                        "mixed3a:early_curves", "reexpress", INCEPTION_V1)]
     ['reexpress mixed3b:curves from mixed3a', 'keep_only mixed3a:early_curves -> mixed3b:curves']
     """
     if condition not in CONDITIONS:

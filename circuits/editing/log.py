@@ -12,7 +12,7 @@ Example:
     >>> import weights
     >>> from circuits.editing import edit_log, scale_weights
     >>> m = weights.model("random")
-    >>> m.apply_edit(scale_weights("conv2d1:0", "conv2d2:5", 0.5))
+    >>> m.apply_edit(scale_weights("conv2d1:0", "conv2d2:5", 0.5, network=m))
     >>> entries, tensors = edit_log(m), edit_tensors(m)
     >>> sorted(tensors)
     ['0.0.before']
@@ -105,7 +105,7 @@ def replay(
 
 
 def _rebuild(where: str, i: int, entry: dict, extra: Mapping, donor: DonorLoader | None,
-             model_graph: graph.Graph = graph.INCEPTION_V1) -> _Record:
+             model_graph: graph.Graph) -> _Record:
     """The record of logged edit `i`, checked against the graph and the given tensors."""
 
     def fail(why: str) -> EditLogMismatch:
@@ -121,10 +121,11 @@ def _rebuild(where: str, i: int, entry: dict, extra: Mapping, donor: DonorLoader
             edit = WeightEdit(
                 entry["src"], entry["dst"], entry["op"], values=values, factor=entry.get("factor"),
                 label=entry.get("label"), shown_src=entry.get("shown_src"), route=entry.get("route", "legacy"),
+                network=model_graph,
             )
             edit.dst_spec = entry.get("dst_spec", edit.dst_spec)
         elif kind == "Reexpress":
-            edit = Reexpress(entry["src_layer"], entry["dst"])
+            edit = Reexpress(entry["src_layer"], entry["dst"], network=model_graph)
             edit.dst_spec = entry.get("dst_spec", edit.dst_spec)
         elif kind == "Implant":
             from circuits.editing.implant import Implant

@@ -10,7 +10,7 @@ Example:
     >>> from circuits.editing.edits import zero_weights
     >>> from circuits.editing.records import editing, edit_log
     >>> m = weights.model("random")
-    >>> with editing(m, zero_weights("conv2d1:0", "conv2d2:5")):
+    >>> with editing(m, zero_weights("conv2d1:0", "conv2d2:5", network=m)):
     ...     edit_log(m)[0]["realised"]
     ['exact']
 """
@@ -128,7 +128,7 @@ def apply_edit(model: "InceptionV1", edit: Edit) -> None:
     >>> import weights
     >>> from circuits.editing import zero_weights
     >>> m = weights.model("random")
-    >>> apply_edit(m, zero_weights("conv2d1:0", "conv2d2:5"))
+    >>> apply_edit(m, zero_weights("conv2d1:0", "conv2d2:5", network=m))
     >>> m.is_edited, float(m.conv2d2_pre_relu_conv.weight[5, 0].detach().abs().sum())
     (True, 0.0)
     """
@@ -232,7 +232,7 @@ def editing(model: "InceptionV1", *edits: Edit) -> Iterator["InceptionV1"]:
     >>> import weights
     >>> from circuits.editing import scale_weights, zero_weights
     >>> m = weights.model("random")
-    >>> with editing(m, zero_weights("conv2d1:0", "conv2d2:5"), scale_weights("conv2d1:1", "conv2d2:5", 2)):
+    >>> with editing(m, zero_weights("conv2d1:0", "conv2d2:5", network=m), scale_weights("conv2d1:1", "conv2d2:5", 2, network=m)):
     ...     len(m.edits)
     2
     >>> m.edits

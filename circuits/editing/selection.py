@@ -6,8 +6,9 @@ channel-wise ops), "expanded" when it reaches them through other layers (see
 `circuits.editing.edits` for what each computes). Nothing here touches a model.
 
 Example:
+    >>> from circuits.core.graph import INCEPTION_V1 as v1
     >>> from circuits.editing.selection import _plan, _units
-    >>> [(p.kind, p.src_layer, p.conv) for p in _plan(_units("conv2d1:0", "source"), _units("conv2d2:5", "destination"))]
+    >>> [(p.kind, p.src_layer, p.conv) for p in _plan(_units("conv2d1:0", "source", v1), _units("conv2d2:5", "destination", v1))]
     [('direct', 'conv2d1', 'conv2d2_pre_relu')]
 """
 

@@ -5,9 +5,9 @@ A family file is a JSON object with
 * ``"format": "circuits.family"`` and ``"version": 1``;
 * ``"layer"`` (e.g. ``"mixed3b"``), ``"name"`` and ``"aliases"`` (the first alias
   gives the id ``layer:alias``);
-* ``"network"`` (optional; written by `save_family`): the declared network whose layer
-  it is (``"InceptionV1"``, ``"InceptionV3"``); a file whose layer is not in that
-  network is refused;
+* ``"network"`` (written by `save_family`): the network whose layer it is
+  (``"InceptionV1"``, ``"InceptionV3"``, a traced network's name); a file of another
+  network than the model it is loaded into is refused;
 * ``"family"``: the member unit ids in the family's order (may be empty: a search
   that found nothing is still a result worth keeping);
 * anything else the writer adds (`circuits.tuning.discover` adds every unit's
@@ -17,11 +17,12 @@ Example:
     >>> import tempfile, os
     >>> path = os.path.join(tempfile.mkdtemp(), "mine.json")
     >>> _ = save_family(path, {"layer": "mixed3a", "name": "my curves", "aliases": ["my_curves"],
-    ...                        "family": ["mixed3a:81", "mixed3a:104"]})
-    >>> fam = load_family(path)
-    >>> fam.id, fam.channels
-    ('mixed3a:my_curves', [81, 104])
-    >>> from circuits.families import unregister_family; unregister_family(fam)
+    ...                        "network": "InceptionV1", "family": ["mixed3a:81", "mixed3a:104"]})
+    >>> from circuits.core.model import InceptionV1
+    >>> model = InceptionV1()
+    >>> fam = load_family(path, model)
+    >>> fam.id, fam.channels, fam in model.families
+    ('mixed3a:my_curves', [81, 104], True)
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ FORMAT = "circuits.family"
 VERSION = 1
 
 
-def _validate(record: Mapping[str, Any], where: str) -> dict[str, Any]:
+def _validate(record: Mapping[str, Any], where: str, network=None) -> dict[str, Any]:
     if not isinstance(record, Mapping):
         raise ValueError(f"{where}: a family file holds a JSON object, got {type(record).__name__}")
     if record.get("format", FORMAT) != FORMAT:
@@ -53,9 +54,23 @@ def _validate(record: Mapping[str, Any], where: str) -> dict[str, Any]:
     layer, name, members = record["layer"], record["name"], record["family"]
     if not isinstance(layer, str) or not isinstance(name, str) or not name.strip():
         raise ValueError(f"{where}: layer and name must be non-empty strings, got {layer!r}, {name!r}")
-    from circuits.core.networks import graph_named, graph_of_layer
+    from circuits.core.networks import DECLARED, network_of
+    from circuits.core.units import wrong_network
 
-    g = graph_named(record["network"]) if "network" in record else graph_of_layer(layer)
+    g = network_of(network)
+    named = record.get("network")
+    if g is None:
+        if named not in DECLARED:
+            raise ValueError(
+                f"{where}: the family's network {named!r} is not a declared one ({', '.join(DECLARED)}); "
+                "read it with the model it belongs to (load_family(path, model))"
+            )
+        g = DECLARED[named]
+    elif named is not None and named != g.name:
+        owner = DECLARED.get(named)
+        if owner is not None:
+            raise wrong_network(f"{where} ({layer})", owner, g, "family")
+        raise ValueError(f"{where}: a family of network {named!r}, not of {g.name} (the model's network)")
     g.node(layer)  # unknown layer: raises with close matches
     if not isinstance(members, list):
         raise ValueError(f"{where}: 'family' must be a list of unit ids, got {type(members).__name__}")
@@ -69,23 +84,25 @@ def _validate(record: Mapping[str, Any], where: str) -> dict[str, Any]:
     return {**record, "format": FORMAT, "version": VERSION, "network": g.name, "aliases": list(aliases)}
 
 
-def save_family(path: str | os.PathLike, record: Mapping[str, Any]) -> Path:
-    """Write a family record (see the module doc) to `path` as JSON, atomically; returns the path.
+def save_family(path: str | os.PathLike, record: Mapping[str, Any], network=None) -> Path:
+    """Write a family record (see the module doc) of `network` (a model or Graph; default the
+    declared network the record names) to `path` as JSON, atomically; returns the path.
 
-    >>> save_family("x.json", {"layer": "mixed3b", "family": []})   # doctest: +IGNORE_EXCEPTION_DETAIL
+    >>> save_family("x.json", {"layer": "mixed3b", "family": [], "network": "InceptionV1"})   # doctest: +IGNORE_EXCEPTION_DETAIL
     Traceback (most recent call last):
     ValueError: x.json: missing key(s) name (a family file needs layer, name, family)
     """
     p = Path(path)
-    rec = _validate(record, str(p))
+    rec = _validate(record, str(p), network)
     body = json.dumps(json_safe({"format": FORMAT, "version": VERSION, **rec}), indent=1, allow_nan=False)
     with atomic_path(p) as tmp:
         tmp.write_text(body + "\n")
     return p
 
 
-def read_family_file(path: str | os.PathLike) -> dict[str, Any]:
-    """The validated record in a family file (no registration)."""
+def read_family_file(path: str | os.PathLike, network=None) -> dict[str, Any]:
+    """The validated record in a family file (no registration), of `network` (a model or Graph;
+    default the declared network the file names)."""
     from circuits.core.files import read_text
 
     p = Path(path)
@@ -95,24 +112,22 @@ def read_family_file(path: str | os.PathLike) -> dict[str, Any]:
         record = json.loads(read_text(p, "family file"))
     except json.JSONDecodeError as e:
         raise ValueError(f"{p} is not JSON ({e})") from None
-    return _validate(record, str(p))
+    return _validate(record, str(p), network)
 
 
-def load_family(path: str | os.PathLike, *, register: bool = True, replace: bool = True):
-    """Read a family file and register its family (as ``layer:<first alias>``); returns the `Family`.
+def load_family(path: str | os.PathLike, model, *, register: bool = True, replace: bool = True):
+    """Read a family file of `model`'s network and register its family on `model` (as
+    ``layer:<first alias>``); returns the `Family`.
 
     A file whose family is empty (a search that found nothing) raises ValueError:
-    there is nothing to register. replace: replace a user family of the same alias.
+    there is nothing to register. register=False: only the Family (`model` may then be
+    a Graph). replace: replace a family of the same alias the model holds.
     """
-    from circuits.families import Family, USER, register_family, snake
+    from circuits.families import make_family, register_family
 
-    rec = read_family_file(path)
+    rec = read_family_file(path, model)
     if not rec["family"]:
         raise ValueError(f"{path} lists no units in 'family' ({rec['layer']}: the search accepted none)")
     if not register:
-        aliases = tuple(rec["aliases"]) or (snake(rec["name"]),)
-        from circuits.core.networks import graph_named
-
-        g = graph_named(rec["network"])
-        return Family(rec["layer"], rec["name"], aliases, [parse_unit(u, g) for u in rec["family"]], USER)
-    return register_family(rec["layer"], rec["name"], rec["family"], aliases=rec["aliases"], replace=replace)
+        return make_family(model, rec["layer"], rec["name"], rec["family"], rec["aliases"])
+    return register_family(model, rec["layer"], rec["name"], rec["family"], aliases=rec["aliases"], replace=replace)

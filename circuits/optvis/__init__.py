@@ -10,7 +10,7 @@ Example:
     >>> import weights
     >>> from circuits import optvis
     >>> model = weights.model("random")
-    >>> obj = optvis.objectives.neuron("mixed3a", 81)
+    >>> obj = optvis.objectives.neuron("mixed3a", 81, model=model)
     >>> r = optvis.render(model, obj, optvis.param.image(64), steps=2, progress=False)
     >>> r.final.shape
     torch.Size([1, 3, 64, 64])

@@ -13,12 +13,12 @@ A unit of a concatenated layer (``mixed3b:379``) is read from its branch tensor
 (``mixed3b_5x5`` channel 59): the same number, without computing the other branches.
 
 An objective belongs to one network (`Objective.network`): the one whose tensors it
-reads, named by its layers (InceptionV1's ``mixed3b``, InceptionV3's ``mixed2``: the
-declared networks' names do not collide) or given as ``model=``. Combining objectives
-of two networks, or rendering one on a model of another network, raises.
+reads, given as ``model=`` (a model or its graph; a `Unit` carries its own). Combining
+objectives of two networks, or rendering one on a model of another network, raises.
 
 Example:
-    >>> obj = channel("mixed3b", 379) - 1e2 * diversity("mixed3b")
+    >>> from circuits.core.graph import INCEPTION_V1 as v1
+    >>> obj = channel("mixed3b", 379, model=v1) - 1e2 * diversity("mixed3b", model=v1)
     >>> sorted(obj.hooks)
     ['mixed3b', 'mixed3b_5x5']
 """
@@ -33,9 +33,9 @@ import torch
 import torch.nn.functional as F
 
 from circuits.core import graph
-from circuits.core.networks import graph_of_layer, network_of
+from circuits.core.networks import network_of
 from circuits.core.units import Unit, parse_unit
-from circuits.families import resolve_units
+from circuits.families import units_of
 
 __all__ = [
     "Objective",
@@ -52,20 +52,12 @@ Acts = Mapping[str, torch.Tensor]
 
 
 def _network_of(hooks: frozenset[str], network: graph.Graph | None, description: str) -> graph.Graph:
-    """The network whose tensors `hooks` are: `network` if given (each hook checked
-    against it), else the declared network that has them (all the same one)."""
-    if network is not None:
-        for h in hooks:
-            network.node(h)  # unknown hook names raise with close matches
-        return network
-    found = {h: graph_of_layer(h) for h in sorted(hooks) if h != graph.INPUT}
-    nets = {g.name: g for g in found.values()}
-    if len(nets) > 1:
-        raise ValueError(
-            f"objective {description!r} reads tensors of several networks: "
-            + "; ".join(f"{h} ({g.name})" for h, g in found.items())
-        )
-    return next(iter(nets.values())) if nets else graph.INCEPTION_V1
+    """`network`, with each hook checked against it (an objective reads one network's tensors)."""
+    if network is None:
+        raise TypeError(f"objective {description!r} needs the network whose tensors it reads (network=model.graph)")
+    for h in hooks:
+        network.node(h)  # unknown hook names raise with close matches
+    return network
 
 
 class Objective:
@@ -73,12 +65,13 @@ class Objective:
 
     min_size: the smallest square image (pixels) the objective is meaningful on;
     the render loop refuses smaller images. network: the graph whose tensors `hooks`
-    are (default: the declared network that has those names).
+    are (required).
 
-    >>> o = Objective(lambda acts: acts["conv2d0"].mean(), ["conv2d0"], "MeanConv")
+    >>> from circuits.core.networks import DECLARED
+    >>> o = Objective(lambda acts: acts["conv2d0"].mean(), ["conv2d0"], "MeanConv", network=DECLARED["InceptionV1"])
     >>> (2 * o + o).description
     '(2·MeanConv + MeanConv)'
-    >>> Objective(lambda acts: acts["mixed2"].mean(), ["mixed2"], "M2").network.name
+    >>> Objective(lambda acts: acts["mixed2"].mean(), ["mixed2"], "M2", network=DECLARED["InceptionV3"]).network.name
     'InceptionV3'
     """
 
@@ -178,23 +171,29 @@ def _batch(t: torch.Tensor, batch: int | None) -> torch.Tensor:
 
 
 def _unit(layer, n, model=None) -> Unit:
-    """A unit of `model`'s network (validated against it), or of the network named by its layer."""
+    """A unit of `model`'s network (validated against it); a Unit knows its network."""
+    if isinstance(layer, Unit) and model is None:
+        return layer
+    if model is None:
+        raise TypeError(f"the objective on {layer}:{n} needs the network it reads: pass model= (a model or its graph)")
     return parse_unit(layer if isinstance(layer, Unit) else (layer, n), network_of(model))
 
 
 def _layer_network(layer: str, model) -> graph.Graph:
-    """The graph `layer` is checked against: `model`'s, or the declared one with that name."""
-    g = network_of(model) or graph_of_layer(layer)
+    """The graph `layer` is checked against: `model`'s."""
+    g = network_of(model)
+    if g is None:
+        raise TypeError(f"the objective on {layer} needs the network it reads: pass model= (a model or its graph)")
     g.node(layer)  # unknown layer (or one of another network): raises with close matches
     return g
 
 
-def _rf_size(hook: str, network: graph.Graph = graph.INCEPTION_V1) -> int:
+def _rf_size(hook: str, network: graph.Graph) -> int:
     return network.receptive_field(hook).size
 
 
 @functools.lru_cache(maxsize=1024)
-def _min_size_for_map(layer: str, h: int, w: int, network: graph.Graph = graph.INCEPTION_V1) -> int:
+def _min_size_for_map(layer: str, h: int, w: int, network: graph.Graph) -> int:
     """Smallest square input whose `layer` map is at least h x w."""
     size = network.min_input_size(layer)
     while min(network.output_hw(layer, size)[0] - h, network.output_hw(layer, size)[1] - w) < 0:
@@ -210,11 +209,13 @@ def _min_size_for_map(layer: str, h: int, w: int, network: graph.Graph = graph.I
 def channel(layer: str, n: int, batch: int | None = None, *, model=None) -> Objective:
     """Mean activation of channel `n` of `layer` over positions (and images).
 
-    model: the model (or graph) the unit must belong to; default the network that has `layer`.
+    model: the model (or graph) the unit belongs to (not needed for a Unit).
 
-    >>> channel("mixed3b", 379).hooks
+    >>> from circuits.core.networks import DECLARED
+    >>> channel("mixed3b", 379, model=DECLARED["InceptionV1"]).hooks
     frozenset({'mixed3b_5x5'})
-    >>> channel("mixed2", 67).hooks, channel("mixed2", 67).network.name
+    >>> v3 = DECLARED["InceptionV3"]
+    >>> channel("mixed2", 67, model=v3).hooks, channel("mixed2", 67, model=v3).network.name
     (frozenset({'activation_22'}), 'InceptionV3')
     """
     u = _unit(layer, n, model)
@@ -236,7 +237,8 @@ def neuron(layer: str, n: int, y: int | None = None, x: int | None = None, batch
     The image must be at least the unit's receptive field (else the unit cannot see
     a whole visualization); `min_size` says so to the render loop. model: as in `channel`.
 
-    >>> neuron("conv2d0", 3).min_size
+    >>> from circuits.core.graph import INCEPTION_V1
+    >>> neuron("conv2d0", 3, model=INCEPTION_V1).min_size
     7
     """
     u = _unit(layer, n, model)
@@ -261,9 +263,10 @@ def neuron(layer: str, n: int, y: int | None = None, x: int | None = None, batch
 def direction(layer: str, vec, batch: int | None = None, *, model=None) -> Objective:
     """Mean over positions (and images) of the dot product of `layer`'s activation with `vec`.
 
-    model: the model (or graph) that has `layer`; default the network with that name.
+    model: the model (or graph) that has `layer`.
 
-    >>> direction("conv2d0", torch.ones(64)).description
+    >>> from circuits.core.graph import INCEPTION_V1
+    >>> direction("conv2d0", torch.ones(64), model=INCEPTION_V1).description
     'Direction(conv2d0)'
     """
     net = _layer_network(layer, model)
@@ -289,7 +292,8 @@ def diversity(layer: str, *, model=None) -> Objective:
     similarity, so subtract it: ``channel(...) - 1e2 * diversity(layer)`` (Lucid's use).
     Needs a batch of at least 2 images.
 
-    >>> diversity("mixed4a").description
+    >>> from circuits.core.graph import INCEPTION_V1
+    >>> diversity("mixed4a", model=INCEPTION_V1).description
     'Diversity(mixed4a)'
     """
     net = _layer_network(layer, model)
@@ -315,13 +319,14 @@ def family(spec, weights: Sequence[float] | Mapping[str, float] | None = None, k
     a unit id, or a list. `weights` (default: 1 for every unit) is a sequence in the
     units' order or a mapping from unit id to weight.
 
-    >>> obj = family(["conv2d0:1", "conv2d0:2"], weights=[1.0, -0.5])
+    >>> from circuits.core.graph import INCEPTION_V1
+    >>> obj = family(["conv2d0:1", "conv2d0:2"], weights=[1.0, -0.5], model=INCEPTION_V1)
     >>> obj.hooks
     frozenset({'conv2d0'})
     """
     if kind not in ("channel", "neuron"):
         raise ValueError(f"unknown family objective kind {kind!r}; use channel or neuron")
-    units = resolve_units(spec, model)
+    units = units_of(spec, model)
     if weights is None:
         ws = [1.0] * len(units)
     elif isinstance(weights, Mapping):
@@ -350,7 +355,8 @@ def attribution(layer: str, vec, batch: int | None = None, *, model=None) -> Obj
     window of the map, the window around Lucid's centre neuron, and summed). Used with
     ``abs(W ⊙ h_prev)`` to visualize what an image contributed to a unit.
 
-    >>> attribution("conv2d0", torch.ones(64, 3, 3)).min_size
+    >>> from circuits.core.graph import INCEPTION_V1
+    >>> attribution("conv2d0", torch.ones(64, 3, 3), model=INCEPTION_V1).min_size
     5
     """
     net = _layer_network(layer, model)
@@ -383,24 +389,24 @@ def attribution(layer: str, vec, batch: int | None = None, *, model=None) -> Obj
 def as_objective(obj, model=None) -> Objective:
     """An Objective from an Objective, a unit id (-> `channel`) or a family id (-> `family`).
 
-    model: the model (or graph) the units must belong to (default: the network named
-    by the layer); an Objective is returned as it is.
+    model: the model (or graph) the units belong to; an Objective is returned as it is.
 
-    >>> as_objective("mixed3a:81").description
+    >>> from circuits.core.graph import INCEPTION_V1
+    >>> as_objective("mixed3a:81", INCEPTION_V1).description
     'Channel(mixed3a:81)'
     """
-    g = network_of(model)
     if isinstance(obj, Objective):
         return obj
+    g = network_of(model) or (obj.graph if isinstance(obj, Unit) else None)
     if isinstance(obj, str):
         try:
             u = parse_unit(obj, g)
         except ValueError:  # not "layer:<int>": a family id (unknown layers raise KeyError)
-            return family(obj, model=g)
+            return family(obj, model=model)  # the model's own families count
         return channel(u, u.channel)
     if isinstance(obj, (Unit, tuple)):
         u = parse_unit(obj, g)
         return channel(u, u.channel)
     if isinstance(obj, list):
-        return family(obj, model=g)
+        return family(obj, model=model)
     raise TypeError(f"cannot make an objective from {obj!r}: pass an Objective, a unit id or a family id")

@@ -34,7 +34,6 @@ import torch
 
 from circuits.core import graph
 from circuits.core.hooks import HookSpec
-from circuits.core.networks import graph_of_layer
 
 __all__ = ["RedirectedReLU", "redirected_relu_grad", "redirected_relu_hooks", "LUCID_REDIRECT_STEPS"]
 
@@ -67,20 +66,18 @@ class RedirectedReLU(torch.autograd.Function):
         return redirected_relu_grad(x, grad)
 
 
-def redirected_relu_hooks(targets: Iterable[str], network: graph.Graph | None = None) -> list[HookSpec]:
+def redirected_relu_hooks(targets: Iterable[str], network: graph.Graph) -> list[HookSpec]:
     """Hooks giving every ReLU upstream of `targets` (hook names) the redirected gradient.
 
-    network: the graph the targets are tensors of (pass ``model.graph``); default the
-    declared network that has the first target's name.
+    network: the graph the targets are tensors of (``model.graph``).
 
-    >>> [name for name, _ in redirected_relu_hooks(["conv2d1"])]
+    >>> from circuits.core.networks import DECLARED
+    >>> [name for name, _ in redirected_relu_hooks(["conv2d1"], DECLARED["InceptionV1"])]
     ['conv2d0_pre_relu', 'conv2d0', 'conv2d1_pre_relu', 'conv2d1']
-    >>> [name for name, _ in redirected_relu_hooks(["activation_1"])]
+    >>> [name for name, _ in redirected_relu_hooks(["activation_1"], DECLARED["InceptionV3"])]
     ['conv2d_1', 'activation_1']
     """
     targets = list(targets)
-    if network is None:
-        network = graph_of_layer(targets[0]) if targets else graph.INCEPTION_V1
     needed: set[str] = set()
     for t in targets:
         needed |= network.ancestors(t)

@@ -33,7 +33,6 @@ from tqdm.auto import tqdm
 from circuits.core.files import atomic_path
 from circuits.core import graph
 from circuits.core.model import Network
-from circuits.core.networks import graph_of_layer
 from .objectives import Objective, as_objective
 from .param import ImageParam, image
 from .redirected_relu import LUCID_REDIRECT_STEPS, redirected_relu_hooks
@@ -120,15 +119,15 @@ def save_png(images: torch.Tensor, path: str | os.PathLike) -> Path:
 
 
 def zero_objective_message(result: RenderResult, size: tuple[int, int], redirected_relu: bool,
-                           network: graph.Graph | None = None) -> str:
+                           network: graph.Graph) -> str:
     """Why a render whose objective stayed at 0 (or ended at 0) produced a useless image, and what to try.
 
     The objective is exactly 0 when the unit never fires on the images tried; a ReLU
     that is off passes no gradient, so the optimizer never moves the image. network:
-    the graph of the rendered model (default: the declared network with the hook's name).
+    the graph of the rendered model.
 
     >>> r = RenderResult({1: torch.zeros(1, 3, 8, 8)}, [0.0], "channel mixed3b:379", hooks=("mixed3b",))
-    >>> "at least 91" in zero_objective_message(r, (8, 8), False)
+    >>> "at least 91" in zero_objective_message(r, (8, 8), False, graph.INCEPTION_V1)
     True
     """
     hook = result.hooks[-1] if result.hooks else None
@@ -143,8 +142,6 @@ def zero_objective_message(result: RenderResult, size: tuple[int, int], redirect
             f"the objective {result.objective} is 0 on the final image (it was above 0 at only {fired} of "
             f"{len(result.values)} steps, on transformed images): the image shows nothing the unit responds to"
         )
-    if hook and network is None:
-        network = graph_of_layer(hook)
     rf = network.receptive_field(hook).size if hook else 0
     if hook and min(size) < rf:
         return msg + (

@@ -102,7 +102,7 @@ def _family_record(spec, model):
     """(id, name, units) of a family id / Family / unit list, resolved against the model."""
     from circuits import families as fam
 
-    units = fam.resolve_units(spec.split(",") if isinstance(spec, str) and "," in spec else spec, model)
+    units = fam.units_of(spec.split(",") if isinstance(spec, str) and "," in spec else spec, model)
     if not units:
         raise ValueError(f"{spec!r} names no units")
     layers = sorted({u.layer for u in units})
@@ -113,7 +113,7 @@ def _family_record(spec, model):
         f = spec
     elif isinstance(spec, str) and "," not in spec:
         try:
-            f = fam.family(spec)
+            f = fam.family(spec, model)
         except (KeyError, ValueError):
             f = None
     if f is not None:
@@ -126,10 +126,9 @@ def _network_info(model) -> dict:
     from circuits import families as fam
 
     g = model.graph
-    fam.network_families(model)  # the network's own families are registered with its weights
     layers = []
     for name in g.trunk_layers:
-        fs = [f for f in fam.families() if f.layer == name and f.units and f.graph.name == g.name]
+        fs = [f for f in fam.families(model, name) if f.units]
         layers.append({"name": name, "channels": g.node(name).channels, "rf": g.receptive_field(name).size,
                        "families": [(f.id, f.name, len(f.units)) for f in fs]})
     return {"layers": layers}

@@ -28,7 +28,7 @@ from circuits.tuning import reference
 from circuits.tuning.stimuli import angle, curve, line
 from circuits.tuning.measure import DEFAULT_CURVATURES, RadialTuning, default_curve_params, input_size_for, radial_tuning, responses
 from circuits.tuning.metrics import compare_curves, curve_metrics
-from circuits.families import resolve_units
+from circuits.families import units_of
 
 __all__ = ["TARGETS", "Targets", "UnitRow", "TuningComparison", "compare_tuning", "stimulus_checks", "StimulusChecks"]
 
@@ -131,7 +131,7 @@ def compare_tuning(
         raise ValueError("give at least one model to compare, e.g. {'hand-built': weights.model('handbuilt')}")
     # Every model must have the units: resolved against each one's graph (a unit of
     # another network raises naming both), the first one's kept.
-    us = [resolve_units(units, m) for m in models.values()][0]
+    us = [units_of(units, m) for m in models.values()][0]
     ids = [u.id for u in us]
     published: dict[str, np.ndarray] = {}
     table: dict[str, dict] = {}
@@ -236,7 +236,7 @@ def stimulus_checks(
     of the same length. A unit whose preferred orientation is NaN (it never
     responded) gets NaN everywhere.
     """
-    us = resolve_units(units, model)
+    us = units_of(units, model)
     if len({u.layer for u in us}) != 1:
         raise ValueError("stimulus_checks takes units of one layer")
     if len(pref_deg) != len(us):

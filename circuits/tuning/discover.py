@@ -159,6 +159,8 @@ class Discovery:
     stimulus: dict[str, Any]
     n_stimuli: int
     weights: str | None = None
+    #: the network measured (its units and families are that network's)
+    network: graph.Graph | None = field(default=None, compare=False, repr=False)
 
     @property
     def family(self) -> list[str]:
@@ -176,13 +178,13 @@ class Discovery:
         acc = [self.score(u) for u in self.family]
         return coverage([s.pref_deg for s in acc], [s.fwhm_deg for s in acc])
 
-    def register(self, alias: str = FAMILY_ALIAS):
-        """Register the family as ``layer:<alias>`` (replacing an earlier one); None if it is empty."""
+    def register(self, model, alias: str = FAMILY_ALIAS):
+        """Register the family on `model` as ``layer:<alias>`` (replacing an earlier one); None if it is empty."""
         from circuits.families import register_family
 
         if not self.family:
             return None
-        return register_family(self.layer, alias.replace("_", " "), self.family, aliases=[alias], replace=True)
+        return register_family(model, self.layer, alias.replace("_", " "), self.family, aliases=[alias], replace=True)
 
     def table(self, limit: int | None = None) -> str:
         """The ranked table: each criterion's value and the reason the unit is in or out."""
@@ -217,6 +219,7 @@ class Discovery:
         cov, gaps = self.coverage()
         return {
             "layer": self.layer,
+            **({"network": self.network.name} if self.network is not None else {}),
             "name": FAMILY_ALIAS.replace("_", " "),
             "aliases": [FAMILY_ALIAS],
             "family": self.family,
@@ -237,7 +240,7 @@ class Discovery:
         """Write `to_json()` as a family file that `circuits.families.files.load_family` reads back."""
         from circuits.families.files import save_family
 
-        return save_family(path, self.to_json())
+        return save_family(path, self.to_json(), self.network)
 
 
 def _check_args(network: graph.Graph, layer: str, n_orientations, curvatures) -> tuple[np.ndarray, np.ndarray]:
@@ -252,10 +255,10 @@ def _check_args(network: graph.Graph, layer: str, n_orientations, curvatures) ->
     return angles_for(int(n_orientations)), c
 
 
-def sweep_stimuli(layer: str, angles: np.ndarray, curvatures: np.ndarray, model=None) -> tuple[dict[str, Stimuli], dict]:
+def sweep_stimuli(layer: str, angles: np.ndarray, curvatures: np.ndarray, model) -> tuple[dict[str, Stimuli], dict]:
     """The stimulus sets of a discovery sweep, sized to `layer`'s receptive field (see the module doc).
 
-    model: the model (or graph) that has `layer` (default: the declared network with that name).
+    model: the model (or graph) that has `layer`.
     """
     p = default_curve_params(layer, model)
     length, width = p["arc_length"], p["width"]
@@ -361,9 +364,9 @@ def discover(
     # Accepted first; then the near misses (fewest failed criteria); units silent to curves last.
     scores.sort(key=lambda s: (not s.accepted, not s.peak > 0, s.n_failed, -s.peak if s.peak > 0 else 0.0))
     d = Discovery(layer, criteria, angles, curv, curves, scores, used, sum(len(s) for s in sets.values()),
-                  getattr(model, "source", None))
+                  model.source, model.graph)
     if register:
-        d.register()
+        d.register(model)
     return d
 
 
@@ -381,10 +384,10 @@ def feature_visualizations(
     ...                        progress=False).shape
     torch.Size([2, 3, 48, 48])
     """
-    from circuits.families import resolve_units
+    from circuits.families import units_of
     from circuits.optvis import objectives, param, render
 
-    us = resolve_units(list(units), model)
+    us = units_of(list(units), model)
     if not us:
         raise ValueError("no units to visualize")
     if len({u.layer for u in us}) != 1:
@@ -393,7 +396,7 @@ def feature_visualizations(
         raise ValueError(f"steps must be a positive integer, got {steps!r}")
     # 48 px at least: the standard transforms jitter and scale by several pixels.
     side = max(48, input_size_for(us, model)) if size is None else int(size)
-    obj = sum(objectives.neuron(u.layer, u.channel, batch=i) for i, u in enumerate(us))
+    obj = sum(objectives.neuron(u, u.channel, batch=i) for i, u in enumerate(us))
     # Redirected ReLU for the first steps (as Lucid): a unit silent on the initial near-uniform
     # image (the hand-built network gives exactly 0 there) would otherwise get no gradient.
     r = render(model, obj, param.image(side, batch=len(us), seed=seed), steps=steps, seed=seed,

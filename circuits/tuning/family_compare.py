@@ -35,7 +35,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from circuits.families import resolve_units
+from circuits.families import units_of
 from circuits.tuning.criteria import DEFAULT_CURVATURES, Criteria
 from circuits.tuning.metrics import echo_ratio, fwhm, preferred_orientation
 
@@ -126,7 +126,7 @@ def measure_family(
     from circuits.tuning.compare import stimulus_checks
     from circuits.tuning.discover import discover
 
-    us = resolve_units(units.split(",") if isinstance(units, str) and "," in units else units, model)
+    us = units_of(units.split(",") if isinstance(units, str) and "," in units else units, model)
     layers = sorted({u.layer for u in us})
     if len(layers) != 1:
         raise ValueError(f"a family holds units of one layer; got units of {', '.join(layers)}")
@@ -235,7 +235,7 @@ def orientation_weights(
         raise ValueError("orientation_weights needs units with a preferred orientation in both families")
     src = [u for u, k in zip(early.units, ok_e) if k]
     dst = [u for u, k in zip(curves.units, ok_c) if k]
-    w = weights_between(model, resolve_units(src, model), resolve_units(dst, model))
+    w = weights_between(model, units_of(src, model), units_of(dst, model))
     prof = weight_by_orientation_difference(w, early.pref_deg[ok_e], curves.pref_deg[ok_c], period=360.0,
                                             bin_width=bin_width)
     mean = prof.mean.numpy()

@@ -206,12 +206,12 @@ def heatmaps(
     >>> hm.maps["angles"].values.shape
     (1, 2, 4)
     """
-    from circuits.families import resolve_units
+    from circuits.families import units_of
     from circuits.tuning.measure import ResponseMap, default_curve_params, responses
     from circuits.tuning.stimuli import Stimuli
 
     ks = _kinds(kinds)
-    us = resolve_units(units, model)
+    us = units_of(units, model)
     if len({u.layer for u in us}) != 1:
         raise ValueError(f"heat maps read units of one layer, got {sorted({u.layer for u in us})}")
     ids = [u.id for u in us]

@@ -43,11 +43,11 @@ import torch
 from circuits.tuning import cone
 from circuits.core import graph
 from circuits.core.model import InceptionV1, InceptionV3
-from circuits.core.networks import graph_of_layer, network_of
+from circuits.core.networks import network_of
 from circuits.tuning.stimuli import Stimuli, curve_sweep
 from circuits.tuning.metrics import TuningMetrics, angles_for, curve_metrics
 from circuits.core.units import Unit
-from circuits.families import resolve_units
+from circuits.families import units_of
 
 __all__ = [
     "DEFAULT_CURVATURES",
@@ -84,7 +84,7 @@ TENSOR_LIMIT = 24 * 2**20  # bytes of the largest activation of a batch
 def read_name(unit: Unit, pre_relu: bool = False) -> str:
     """The hook name whose channel `unit.branch_channel` is the unit's value.
 
-    >>> read_name(Unit("mixed3b", 379), pre_relu=True)
+    >>> read_name(Unit("mixed3b", 379, graph.INCEPTION_V1), pre_relu=True)
     'mixed3b_5x5_pre_relu'
     """
     b = unit.branch
@@ -131,13 +131,13 @@ def input_size_for(units, model=None) -> int:
     """Smallest square input (pixels) that holds the whole receptive field of every unit at its centre.
 
     Units must share a layer (their centres depend on the layer's map). model: the
-    model (or graph) the units belong to; without it each id names its network by its
-    layer (`circuits.resolve_units`).
+    model (or graph) the units belong to (not needed for resolved Units).
 
-    >>> input_size_for("mixed3b:379"), input_size_for("mixed2:67")
+    >>> from circuits.core.networks import DECLARED
+    >>> input_size_for("mixed3b:379", DECLARED["InceptionV1"]), input_size_for("mixed2:67", DECLARED["InceptionV3"])
     (97, 133)
     """
-    us = _one_layer(resolve_units(units, model))
+    us = _one_layer(units_of(units, model))
     network = us[0].network
     start = max(max(_rf_span(u, 224)[2] for u in us), network.min_input_size(us[0].layer))
     for size in range(start, start + 2048):
@@ -153,7 +153,7 @@ def check_receptive_field(units, size, model=None) -> None:
     response would not be the one it gives to the same stimulus in a larger image.
     model: as in `input_size_for`.
     """
-    us = resolve_units(units, model)
+    us = units_of(units, model)
     h, w = _hw(size)
     for layer, group in _by_layer(us).items():
         if not _fits(group, (h, w)):
@@ -179,17 +179,16 @@ def _by_layer(us: Sequence[Unit]) -> dict[str, list[Unit]]:
     return out
 
 
-def default_curve_params(layer: str, model=None) -> dict[str, Any]:
+def default_curve_params(layer: str, model) -> dict[str, Any]:
     """Curve stimulus parameters sized to `layer`'s receptive field (pixels).
 
-    model: the model (or graph) that has `layer`; default the declared network with
-    that layer name (`circuits.core.networks.graph_of_layer`).
+    model: the model (or graph) that has `layer`.
 
-    >>> default_curve_params("mixed3b")
+    >>> from circuits.core.graph import INCEPTION_V1
+    >>> default_curve_params("mixed3b", INCEPTION_V1)
     {'arc_length': 45.5, 'width': 3.0, 'fg': 'black', 'bg': 'white'}
     """
-    network = network_of(model) or graph_of_layer(layer)
-    rf = network.receptive_field(layer).size
+    rf = network_of(model).receptive_field(layer).size
     return {
         "arc_length": round(ARC_LENGTH_PER_RF * rf, 1),
         "width": max(1.0, round(WIDTH_PER_RF * rf, 1)),
@@ -225,7 +224,7 @@ def _retain_freed_memory() -> None:
         pass
 
 
-def _bytes_per_image(names: Sequence[str], size: int, network: graph.Graph = graph.INCEPTION_V1) -> tuple[int, int]:
+def _bytes_per_image(names: Sequence[str], size: int, network: graph.Graph) -> tuple[int, int]:
     """(total, largest) bytes of float32 activations one image needs on the way to `names` (upper bounds)."""
     nodes = set()
     for n in names:
@@ -342,7 +341,7 @@ def _check_stimulus_range(x: torch.Tensor, model) -> None:
 
 
 def _default_batch(names: Sequence[str], size: int, memory_budget: int | None,
-                   network: graph.Graph = graph.INCEPTION_V1) -> int:
+                   network: graph.Graph) -> int:
     budget = DEFAULT_MEMORY_BUDGET if memory_budget is None else int(memory_budget)
     if budget <= 0:
         raise ValueError(f"memory_budget must be a positive number of bytes, got {memory_budget}")
@@ -383,7 +382,7 @@ def responses(
     >>> r.shape
     torch.Size([2, 1])
     """
-    us = resolve_units(units, model)
+    us = units_of(units, model)
     network = model.graph
     if isinstance(stimuli, torch.Tensor):
         if stimuli.dim() != 4 or stimuli.shape[1] != 3:
@@ -447,7 +446,7 @@ class RadialTuning:
 
     def curve(self, unit) -> np.ndarray:
         """The curve of one unit (id or Unit)."""
-        uid = resolve_units(unit, self.network)[0].id
+        uid = units_of(unit, self.network)[0].id
         if uid not in self.units:
             raise KeyError(f"{uid} was not measured; measured: {', '.join(self.units)}")
         return self.curves[self.units.index(uid)]
@@ -502,7 +501,7 @@ def radial_tuning(
         on white), e.g. {"width": 2, "fg": "white", "bg": "black"}.
     size: input side in pixels (default: the smallest that holds the receptive field).
     """
-    us = resolve_units(units, model)
+    us = units_of(units, model)
     if not isinstance(n_angles, (int, np.integer)) or n_angles < 1:
         raise ValueError(f"n_angles must be a positive integer, got {n_angles!r}")
     curv = _validate_curvatures(curvatures)
@@ -553,7 +552,7 @@ class ResponseMap:
 
     def of(self, unit) -> np.ndarray:
         """The [rows, cols] map of one unit."""
-        uid = resolve_units(unit)[0].id
+        uid = unit.id if isinstance(unit, Unit) else str(unit).strip()
         if uid not in self.units:
             raise KeyError(f"{uid} was not measured; measured: {', '.join(self.units)}")
         return self.values[self.units.index(uid)]
@@ -608,7 +607,7 @@ def response_map(
     >>> m.values.shape
     (1, 2, 4)
     """
-    us = resolve_units(units, model)
+    us = units_of(units, model)
     (rname, rvals), (cname, cvals) = rows, cols
     rv = np.asarray(rvals, dtype=np.float64).reshape(-1)
     cvv = np.asarray(cvals, dtype=np.float64).reshape(-1)
@@ -642,7 +641,7 @@ def orientation_curvature_map(
     Stimuli default to `default_curve_params` of the units' layer; `stimulus` overrides
     (e.g. {"filled": True} or colours).
     """
-    us = resolve_units(units, model)
+    us = units_of(units, model)
     layer = _one_layer(us)[0].layer
     _validate_curvatures(curvatures)
     params = {**default_curve_params(layer, model), **dict(stimulus or {})}

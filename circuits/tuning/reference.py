@@ -105,7 +105,7 @@ def published_curve(unit: str | Unit) -> np.ndarray | None:
     The published curves are InceptionV1's: a unit of another network has none.
     Raises ReferenceNotAvailable when the reference data is not on this machine.
     """
-    u = parse_unit(unit)
+    u = unit if isinstance(unit, Unit) else parse_unit(unit, INCEPTION_V1)  # an id here is InceptionV1's
     if u.network is not INCEPTION_V1:
         return None
     uid = u.id
@@ -154,7 +154,7 @@ def compare_to_published(curves) -> dict[str, dict[str, float]]:
         ref = published_curve(unit)
         if ref is None:
             continue
-        out[parse_unit(unit).id] = {
+        out[parse_unit(unit, INCEPTION_V1).id] = {
             "pref_deg": preferred_orientation(c),
             "published_pref_deg": preferred_orientation(ref),
             **compare_curves(c, ref),

@@ -14,7 +14,7 @@ Units and conventions
   pixels per stimulus pixel (for figures); the model sees ``scale=1``.
 * Positions are image pixel coordinates (y, x) with pixel centres at integers, the
   convention of `circuits.core.graph.ReceptiveField`. ``centre`` is where the shape is
-  anchored: (y, x), or a unit id such as ``"mixed3b:379"`` for the centre of that
+  anchored: (y, x), or a `Unit` (``model.unit("mixed3b:379")``) for the centre of that
   unit's receptive field at its centre position (`Unit.centre_in_input`), or None for
   the middle of the image, ((H-1)/2, (W-1)/2). The geometry is
   fixed in stimulus pixels around ``centre``, so an image of another size shows the
@@ -175,11 +175,11 @@ def _canvas(size, centre, scale) -> _Canvas:
         raise ValueError(f"scale must be a positive number of image pixels per stimulus pixel, got {scale!r}")
     if centre is None:
         cy, cx = (h - 1) / 2, (w - 1) / 2
-    elif isinstance(centre, str) or type(centre).__name__ == "Unit":
+    elif isinstance(centre, str):
+        raise ValueError(f"centre {centre!r}: give a Unit (model.unit({centre!r}): it knows its network) or (y, x) pixels")
+    elif type(centre).__name__ == "Unit":
         # A unit: the centre of its receptive field at its centre position for this image size.
-        from circuits.core.units import parse_unit
-
-        cy, cx = parse_unit(centre).centre_in_input((h, w))
+        cy, cx = centre.centre_in_input((h, w))
     else:
         try:
             cy, cx = (float(c) for c in centre)
@@ -357,7 +357,7 @@ def curve(
     fg, bg: stroke and background colours. filled: also fill the region between
         the arc and its chord with fg (the article's "filled" curves).
     size: image side or (H, W) in pixels; centre: (y, x) of the arc's midpoint in
-        image pixels, or a unit id (its receptive-field centre; default the image
+        image pixels, or a Unit (its receptive-field centre; default the image
         centre); scale: image pixels per stimulus pixel.
     input_range: (low, high) of the model input to draw in, e.g. ``model.input_range``
         (default InceptionV1's (-117, 138)); black is low, white high.
