@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Sequence
 
 from circuits.analysis.networks import WrongNetworkError, common_network, resolve
-from circuits.core import graph
+from circuits.core import graph, walk
 from circuits.core.units import Unit
 
 __all__ = ["EditError", "OPS", "ROUTES"]
@@ -100,27 +100,31 @@ def _channelwise_channel(conv: str, u: Unit) -> int | None:
     E.g. mixed3a:81 -> mixed3b_pool_reduce_pre_relu reads it through the max-pool
     mixed3b_pool: channel 81 of mixed3b_pool depends on mixed3a:81 only.
     """
+    found = _channelwise_route(conv, u)
+    return None if found is None else found[0]
+
+
+def _channelwise_route(conv: str, u: Unit) -> tuple[int, tuple[graph.Node, ...]] | None:
+    """(channel of `conv`'s input that is a channel-wise function of `u` alone, the nodes
+    between them), else None."""
     g = u.network
     t = g.node(conv).inputs[0]
+    between: list[graph.Node] = []
     while t != u.layer and g.node(t).kind.channelwise:
+        between.append(g.node(t))
         t = g.node(t).inputs[0]
     if t == u.layer:
-        return u.channel
+        return u.channel, tuple(between)
     if g.node(t).kind.joins_branches:
         for b, off, _ in g.branches(t):
             if b == u.layer:
-                return off + u.channel
+                return off + u.channel, (*between, g.node(t))
     return None
 
 
 def _nonlinearities(src_layer: str, conv: str, g: graph.Graph = graph.INCEPTION_V1) -> list[str]:
     """'name (op)' of each nonlinear node on the paths from `src_layer` to `conv` in network `g`."""
-    anc = g.ancestors(conv)
-    return [
-        f"{n.name} ({n.op})"
-        for n in g.nodes
-        if n.name in anc and n.name != src_layer and src_layer in g.ancestors(n.name) and n.kind.nonlinear
-    ]
+    return [f"{n.name} ({n.op})" for n in walk.plan(g, (conv,), start=src_layer).nodes if n.kind.nonlinear]
 
 
 def _plan(src: Sequence[Unit], dst: Sequence[Unit], op: str = "scale", route: str = "auto") -> list[_Part]:
@@ -141,8 +145,9 @@ def _plan(src: Sequence[Unit], dst: Sequence[Unit], op: str = "scale", route: st
         for c, s in enumerate(src):
             ch = _direct_channel(conv, s)
             if ch is None and route == "auto":
-                ch = _channelwise_channel(conv, s)
-                if ch is not None and not _realisable_channelwise(op, conv, g):
+                found = _channelwise_route(conv, s)
+                ch = None if found is None else found[0]
+                if ch is not None and not _realisable_channelwise(op, conv, g, found[1]):
                     ch = None  # stays expanded; refused unless re-expressed (see _prepare)
             if ch is not None:
                 kind, layer = "direct", g.node(conv).inputs[0]
@@ -165,19 +170,23 @@ def _plan(src: Sequence[Unit], dst: Sequence[Unit], op: str = "scale", route: st
     return list(groups.values())
 
 
-def _realisable_channelwise(op: str, conv: str, g: graph.Graph = graph.INCEPTION_V1) -> bool:
-    """Whether `op` on expanded weights through a channel-wise path is the same op on the conv.
+def _realisable_channelwise(op: str, conv: str, g: graph.Graph = graph.INCEPTION_V1,
+                            path: Sequence[graph.Node] = ()) -> bool:
+    """Whether `op` on expanded weights through the channel-wise ops `path` is the same op on the conv.
 
     Through channel-wise ops the expanded weights of a pair are the conv's slice
-    composed with a non-negative kernel L (max-pool -> average pool, ReLU -> identity):
-    W[d, s] = K[d, t] * L. Scaling or zeroing W[d, s] is scaling or zeroing K[d, t];
-    keeping W's positive (negative) part is keeping K's only for a 1x1 K (then W is
-    K times L >= 0, one sign per pair). Setting W to given values is no conv edit.
+    composed with the ops' linear stand-ins L: W[d, s] = K[d, t] * L. Scaling or
+    zeroing W[d, s] is scaling or zeroing K[d, t] whenever every op of the path has a
+    linear stand-in (`Op.linearizable`; a sigmoid or a gate has none, so W is not
+    defined). Keeping W's positive (negative) part is keeping K's only for a 1x1 K and
+    an L with no negative tap (`Op.nonnegative_linearization`: max-pool -> average pool,
+    ReLU -> identity; not an affine map, whose scale may be negative): then W is K times
+    L >= 0, one sign per pair. Setting W to given values is no conv edit.
     """
     if op in ("scale", "zero"):
-        return True
+        return all(n.kind.linearizable(n) for n in path)
     if op in ("drop_negative", "drop_positive"):
-        return g.node(conv).kernel == (1, 1)
+        return g.node(conv).kernel == (1, 1) and all(n.kind.nonnegative_linearization(n) for n in path)
     return False
 
 
