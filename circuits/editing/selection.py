@@ -132,7 +132,9 @@ def _plan(src: Sequence[Unit], dst: Sequence[Unit], op: str = "scale", route: st
 
     A pair is "direct" when the conv reads the source channel (possibly through
     channel-wise pools/ReLUs, when `op` scales each pair by one number: see
-    `_realisable_channelwise`), else "expanded". Route "legacy" (logs written before
+    `_realisable_channelwise`), else "expanded". A grouped convolution's direct parts
+    are split by group (each a rectangle of one group's weight); pairs across groups have
+    no weight (`_group`). Route "legacy" (logs written before
     edits said what they are) plans every non-direct pair as expanded.
     """
     try:
@@ -149,8 +151,12 @@ def _plan(src: Sequence[Unit], dst: Sequence[Unit], op: str = "scale", route: st
                 ch = None if found is None else found[0]
                 if ch is not None and not _realisable_channelwise(op, conv, g, found[1]):
                     ch = None  # stays expanded; refused unless re-expressed (see _prepare)
+            group = None
             if ch is not None:
                 kind, layer = "direct", g.node(conv).inputs[0]
+                group = _group(g, conv, d.branch_channel, ch, op, s, d)
+                if group is False:
+                    continue  # across groups: no weight, and the op leaves the absent one 0
             else:
                 if s.layer not in g.ancestors(conv) or s.layer == conv:
                     raise EditError(
@@ -158,16 +164,43 @@ def _plan(src: Sequence[Unit], dst: Sequence[Unit], op: str = "scale", route: st
                         f"({s.layer} does not feed {conv})"
                     )
                 kind, layer, ch = "expanded", s.layer, s.channel
-            part = groups.get((layer, conv))
+            part = groups.get((layer, conv, group))
             if part is None:
-                part = groups[(layer, conv)] = _Part(kind, conv, layer, [], [], [], [], g)
+                part = groups[(layer, conv, group)] = _Part(kind, conv, layer, [], [], [], [], g)
             if r not in part.dst_rows:
                 part.dst_rows.append(r)
                 part.dst_idx.append(d.branch_channel)
             if c not in part.src_cols:
                 part.src_cols.append(c)
                 part.src_idx.append(ch)
+    if not groups:  # every pair crosses the groups of a grouped convolution
+        conv = _dst_conv(dst[0])
+        raise EditError(
+            f"no weight connects the source units to the destination units: {conv} "
+            f"({g.node(conv).op}) is a grouped convolution ({g.node(conv).groups} groups) and every pair "
+            "lies across its groups"
+        )
     return list(groups.values())
+
+
+def _group(g: graph.Graph, conv: str, out: int, inp: int, op: str, s: Unit, d: Unit) -> int | None | bool:
+    """The group of a direct pair (output channel `out`, input channel `inp`) of a grouped
+    convolution, so that each part is a rectangle of one group's weight; None for an
+    ungrouped one. A pair across groups has no weight: False for the ops that leave a zero
+    weight zero (scale, zero, drop_*), and an EditError naming the node for "set"."""
+    n = g.node(conv)
+    if n.groups == 1:
+        return None
+    out_group = out // (n.channels // n.groups)
+    if inp // (g.node(n.inputs[0]).channels // n.groups) == out_group:
+        return out_group
+    if op == "set":
+        raise EditError(
+            f"cannot set the weight {s.id} -> {d.id}: {conv} ({n.op}) is a grouped convolution "
+            f"({n.groups} groups), whose output channel {out} does not read input channel {inp}, so there "
+            "is no such weight; set only weights within a group (for a depthwise convolution, a channel's own)"
+        )
+    return False
 
 
 def _realisable_channelwise(op: str, conv: str, g: graph.Graph = graph.INCEPTION_V1,
@@ -181,8 +214,12 @@ def _realisable_channelwise(op: str, conv: str, g: graph.Graph = graph.INCEPTION
     defined). Keeping W's positive (negative) part is keeping K's only for a 1x1 K and
     an L with no negative tap (`Op.nonnegative_linearization`: max-pool -> average pool,
     ReLU -> identity; not an affine map, whose scale may be negative): then W is K times
-    L >= 0, one sign per pair. Setting W to given values is no conv edit.
+    L >= 0, one sign per pair. Setting W to given values is no conv edit, unless every
+    op of the path copies its input (`passes_through`, `joins_branches`: a module's output,
+    a concatenation), where W is K itself and every op on W is the same op on K.
     """
+    if all(n.kind.passes_through or n.kind.joins_branches for n in path):
+        return True
     if op in ("scale", "zero"):
         return all(n.kind.linearizable(n) for n in path)
     if op in ("drop_negative", "drop_positive"):
