@@ -12,6 +12,7 @@ import pytest
 import torch
 from torch import nn
 
+from circuits.analysis.expanded import weights_between
 from circuits.editing import EditError
 from circuits.editing.edits import Reexpress, WeightEdit, drop_negative, scale_weights, set_weights, zero_weights
 
@@ -119,6 +120,16 @@ def test_a_channelwise_route_through_an_affine_map_is_not_assumed_non_negative()
     dst = _units(net, "features.denseblock1.denselayer1.norm2", [5])  # conv1, batch norm folded in
     assert WeightEdit(src, dst, "scale", factor=2.0).kinds().startswith("direct")
     assert WeightEdit(src, dst, "drop_negative").kinds().startswith("expanded")
+    # Why: with a negative scale the expanded weight (kernel composition through the affine
+    # map and the ReLU made an identity) has the opposite sign of the conv's own weight.
+    g = net.graph
+    affine = getattr(net, g.node("features.denseblock1.denselayer1.norm1").param)
+    conv = getattr(net, g.node("features.denseblock1.denselayer1.norm2").param)
+    with torch.no_grad():
+        affine.weight[3] = -1.5
+        conv.weight[5, 3] = 0.25
+    w = weights_between(net, src, dst, method="autograd")
+    assert float(w.sum()) == pytest.approx(-1.5 * 0.25)
 
 
 def _identity_relus(module: nn.Module) -> nn.Module:
