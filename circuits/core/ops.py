@@ -12,6 +12,9 @@ Every node of a network declaration (`circuits.core.graph`) names an op kind; th
   pool, LRN -> identity or its Jacobian at an operating point), for expanded weights
   (`circuits.analysis.expanded`) and re-expression (`circuits.editing.paths`);
 - ``bounds``: interval arithmetic, for the hand-built compiler's dead-unit check;
+- ``identity_on``, ``linearizable``, ``nonnegative_linearization``,
+  ``takes_operating_point``, ``joins_branches``: what the op is on an interval and what
+  its linear stand-in is (the questions edits and expanded weights ask, never an op's class);
 - ``param_shapes`` / ``make_module``: the parameters it owns.
 
 TensorFlow's numerics differ from PyTorch's defaults: SAME padding puts the odd pixel
@@ -20,7 +23,8 @@ average pooling divides by the number of in-image cells (Keras's InceptionV3);
 TensorFlow's LRN does not divide alpha by the window size (torch's LocalResponseNorm
 does; the popular PyTorch port of InceptionV1 gets this wrong).
 
-Adding an op kind is one `Op` subclass and its entry in `OPS`.
+Adding an op kind is one `Op` subclass and its entry in `OPS`. Nothing else walks the
+graph by hand: `circuits.core.walk` runs a step (one of these methods) at every node.
 
 Example:
     >>> import torch
