@@ -72,7 +72,7 @@ import torch
 
 from circuits.analysis.networks import common_network, network_of, resolve
 from circuits.core import graph
-from circuits.core import ops
+from circuits.core import ops, walk
 from circuits.core.units import Unit
 
 __all__ = [
@@ -197,25 +197,24 @@ class Connection:
         return tuple(sorted({op for r in self.routes for op in r.linearized}))
 
     def lrn_layers(self) -> list[str]:
-        """The LRN tensors on the way (they need an operating point with lrn="at_input")."""
+        """The LRN tensors on the way: the ops linearized around an operating point
+        (`Op.takes_operating_point`; they need one with lrn="at_input")."""
         g = self.network
-        return sorted({p for r in self.routes for p in r.path if isinstance(g.node(p).kind, ops.LRN)}, key=g.index)
+        return sorted({p for r in self.routes for p in r.path if g.node(p).kind.takes_operating_point}, key=g.index)
 
 
 def _support(g: graph.Graph, src: str, path: Sequence[str]) -> tuple[int, int]:
     """(radius in the source grid, jump) of the last node of `path` as seen from `src`."""
-    geo: dict[str, tuple[int, int, int]] = {src: (0, 0, 1)}
-    for name in path:
-        n = g.node(name)
-        geo[name] = n.kind.support(n, [geo[i] for i in n.inputs if i in geo])
-    ry, rx, jump = geo[path[-1]]
+    def step(n, ins):  # inputs that do not depend on `src` add nothing to the support
+        return n.kind.support(n, [r for r in ins if r is not None])
+
+    ry, rx, jump = walk.forward(g, (path[-1],), {src: (0, 0, 1)}, step, start=src)[path[-1]]
     return max(ry, rx), jump
 
 
 @functools.lru_cache(maxsize=1024)
 def _route(g: graph.Graph, src: str, dst: str, src_pre_relu: bool) -> tuple:
-    downstream = [n.name for n in g.nodes if src in g.ancestors(n.name) and n.name != src]
-    path = tuple(p for p in downstream if p in g.ancestors(dst))
+    path = walk.plan(g, (dst,), start=src).names
     kinds = [g.node(p).kind for p in path]
     # Every nonlinearity strictly inside the path is linearized, and the destination
     # itself when it is one (a destination on a pool or LRN tensor is its linearized value).
@@ -223,7 +222,8 @@ def _route(g: graph.Graph, src: str, dst: str, src_pre_relu: bool) -> tuple:
     if src_pre_relu:
         linearized.add("relu")
     d = g.node(dst)
-    direct = d.kind.has_kernel and not linearized and sum(not isinstance(k, ops.Concat) for k in kinds) == 1
+    # direct: the destination's convolution reads the source, at most through concatenations
+    direct = d.kind.has_kernel and not linearized and sum(not k.joins_branches for k in kinds) == 1
     param = d.param if direct else None
     offset = 0
     if direct and d.inputs[0] != src:
@@ -291,7 +291,7 @@ def _lrn_points(model, conn: Connection, lrn: str, input, dtype) -> dict[str, to
         if input is not None:
             raise ValueError("input= is the LRN operating point and is only used with lrn='at_input'")
         return {}
-    if not any(isinstance(n.kind, ops.LRN) for n in g.nodes):
+    if not any(n.kind.takes_operating_point for n in g.nodes):
         raise ValueError(
             f"lrn='at_input' linearizes LRNs around an operating point, but {g.name} has no LRN layer; "
             "leave lrn at its default ('identity', which changes nothing here)"
@@ -345,15 +345,15 @@ def _compose(model, src: str, src_channels, route: Route, points, dtype) -> torc
     S = len(src_channels)
     k0 = torch.zeros(g.node(src).channels, S, 1, 1, dtype=dtype)
     k0[list(src_channels), torch.arange(S), 0, 0] = 1
-    env: dict[str, tuple[torch.Tensor, int]] = {src: (k0, 1)}
-    for name in route.path:
-        n = g.node(name)
-        dst_channels = route.dst_channels if name == route.dst_tensor and n.kind.has_kernel else None
-        env[name] = n.kind.compose(
-            n, [env.get(i) for i in n.inputs], _params(model, name),
-            channels=[g.node(i).channels for i in n.inputs], point=points.get(name), dst_channels=dst_channels,
+
+    def step(n, ks):  # an input that does not depend on `src` is None: it adds no kernel
+        dst_channels = route.dst_channels if n.name == route.dst_tensor and n.kind.has_kernel else None
+        return n.kind.compose(
+            n, ks, _params(model, n.name),
+            channels=[g.node(i).channels for i in n.inputs], point=points.get(n.name), dst_channels=dst_channels,
         )
-    out = env[route.dst_tensor][0]
+
+    out = walk.forward(g, (route.dst_tensor,), {src: (k0, 1)}, step, start=src)[route.dst_tensor][0]
     if not g.node(route.dst_tensor).kind.has_kernel:
         out = out[list(route.dst_channels)]
     return out
@@ -393,17 +393,14 @@ def _autograd(model, src: str, src_channels, route: Route, points, dtype, chunk:
         x = torch.zeros(D, S, *hw, dtype=dtype, requires_grad=True)
         full = torch.zeros(D, g.node(src).channels, *hw, dtype=dtype)
         full[:, list(src_channels)] = x
-        env: dict[str, torch.Tensor] = {src: full}
-        for name in route.path:
-            n = g.node(name)
-            ins = []
-            for i in n.inputs:
-                if i in env:
-                    ins.append(env[i])
-                else:  # not downstream of the source: contributes no linear term
-                    ins.append(torch.zeros(D, g.node(i).channels, *g.output_hw(i, size), dtype=dtype))
-            env[name] = n.kind.linear(n, ins, _params(model, name), bias=False, point=points.get(name))
-        y = env[route.dst_tensor]
+
+        def step(n, xs, D=D):
+            # an input that does not depend on the source contributes no linear term: zeros
+            xs = [x if x is not None else torch.zeros(D, g.node(i).channels, *g.output_hw(i, size), dtype=dtype)
+                  for i, x in zip(n.inputs, xs)]
+            return n.kind.linear(n, xs, _params(model, n.name), bias=False, point=points.get(n.name))
+
+        y = walk.forward(g, (route.dst_tensor,), {src: full}, step, start=src)[route.dst_tensor]
         picked = y[torch.arange(D), dst_ch, py, px]
         (grad,) = torch.autograd.grad(picked.sum(), x)
         crop = grad[:, :, ay - radius : ay + radius + 1, ax - radius : ax + radius + 1]

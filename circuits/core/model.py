@@ -17,14 +17,13 @@ Example:
 from __future__ import annotations
 
 import contextlib
-import functools
 import warnings
 from typing import Iterable, Iterator, Mapping
 
 import torch
 from torch import nn
 
-from circuits.core import graph
+from circuits.core import graph, walk
 from circuits.core.inputs import to_model_input
 from circuits.core.units import Unit, parse_unit
 from circuits.core.inception_v3 import INCEPTION_V3
@@ -64,26 +63,6 @@ def check_state_dict(state_dict: Mapping[str, torch.Tensor], network: graph.Grap
     bad = [k for k, v in state_dict.items() if not torch.is_floating_point(v)]
     if bad:
         raise StateDictError(f"checkpoint tensors must be floating point: {', '.join(bad[:6])}")
-
-
-@functools.lru_cache(maxsize=256)
-def _plan(network: graph.Graph, targets: tuple[str, ...]) -> tuple[tuple[graph.Node, tuple[str, ...]], ...]:
-    """Nodes to run for `targets`, each with the tensors that can be freed after it."""
-    needed: set[str] = set()
-    for t in targets:
-        needed |= network.ancestors(t)
-    last = max(network.index(t) for t in targets)
-    order = [n for n in network.nodes[: last + 1] if n.name in needed]
-    last_use: dict[str, int] = {}
-    for i, n in enumerate(order):
-        for src in n.inputs:
-            last_use[src] = i
-    keep = set(targets)
-    free: list[list[str]] = [[] for _ in order]
-    for name, i in last_use.items():
-        if name not in keep:
-            free[i].append(name)
-    return tuple((n, tuple(f)) for n, f in zip(order, free))
 
 
 def _grad_mode(x, grad: bool | None):
@@ -330,9 +309,6 @@ class Network(nn.Module):
         p = next(self.parameters(), None)
         return x if p is None or p.device == x.device else x.to(p.device)
 
-    def _plan(self, targets: tuple[str, ...]) -> tuple[tuple[graph.Node, tuple[str, ...]], ...]:
-        return _plan(self.graph, targets)
-
     def _check_input(self, x: torch.Tensor, targets: tuple[str, ...]) -> None:
         if not isinstance(x, torch.Tensor):
             raise TypeError(f"input must be a torch.Tensor of shape [N, 3, H, W], got {type(x).__name__}")
@@ -359,13 +335,14 @@ class Network(nn.Module):
         for t in targets:
             self.graph.node(t)
         self._check_input(x, targets)
-        env: dict[str, torch.Tensor] = {graph.INPUT: self.hook_points[graph.INPUT](x)}
-        for n, free in self._plan(targets)[1:]:
-            params = getattr(self, n.param) if n.param else None
-            env[n.name] = self.hook_points[n.name](n.kind.forward(n, [env[i] for i in n.inputs], params))
-            for f in free:
-                del env[f]
-        return env
+        hp = self.hook_points
+
+        # One step of the walk (circuits.core.walk owns the order and frees each tensor
+        # after its last use): the node's op, then its hook point.
+        def step(n: graph.Node, xs: list) -> torch.Tensor:
+            return hp[n.name](n.kind.forward(n, xs, getattr(self, n.param) if n.param else None))
+
+        return walk.forward(self.graph, targets, {graph.INPUT: hp[graph.INPUT](x)}, step)
 
 
 class InceptionV1(Network):

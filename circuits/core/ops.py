@@ -12,6 +12,9 @@ Every node of a network declaration (`circuits.core.graph`) names an op kind; th
   pool, LRN -> identity or its Jacobian at an operating point), for expanded weights
   (`circuits.analysis.expanded`) and re-expression (`circuits.editing.paths`);
 - ``bounds``: interval arithmetic, for the hand-built compiler's dead-unit check;
+- ``identity_on``, ``linearizable``, ``nonnegative_linearization``,
+  ``takes_operating_point``, ``joins_branches``: what the op is on an interval and what
+  its linear stand-in is (the questions edits and expanded weights ask, never an op's class);
 - ``param_shapes`` / ``make_module``: the parameters it owns.
 
 TensorFlow's numerics differ from PyTorch's defaults: SAME padding puts the odd pixel
@@ -20,7 +23,8 @@ average pooling divides by the number of in-image cells (Keras's InceptionV3);
 TensorFlow's LRN does not divide alpha by the window size (torch's LocalResponseNorm
 does; the popular PyTorch port of InceptionV1 gets this wrong).
 
-Adding an op kind is one `Op` subclass and its entry in `OPS`.
+Adding an op kind is one `Op` subclass and its entry in `OPS`. Nothing else walks the
+graph by hand: `circuits.core.walk` runs a step (one of these methods) at every node.
 
 Example:
     >>> import torch
@@ -323,6 +327,25 @@ class Op:
     opaque = False
     #: the value passes through unchanged (an identity: dropout in eval, a module's output)
     passes_through = False
+    #: linearized around an operating point (`linear`/`compose` take ``point=``: an LRN's Jacobian)
+    takes_operating_point = False
+
+    # what the op is on an interval, and what its linearization is
+    def identity_on(self, node: "Node", lo: torch.Tensor, hi: torch.Tensor, m=None) -> bool:
+        """Whether the op is the identity (equal to its input, hence to its linear stand-in)
+        for every input in [lo, hi] (per-channel bounds of its first input); False when not
+        known. m: its parameters, for ops that have them."""
+        return False
+
+    def linearizable(self, node: "Node") -> bool:
+        """Whether the op has a linear stand-in (`linear`, `compose`) at this node."""
+        return True
+
+    def nonnegative_linearization(self, node: "Node") -> bool:
+        """Whether its linear stand-in maps each channel to itself by a kernel with no
+        negative tap, whatever its parameters (ReLU -> identity, max-pool -> average pool):
+        then a weight into it keeps its sign through the op. False when not known."""
+        return False
 
     # geometry
     def out_size(self, node: "Node", size: int, axis: int) -> int:
@@ -426,8 +449,19 @@ class _Identity(Op):
         return ins[0]
 
 
+def _one_cell(node: "Node") -> bool:
+    """A window op whose every window is one cell (1x1, stride 1, no padding): the identity."""
+    return tuple(node.kernel) == (1, 1) and node.stride == 1 and tuple(node.pad) == (0, 0)
+
+
 class Input(_Identity):
     kind = "input"
+
+    def identity_on(self, node, lo, hi, m=None):
+        return True
+
+    def nonnegative_linearization(self, node):
+        return True
 
 
 class _WindowOp(Op):
@@ -581,6 +615,12 @@ class MaxPool(_WindowOp):
             return F.avg_pool2d(xs[0], node.kernel, node.stride)
         return avg_pool_same(xs[0], node.kernel, node.stride)
 
+    def identity_on(self, node, lo, hi, m=None):
+        return _one_cell(node)
+
+    def nonnegative_linearization(self, node):
+        return True  # an average: every tap 1/(cells in the window)
+
     def compose(self, node, ks, m, *, channels, point=None, dst_channels=None):
         return self._box(node, ks)
 
@@ -606,6 +646,12 @@ class AvgPool(_WindowOp):
     def compose(self, node, ks, m, *, channels, point=None, dst_channels=None):
         return self._box(node, ks)
 
+    def identity_on(self, node, lo, hi, m=None):
+        return _one_cell(node)
+
+    def nonnegative_linearization(self, node):
+        return True
+
     def bounds(self, node, ins, m):
         return ins[0]
 
@@ -623,6 +669,12 @@ class ReLU(_Identity):
     def linear(self, node, xs, m, *, bias=True, point=None):
         return xs[0]
 
+    def identity_on(self, node, lo, hi, m=None):
+        return bool((lo >= 0).all())  # relu(x) = x for x >= 0
+
+    def nonnegative_linearization(self, node):
+        return True  # the identity
+
     def bounds(self, node, ins, m):
         lo, hi = ins[0]
         return lo.clamp(min=0), hi.clamp(min=0)
@@ -634,6 +686,7 @@ class LRN(_Identity):
     kind = "lrn"
     keeps_channels = True
     nonlinear = True
+    takes_operating_point = True
 
     def forward(self, node, xs, m):
         return lrn(xs[0])
@@ -714,6 +767,12 @@ class Concat(Op):
     def support(self, node, ins):
         return max(r[0] for r in ins), max(r[1] for r in ins), ins[0][2]
 
+    def identity_on(self, node, lo, hi, m=None):
+        return len(node.inputs) == 1
+
+    def nonnegative_linearization(self, node):
+        return True  # itself: each output channel is a copy of one input channel
+
     def bounds(self, node, ins, m):
         return torch.cat([lo for lo, _ in ins]), torch.cat([hi for _, hi in ins])
 
@@ -749,6 +808,13 @@ class Linear(Op):
 class Softmax(Op):
     kind = "softmax"
     spatial = False
+    nonlinear = True
+
+    def linearizable(self, node):
+        return False
+
+    def linear(self, node, xs, m, *, bias=True, point=None):
+        raise _refused(node, self.kind, "linearization", "softmax has no linear stand-in")
 
     def out_size(self, node, size, axis):
         return 1
@@ -922,6 +988,12 @@ class TorchMaxPool(_TorchWindow, MaxPool):
             raise _refused(node, self.kind, "kernel composition", "a dilated max-pool has no average-pool stand-in")
         return self._box(node, ks)
 
+    def linearizable(self, node):
+        return tuple(node.dilation) == (1, 1)
+
+    def nonnegative_linearization(self, node):
+        return self.linearizable(node)
+
 
 class TorchAvgPool(_TorchWindow, AvgPool):
     """torch.nn.AvgPool2d: padding counted in the mean unless count_include_pad=False."""
@@ -1003,6 +1075,12 @@ class Affine(Op):
         k, jump = ks[0]
         return k * m.weight.detach().to(k.dtype).view(-1, 1, 1, 1), jump
 
+    def identity_on(self, node, lo, hi, m=None):
+        return m is not None and bool(m.weight.detach().eq(1).all() and m.bias.detach().eq(0).all())
+
+    def nonnegative_linearization(self, node):
+        return False  # its scale is a parameter, which may be negative (a flipped channel)
+
     def bounds(self, node, ins, m):
         lo, hi = (t.double() for t in ins[0])
         w, b = m.weight.detach().double(), m.bias.detach().double()
@@ -1024,6 +1102,20 @@ class _Pointwise(_Identity):
     zero_to_zero = True
     #: (x, a lower bound of f(x)) at the minimum of a non-monotone activation; None: non-decreasing
     minimum: tuple[float, float] | None = None
+    #: (low, high): f(x) = x for every x in [low, high]; None: on no interval
+    identity_interval: tuple[float, float] | None = None
+
+    def identity_on(self, node, lo, hi, m=None):
+        if self.identity_interval is None:
+            return False
+        a, b = self.identity_interval
+        return bool((lo >= a).all() and (hi <= b).all())
+
+    def linearizable(self, node):
+        return self.identity_linearization
+
+    def nonnegative_linearization(self, node):
+        return self.identity_linearization  # the identity
 
     def forward(self, node, xs, m):
         return getattr(F, self.fn)(xs[0])
@@ -1059,6 +1151,7 @@ class _Pointwise(_Identity):
 
 class ReLU6(_Pointwise):
     kind, fn = "relu6", "relu6"
+    identity_interval = (0.0, 6.0)  # min(max(x, 0), 6) = x on [0, 6]
 
 
 class SiLU(_Pointwise):
@@ -1068,6 +1161,7 @@ class SiLU(_Pointwise):
 
 class Hardswish(_Pointwise):
     kind, fn, minimum = "hardswish", "hardswish", (-1.5, -0.375)
+    identity_interval = (3.0, float("inf"))  # x relu6(x + 3) / 6 = x for x >= 3
 
 
 class GELU(_Pointwise):
@@ -1098,6 +1192,12 @@ class Identity(_Identity):
     keeps_channels = True
     channelwise = True
     passes_through = True
+
+    def identity_on(self, node, lo, hi, m=None):
+        return True
+
+    def nonnegative_linearization(self, node):
+        return True
 
 
 class Add(Op):
@@ -1141,6 +1241,12 @@ class Add(Op):
     def support(self, node, ins):
         return max(r[0] for r in ins), max(r[1] for r in ins), ins[0][2]
 
+    def identity_on(self, node, lo, hi, m=None):
+        return len(node.inputs) == 1
+
+    def nonnegative_linearization(self, node):
+        return True  # itself: each input channel enters its output channel with weight 1
+
     def bounds(self, node, ins, m):
         lo, hi = ins[0]
         for a, b in ins[1:]:
@@ -1169,6 +1275,9 @@ class Mul(Op):
 
     def forward_channels(self, node, xs, prep, have, out, cins):
         return self.forward(node, [_gather(x, h, out) for x, h in zip(xs, have)], prep)
+
+    def linearizable(self, node):
+        return False
 
     def linear(self, node, xs, m, *, bias=True, point=None):
         raise _refused(node, self.kind, "linearization", "a product of two image-dependent tensors has no linear stand-in")
@@ -1204,6 +1313,9 @@ class AdaptiveAvgPool(Op):
 
     def forward(self, node, xs, m):
         return F.adaptive_avg_pool2d(xs[0], node.out_hw)
+
+    def nonnegative_linearization(self, node):
+        return True  # itself: an average over each window
 
     def compose(self, node, ks, m, *, channels, point=None, dst_channels=None):
         raise _refused(node, self.kind, "kernel composition", "its windows depend on the input size")
@@ -1253,6 +1365,9 @@ class Opaque(Op):
 
     def forward_valid(self, node, xs, m):
         raise _refused(node, self.kind, "the receptive-field cone", self._why(node))
+
+    def linearizable(self, node):
+        return False
 
     def linear(self, node, xs, m, *, bias=True, point=None):
         raise _refused(node, self.kind, "linearization", self._why(node))

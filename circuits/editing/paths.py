@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING
 import torch
 import torch.nn.functional as F
 
-from circuits.core import graph, ops  # noqa: F401 - ops: the docstring examples use it
+from circuits.core import graph, ops, walk  # noqa: F401 - ops: the docstring examples use it
 from circuits.editing.selection import EditError, _Part
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -123,7 +123,7 @@ def path_nodes(src_layer: str, dst: str, network: graph.Graph = graph.INCEPTION_
     g.node(src_layer)
     if src_layer not in g.ancestors(dst) or src_layer == dst:
         raise ValueError(f"{src_layer} is not upstream of {dst}")
-    nodes = [n for n in g.nodes if n.name in g.ancestors(dst) and src_layer in g.ancestors(n.name) and n.name != src_layer]
+    nodes = walk.plan(g, (dst,), start=src_layer).nodes
     inside = {src_layer} | {n.name for n in nodes}
     for n in nodes:
         outside = [i for i in n.inputs if i not in inside]
@@ -142,11 +142,12 @@ def linearized_path(model: "InceptionV1", src_layer: str, dst: str, src: torch.T
     average pool over in-image cells, LRN -> identity; convolutions keep their weights
     and biases.
     """
-    env = {src_layer: src}
-    for n in path_nodes(src_layer, dst, model.graph):
-        params = getattr(model, n.param) if n.param else None
-        env[n.name] = n.kind.linear(n, [env[i] for i in n.inputs], params, bias=True)
-    return env[dst]
+    path_nodes(src_layer, dst, model.graph)  # every input on the way comes from src_layer
+
+    def step(n, xs):
+        return n.kind.linear(n, xs, getattr(model, n.param) if n.param else None, bias=True)
+
+    return walk.forward(model.graph, (dst,), {src_layer: src}, step, start=src_layer)[dst]
 
 
 # --- the expanded weights an edit starts from --------------------------------

@@ -68,7 +68,14 @@ class Edit:
 
 
 def _grid(p: _Part) -> tuple[torch.Tensor, torch.Tensor]:
-    return torch.tensor(p.dst_idx)[:, None], torch.tensor(p.src_idx)[None, :]
+    """The indices of a direct part's slice of its weight. A grouped convolution stores each
+    group's inputs from 0 ([C, Cin / groups, kh, kw]); a part lies in one group
+    (`selection._plan`), so its input channels are taken modulo the group's width."""
+    src = torch.tensor(p.src_idx)
+    n = p.network.node(p.conv)
+    if n.groups > 1:
+        src = src % (p.network.node(n.inputs[0]).channels // n.groups)
+    return torch.tensor(p.dst_idx)[:, None], src[None, :]
 
 
 def _param(model: "InceptionV1", p: _Part) -> torch.nn.Parameter:

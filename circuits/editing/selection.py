@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Sequence
 
 from circuits.analysis.networks import WrongNetworkError, common_network, resolve
-from circuits.core import graph
+from circuits.core import graph, walk
 from circuits.core.units import Unit
 
 __all__ = ["EditError", "OPS", "ROUTES"]
@@ -101,27 +101,31 @@ def _channelwise_channel(conv: str, u: Unit) -> int | None:
     E.g. mixed3a:81 -> mixed3b_pool_reduce_pre_relu reads it through the max-pool
     mixed3b_pool: channel 81 of mixed3b_pool depends on mixed3a:81 only.
     """
+    found = _channelwise_route(conv, u)
+    return None if found is None else found[0]
+
+
+def _channelwise_route(conv: str, u: Unit) -> tuple[int, tuple[graph.Node, ...]] | None:
+    """(channel of `conv`'s input that is a channel-wise function of `u` alone, the nodes
+    between them), else None."""
     g = u.network
     t = g.node(conv).inputs[0]
+    between: list[graph.Node] = []
     while t != u.layer and g.node(t).kind.channelwise:
+        between.append(g.node(t))
         t = g.node(t).inputs[0]
     if t == u.layer:
-        return u.channel
+        return u.channel, tuple(between)
     if g.node(t).kind.joins_branches:
         for b, off, _ in g.branches(t):
             if b == u.layer:
-                return off + u.channel
+                return off + u.channel, (*between, g.node(t))
     return None
 
 
 def _nonlinearities(src_layer: str, conv: str, g: graph.Graph = graph.INCEPTION_V1) -> list[str]:
     """'name (op)' of each nonlinear node on the paths from `src_layer` to `conv` in network `g`."""
-    anc = g.ancestors(conv)
-    return [
-        f"{n.name} ({n.op})"
-        for n in g.nodes
-        if n.name in anc and n.name != src_layer and src_layer in g.ancestors(n.name) and n.kind.nonlinear
-    ]
+    return [f"{n.name} ({n.op})" for n in walk.plan(g, (conv,), start=src_layer).nodes if n.kind.nonlinear]
 
 
 def _plan(src: Sequence[Unit], dst: Sequence[Unit], op: str = "scale", route: str = "auto") -> list[_Part]:
@@ -129,7 +133,9 @@ def _plan(src: Sequence[Unit], dst: Sequence[Unit], op: str = "scale", route: st
 
     A pair is "direct" when the conv reads the source channel (possibly through
     channel-wise pools/ReLUs, when `op` scales each pair by one number: see
-    `_realisable_channelwise`), else "expanded". Route "legacy" (logs written before
+    `_realisable_channelwise`), else "expanded". A grouped convolution's direct parts
+    are split by group (each a rectangle of one group's weight); pairs across groups have
+    no weight (`_group`). Route "legacy" (logs written before
     edits said what they are) plans every non-direct pair as expanded.
     """
     try:
@@ -142,11 +148,16 @@ def _plan(src: Sequence[Unit], dst: Sequence[Unit], op: str = "scale", route: st
         for c, s in enumerate(src):
             ch = _direct_channel(conv, s)
             if ch is None and route == "auto":
-                ch = _channelwise_channel(conv, s)
-                if ch is not None and not _realisable_channelwise(op, conv, g):
+                found = _channelwise_route(conv, s)
+                ch = None if found is None else found[0]
+                if ch is not None and not _realisable_channelwise(op, conv, g, found[1]):
                     ch = None  # stays expanded; refused unless re-expressed (see _prepare)
+            group = None
             if ch is not None:
                 kind, layer = "direct", g.node(conv).inputs[0]
+                group = _group(g, conv, d.branch_channel, ch, op, s, d)
+                if group is False:
+                    continue  # across groups: no weight, and the op leaves the absent one 0
             else:
                 if s.layer not in g.ancestors(conv) or s.layer == conv:
                     raise EditError(
@@ -154,31 +165,66 @@ def _plan(src: Sequence[Unit], dst: Sequence[Unit], op: str = "scale", route: st
                         f"({s.layer} does not feed {conv})"
                     )
                 kind, layer, ch = "expanded", s.layer, s.channel
-            part = groups.get((layer, conv))
+            part = groups.get((layer, conv, group))
             if part is None:
-                part = groups[(layer, conv)] = _Part(kind, conv, layer, [], [], [], [], g)
+                part = groups[(layer, conv, group)] = _Part(kind, conv, layer, [], [], [], [], g)
             if r not in part.dst_rows:
                 part.dst_rows.append(r)
                 part.dst_idx.append(d.branch_channel)
             if c not in part.src_cols:
                 part.src_cols.append(c)
                 part.src_idx.append(ch)
+    if not groups:  # every pair crosses the groups of a grouped convolution
+        conv = _dst_conv(dst[0])
+        raise EditError(
+            f"no weight connects the source units to the destination units: {conv} "
+            f"({g.node(conv).op}) is a grouped convolution ({g.node(conv).groups} groups) and every pair "
+            "lies across its groups"
+        )
     return list(groups.values())
 
 
-def _realisable_channelwise(op: str, conv: str, g: graph.Graph = graph.INCEPTION_V1) -> bool:
-    """Whether `op` on expanded weights through a channel-wise path is the same op on the conv.
+def _group(g: graph.Graph, conv: str, out: int, inp: int, op: str, s: Unit, d: Unit) -> int | None | bool:
+    """The group of a direct pair (output channel `out`, input channel `inp`) of a grouped
+    convolution, so that each part is a rectangle of one group's weight; None for an
+    ungrouped one. A pair across groups has no weight: False for the ops that leave a zero
+    weight zero (scale, zero, drop_*), and an EditError naming the node for "set"."""
+    n = g.node(conv)
+    if n.groups == 1:
+        return None
+    out_group = out // (n.channels // n.groups)
+    if inp // (g.node(n.inputs[0]).channels // n.groups) == out_group:
+        return out_group
+    if op == "set":
+        raise EditError(
+            f"cannot set the weight {s.id} -> {d.id}: {conv} ({n.op}) is a grouped convolution "
+            f"({n.groups} groups), whose output channel {out} does not read input channel {inp}, so there "
+            "is no such weight; set only weights within a group (for a depthwise convolution, a channel's own)"
+        )
+    return False
+
+
+def _realisable_channelwise(op: str, conv: str, g: graph.Graph = graph.INCEPTION_V1,
+                            path: Sequence[graph.Node] = ()) -> bool:
+    """Whether `op` on expanded weights through the channel-wise ops `path` is the same op on the conv.
 
     Through channel-wise ops the expanded weights of a pair are the conv's slice
-    composed with a non-negative kernel L (max-pool -> average pool, ReLU -> identity):
-    W[d, s] = K[d, t] * L. Scaling or zeroing W[d, s] is scaling or zeroing K[d, t];
-    keeping W's positive (negative) part is keeping K's only for a 1x1 K (then W is
-    K times L >= 0, one sign per pair). Setting W to given values is no conv edit.
+    composed with the ops' linear stand-ins L: W[d, s] = K[d, t] * L. Scaling or
+    zeroing W[d, s] is scaling or zeroing K[d, t] whenever every op of the path has a
+    linear stand-in (`Op.linearizable`; a sigmoid or a gate has none, so W is not
+    defined). Keeping W's positive (negative) part is keeping K's only for a 1x1 K and
+    an L with no negative tap (`Op.nonnegative_linearization`: max-pool -> average pool,
+    ReLU -> identity; not an affine map, whose scale may be negative): then W is K times
+    L >= 0, one sign per pair. Setting W to given values is no conv edit, unless every
+    op of the path copies its input (`passes_through`, `joins_branches`: a module's output,
+    a concatenation), where W is K itself and every op on W is the same op on K.
     """
-    if op in ("scale", "zero"):
+    if all(n.kind.passes_through or n.kind.joins_branches for n in path):
         return True
+    if op in ("scale", "zero"):
+        return all(n.kind.linearizable(n) for n in path)
     if op in ("drop_negative", "drop_positive"):
-        return g.node(conv).kernel == (1, 1)
+        return g.node(conv).kernel == (1, 1) and all(n.kind.nonnegative_linearization(n) for n in path)
     return False
 
 

@@ -41,7 +41,7 @@ from typing import Mapping, Sequence
 
 import torch
 
-from circuits.core import graph
+from circuits.core import graph, walk
 from circuits.core.ops import take_channels
 
 __all__ = ["cone_windows", "centre_values", "needed_channels", "zero_channels", "ConeError"]
@@ -59,14 +59,6 @@ def _union(a: Window | None, b: Window) -> Window:
     return min(a[0], b[0]), max(a[1], b[1]), min(a[2], b[2]), max(a[3], b[3])
 
 
-@functools.lru_cache(maxsize=256)
-def _order(network: graph.Graph, names: tuple[str, ...]) -> tuple[graph.Node, ...]:
-    needed: set[str] = set()
-    for n in names:
-        needed |= network.ancestors(n)
-    return tuple(n for n in network.nodes if n.name in needed)
-
-
 def cone_windows(names: tuple[str, ...], height: int, width: int,
                  network: graph.Graph = graph.INCEPTION_V1) -> dict[str, Window]:
     """The window of every tensor that the centre positions of `names` depend on.
@@ -82,23 +74,20 @@ def cone_windows(names: tuple[str, ...], height: int, width: int,
 
 @functools.lru_cache(maxsize=256)
 def _cone_windows(network: graph.Graph, names: tuple[str, ...], height: int, width: int) -> dict[str, Window]:
-    order = _order(network, names)
-    need: dict[str, Window] = {}
+    seed: dict[str, Window] = {}
     for n in names:
         cy, cx = network.centre_position(n, (height, width))
-        need[n] = _union(need.get(n), (cy, cy, cx, cx))
-    for node in reversed(order):
-        if not node.inputs:
-            continue
+        seed[n] = _union(seed.get(n), (cy, cy, cx, cx))
+
+    def step(node, win):  # the window each input of `node` must hold for `win` of its output
         if not node.kind.spatial:
             raise ConeError(f"{node.name} ({node.op}) has no spatial cone; read a tensor before it")
         if node.kind.opaque:
             raise ConeError(f"the receptive-field cone cannot cross {node.name} ({node.op}): it runs "
                             f"{node.source or 'code'} that the op table has no rule for; read a tensor before it")
-        win = need[node.name]
-        for src in node.inputs:
-            want = node.kind.input_window(node, win, network.output_hw(src, (height, width)))
-            need[src] = _union(need.get(src), want)
+        return [node.kind.input_window(node, win, network.output_hw(src, (height, width))) for src in node.inputs]
+
+    need = walk.backward(network, names, seed, step, _union)
     for name, (y0, y1, x0, x1) in need.items():
         h, w = network.output_hw(name, (height, width))
         if y0 < 0 or x0 < 0 or y1 > h - 1 or x1 > w - 1:
@@ -124,15 +113,15 @@ def zero_channels(model, names: Sequence[str]) -> dict[str, torch.Tensor]:
     ReLU, pool, LRN or concat makes of zeros), walked forward through each op's
     `zero_channels`. The hand-built network is mostly such channels."""
     network = model.graph
-    z: dict[str, torch.Tensor] = {}
-    for node in _order(network, tuple(names)):
-        if not node.inputs:
-            z[node.name] = torch.zeros(node.channels, dtype=torch.bool)
-            continue
+    inp = network.node(graph.INPUT)
+
+    def step(node, zin):
         params = getattr(model, node.param) if node.param else None
         cins = [network.node(s).channels for s in node.inputs]
-        z[node.name] = node.kind.zero_channels(node, params, [z[s] for s in node.inputs], cins)
-    return z
+        return node.kind.zero_channels(node, params, zin, cins)
+
+    return walk.forward(network, tuple(names), {inp.name: torch.zeros(inp.channels, dtype=torch.bool)}, step,
+                        free=False)
 
 
 def needed_channels(model, names: Sequence[str], channels: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -151,15 +140,13 @@ def needed_channels(model, names: Sequence[str], channels: Mapping[str, torch.Te
     def live(name: str, ch: torch.Tensor) -> torch.Tensor:
         return ch[~zero[name][ch]]
 
-    need: dict[str, torch.Tensor] = {n: live(n, channels[n]) for n in names}
-    for node in reversed(_order(network, tuple(names))):
-        if not node.inputs or node.name not in need:
-            continue
+    def step(node, out):
         params = getattr(model, node.param) if node.param else None
         cins = [network.node(s).channels for s in node.inputs]
-        for s, ch in zip(node.inputs, node.kind.input_channels(node, need[node.name], params, cins)):
-            need[s] = _merge(need.get(s), live(s, ch))
-    return need
+        return [live(s, ch) for s, ch in zip(node.inputs, node.kind.input_channels(node, out, params, cins))]
+
+    seed = {n: live(n, channels[n]) for n in names}
+    return walk.backward(network, tuple(names), seed, step, _merge)
 
 
 # model -> {read: (parameter versions, plan)}; a plan is rebuilt when a weight changes.
@@ -167,7 +154,7 @@ _PLANS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 
 
 def _plan(model, names: tuple[str, ...], want: dict[str, list[int]], h: int, w: int):
-    """Windows, node order, needed channels, each op's prepared parameters and last uses of a read.
+    """Windows, needed channels and each op's prepared parameters of a read.
 
     Derived from the weights (which channels are needed, the sliced conv weights), so it is
     kept per model and rebuilt whenever a parameter changes (an in-place edit bumps its
@@ -182,19 +169,17 @@ def _plan(model, names: tuple[str, ...], want: dict[str, list[int]], h: int, w: 
         return hit[1]
     network = model.graph
     wins = cone_windows(names, h, w, network)
-    order = _order(network, names)
     need = needed_channels(model, names, {n: torch.tensor(sorted(set(ch)), dtype=torch.long) for n, ch in want.items()})
-    prep = {}
+
+    def prepare(node, _):
+        if node.name in need and need[node.name].numel():
+            params = getattr(model, node.param) if node.param else None
+            return node.kind.prepare_channels(node, params, [need[s] for s in node.inputs], need[node.name])
+        return None
+
     with torch.no_grad():
-        for node in order:
-            if node.inputs and node.name in need and need[node.name].numel():
-                params = getattr(model, node.param) if node.param else None
-                prep[node.name] = node.kind.prepare_channels(node, params, [need[s] for s in node.inputs], need[node.name])
-    last_use: dict[str, int] = {}
-    for i, node in enumerate(order):
-        for src in node.inputs:
-            last_use[src] = i
-    plan = (wins, order, need, prep, last_use)
+        prep = walk.forward(network, names, {graph.INPUT: None}, prepare, free=False)
+    plan = (wins, need, prep)
     if len(cached) > 16:  # a few reads per model at a time; keep memory bounded
         cached.clear()
     cached[key] = (versions, plan)
@@ -225,28 +210,26 @@ def centre_values(
             raise IndexError(f"channels {bad or '(none)'} of {n}: it has {network.node(n).channels} (0.."
                              f"{network.node(n).channels - 1})")
     h, w = int(x.shape[-2]), int(x.shape[-1])
-    wins, order, need, prep, last_use = _plan(model, names, want, h, w)
+    wins, need, prep = _plan(model, names, want, h, w)
     inp = _crop(x, (0, h - 1, 0, w - 1), wins[graph.INPUT])
-    env: dict[str, torch.Tensor] = {graph.INPUT: take_channels(inp, need[graph.INPUT])}
-    for i, node in enumerate(order):
-        if not node.inputs or node.name not in need:
-            continue
+
+    def step(node, ins):
         win = wins[node.name]
-        out_ch = need[node.name]
+        out_ch = need.get(node.name)
+        if out_ch is None:
+            return None
         if out_ch.numel() == 0:  # read only through zero weights: nothing to compute
-            env[node.name] = x.new_zeros(x.shape[0], 0, win[1] - win[0] + 1, win[3] - win[2] + 1)
-            continue
+            return x.new_zeros(x.shape[0], 0, win[1] - win[0] + 1, win[3] - win[2] + 1)
         # Each input cropped to the window this node reads: no window reaches padding,
         # so every op runs unpadded ("VALID") on it.
         xs = [
-            _crop(env[s], wins[s], node.kind.input_window(node, win, network.output_hw(s, (h, w))))
-            for s in node.inputs
+            _crop(t, wins[s], node.kind.input_window(node, win, network.output_hw(s, (h, w))))
+            for s, t in zip(node.inputs, ins)
         ]
         cins = [network.node(s).channels for s in node.inputs]
-        env[node.name] = node.kind.forward_channels(node, xs, prep[node.name], [need[s] for s in node.inputs], out_ch, cins)
-        for src in node.inputs:
-            if last_use.get(src) == i and src not in names:
-                del env[src]
+        return node.kind.forward_channels(node, xs, prep[node.name], [need[s] for s in node.inputs], out_ch, cins)
+
+    env = walk.forward(network, names, {graph.INPUT: take_channels(inp, need[graph.INPUT])}, step)
     out = {}
     for n in names:
         cy, cx = network.centre_position(n, (h, w))
