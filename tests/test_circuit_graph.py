@@ -226,7 +226,7 @@ def test_cli_ablate_reports_the_change_a_direct_run_gives(tmp_path, capsys):
     x = load_image(tmp_path / "im.png", V1)
     with torch.no_grad():
         before = model.run(x)[0]
-        with model.hooks(ablate("mixed3b:curves")):
+        with model.hooks(ablate("mixed3b:curves", model=model)):
             after = model.run(x)[0]
     top = int(before.argmax())
     row = re.search(rf"^\s+{top}\s+(\S+)\s+1\s+(\S+)", text, re.M)

@@ -21,6 +21,7 @@ from circuits.dataset.crops import crop_grid, cut, parse_crop_id
 from circuits.dataset.scan import ScanInterrupted, scan
 from circuits.dataset.sources import folder_source
 from circuits.dataset.tails import fit_tails
+from circuits.core.graph import INCEPTION_V1 as V1
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -58,7 +59,7 @@ def test_valid_position_sees_only_its_crop(random_model):
     g = torch.Generator().manual_seed(0)
     img = torch.randint(0, 256, (3, 131, 140), generator=g, dtype=torch.uint8)
     tensor = "mixed3a_3x3_pre_relu"
-    grid = crop_grid(tensor, (131, 140))
+    grid = crop_grid(tensor, (131, 140), V1)
     assert grid.shape[0] > 1 and grid.shape[1] > 1
     i, j = 1, grid.shape[1] - 1
     (py, px), (y0, x0), s = grid.position(i, j), grid.box(i, j), grid.size
@@ -171,7 +172,7 @@ def test_scan_counts_and_skips(photo_dir, model):
         for i, n in enumerate(src.names):
             if n in ("broken.jpg",):
                 continue
-            g = crop_grid(s["tensor"], tuple(src.read(i).shape[-2:]))
+            g = crop_grid(s["tensor"], tuple(src.read(i).shape[-2:]), V1)
             expect += g.shape[0] * g.shape[1]
         assert s["n_crops"] == expect == sum(s["histogram"]["counts"])
         assert 0 <= s["firing_rate"] <= 1
@@ -181,7 +182,7 @@ def test_scan_counts_and_skips(photo_dir, model):
         top = s["top_k"][0]
         name, y, x, _ = parse_crop_id(top["crop_id"])
         img = src.read(src.names.index(name))
-        py, px = crop_position(s["tensor"], tuple(img.shape[-2:]), y, x)
+        py, px = crop_position(s["tensor"], tuple(img.shape[-2:]), y, x, V1)
         with torch.no_grad():
             v = model.run(img.float()[None] - 117, until=s["tensor"])[0, s["channel"], py, px]
         assert float(v) == top["value"]

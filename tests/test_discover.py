@@ -21,6 +21,8 @@ from circuits.families.files import FORMAT, load_family, read_family_file, save_
 from circuits.tuning import discover as D
 from circuits.tuning.metrics import angles_for
 from circuits.core.graph import INCEPTION_V1 as V1
+from circuits import InceptionV1, InceptionV3
+from circuits.core.units import WrongNetworkError
 
 BUILT = [379, 406, 385, 343, 342, 388, 324, 340, 330, 349]
 
@@ -38,10 +40,6 @@ def handbuilt_found(tmp_path_factory):
     assert main(["discover", "mixed3b", "--weights", "handbuilt", "--json", str(out), "--no-progress",
                  "--top", "12"]) == 0
     yield out, json.loads(out.read_text())
-    try:
-        unregister_family("mixed3b:curves_found")
-    except KeyError:
-        pass
 
 
 def test_handbuilt_mixed3b_finds_exactly_the_ten_built_curves(handbuilt_found):
@@ -70,9 +68,12 @@ def test_handbuilt_mixed3b_finds_exactly_the_ten_built_curves(handbuilt_found):
 
 def test_handbuilt_family_file_reads_back_and_registers(handbuilt_found):
     path, rec = handbuilt_found
-    fam = load_family(path)
+    hb = weights.model("handbuilt")
+    fam = load_family(path, hb)
     assert fam.id == "mixed3b:curves_found" and [u.id for u in fam.units] == rec["family"]
-    assert family("mixed3b:curves_found", V1) is fam
+    assert family("mixed3b:curves_found", hb) is fam and fam in hb.families
+    with pytest.raises(KeyError):
+        family("mixed3b:curves_found", V1)  # held by the model it was loaded into, nowhere else
     from circuits.cli import main
 
     assert main(["discover", "--load", str(path)]) == 0
@@ -214,17 +215,24 @@ def test_bad_arguments_are_named():
 def test_family_file_round_trip_and_errors(tmp_path):
     p = tmp_path / "f.json"
     save_family(p, {"layer": "mixed3a", "name": "test fam", "aliases": ["tfam"], "family": ["mixed3a:81", "mixed3a:104"],
-                    "extra": {"x": float("nan")}})
+                    "extra": {"x": float("nan")}}, V1)
     rec = json.loads(p.read_text())
-    assert rec["format"] == FORMAT and rec["extra"]["x"] is None  # NaN is not JSON
-    fam = load_family(p)
-    try:
-        assert fam.id == "mixed3a:tfam" and fam.channels == [81, 104]
-        assert family("mixed3a:test_fam", V1) is fam
-    finally:
-        unregister_family(fam)
+    assert rec["format"] == FORMAT and rec["extra"]["x"] is None and rec["network"] == "InceptionV1"  # NaN is not JSON
+    m = InceptionV1()
+    fam = load_family(p, m)
+    assert fam.id == "mixed3a:tfam" and fam.channels == [81, 104]
+    assert family("mixed3a:test_fam", m) is fam
+    unregister_family(m, fam)
+    assert m.families == []
     assert read_family_file(p)["family"] == ["mixed3a:81", "mixed3a:104"]
-    assert load_family(p, register=False).channels == [81, 104]
+    assert load_family(p, V1, register=False).channels == [81, 104]
+    with pytest.raises(WrongNetworkError, match="a family of InceptionV1, not of InceptionV3"):
+        load_family(p, InceptionV3())
+    no_network = tmp_path / "old.json"
+    no_network.write_text(json.dumps({"layer": "mixed3a", "name": "old", "family": ["mixed3a:81"]}))
+    assert load_family(no_network, m).channels == [81]  # read against the model it is loaded into
+    with pytest.raises(ValueError, match="read it with the model it belongs to"):
+        read_family_file(no_network)
 
     bad = {
         "no name": ({"layer": "mixed3a", "family": []}, "missing key"),
@@ -235,12 +243,12 @@ def test_family_file_round_trip_and_errors(tmp_path):
     for what, (record, msg) in bad.items():
         q = tmp_path / f"{what}.json"
         with pytest.raises((ValueError, KeyError, IndexError), match=msg):
-            save_family(q, record)
+            save_family(q, record, V1)
         assert not q.exists(), what  # nothing half-written
     q = tmp_path / "empty.json"
-    save_family(q, {"layer": "mixed3b", "name": "curves found", "family": []})
+    save_family(q, {"layer": "mixed3b", "name": "curves found", "family": []}, V1)
     with pytest.raises(ValueError, match="lists no units"):
-        load_family(q)
+        load_family(q, m)
     (tmp_path / "junk.json").write_text("{not json")
     with pytest.raises(ValueError, match="not JSON"):
         read_family_file(tmp_path / "junk.json")

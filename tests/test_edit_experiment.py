@@ -139,7 +139,7 @@ def test_done_when_numbers_on_independently_drawn_arcs(model, reference_dir):
     x = torch.cat([arcs.arcs(angles, c, L, 2.0, arcs.CANVAS, centre) for L, c in shapes])
     m = {}
     for cond in CONDITIONS:
-        with editing(model, *condition_edits(cond, units, RELAY, "direct")):
+        with editing(model, *condition_edits(cond, units, RELAY, "direct", model)):
             r = torch.relu(responses(model, units, x)).reshape(len(shapes), 72, -1).mean(0).T.double().numpy()
         m[cond] = [curve_metrics(c) for c in r]
         if cond == "unedited":
@@ -204,7 +204,7 @@ def test_bad_input_names_the_problem_and_leaves_the_model_unedited(model):
     with pytest.raises(ValueError, match="orientation"):
         edit_experiment(model, "mixed3b:curves", RELAY, stimulus={"orientation": 3.0}, n_angles=8, progress=False)
     assert not model.is_edited and model.active_hooks == []
-    with editing(model, *condition_edits(CONDITIONS[1], "mixed3b:curves", RELAY, "direct", V1)):
+    with editing(model, *condition_edits(CONDITIONS[1], "mixed3b:curves", RELAY, "direct", model)):
         with pytest.raises(EditError, match="already carries edits"):
             edit_experiment(model, "mixed3b:curves", RELAY, n_angles=8)
     with pytest.raises(ValueError, match="must end in one of"):

@@ -107,7 +107,7 @@ def test_direct_edit_changes_exactly_the_parameter_slice(model, op):
     snap = snapshot(model)
     w0 = snap["conv2d2_pre_relu_conv.weight"]
     rows, cols = torch.tensor([5, 1])[:, None], torch.tensor([0, 7, 3])[None, :]
-    edit = WeightEdit(SRC, DST, op, **kwargs)
+    edit = WeightEdit(SRC, DST, op, **kwargs, network=V1)
     assert [p.kind for p in edit.parts] == ["direct"]
     model.apply_edit(edit)
     w = model.conv2d2_pre_relu_conv.weight.detach()
@@ -151,11 +151,11 @@ def test_keep_only_inputs_zeroes_every_other_source():
 def test_bad_edits_raise_clear_errors_and_change_nothing(model):
     snap = snapshot(model)
     with pytest.raises(EditError, match="expected \\[2, 3, 3, 3\\]"):
-        model.apply_edit(set_weights(SRC, DST, torch.ones(3, 2, 3, 3)))
+        model.apply_edit(set_weights(SRC, DST, torch.ones(3, 2, 3, 3), network=V1))
     with pytest.raises(EditError, match="did you mean scale"):
-        WeightEdit(SRC, DST, "scael", factor=2)
+        WeightEdit(SRC, DST, "scael", factor=2, network=V1)
     with pytest.raises(EditError, match="needs factor"):
-        WeightEdit(SRC, DST, "scale")
+        WeightEdit(SRC, DST, "scale", network=V1)
     with pytest.raises(EditError, match="not upstream"):
         zero_weights("mixed3b:379", "mixed3a:81", network=V1)
     with pytest.raises(EditError, match="no weights to edit"):
@@ -235,7 +235,7 @@ def random_edit(draw):
     if op == "set":
         kw["values"] = draw(st.floats(-1, 1, allow_nan=False, width=32))
     src, dst = [f"{src_layer}:{c}" for c in src], [f"{dst_layer}:{c}" for c in dst]
-    return WeightEdit(src, dst, op, route="linearized", **kw)
+    return WeightEdit(src, dst, op, route="linearized", **kw, network=V1)
 
 
 @settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -283,7 +283,7 @@ def test_edited_output_differs_only_downstream(model, x, edit_fn, dst_tensor):
 def test_expanded_edit_with_no_change_is_the_reexpression(model, x):
     """Reference: the re-expression alone (no edit of its expanded weights)."""
     pairs = [("mixed3a", "mixed3b:curves"), ("conv2d2", "mixed3a:early_curves")]  # 2nd: LRN, max-pool
-    with editing(model, *[Reexpress(layer, dst) for layer, dst in pairs]):
+    with editing(model, *[Reexpress(layer, dst, network=V1) for layer, dst in pairs]):
         before = cache(model, x)
     no_change = [
         scale_weights("mixed3a:early_curves", "mixed3b:curves", 1.0, route="linearized", network=V1),
@@ -369,8 +369,8 @@ def test_expanded_edit_through_nonlinearities_is_refused_naming_them(model):
         model.apply_edit(drop_negative("mixed3a:early_curves", "mixed3b:curves", network=V1))
     msg = str(err.value)
     assert "mixed3b_5x5_bottleneck (relu) is on the path and active" in msg
-    assert "Reexpress('mixed3a', 'mixed3b:curves', network=V1) first, or pass route='linearized'" in msg
-    assert "each_conv('drop_negative', 'mixed3a:early_curves', 'mixed3b:curves', network=V1)" in msg
+    assert "Reexpress('mixed3a', 'mixed3b:curves', network=model) first, or pass route='linearized'" in msg
+    assert "each_conv('drop_negative', 'mixed3a:early_curves', 'mixed3b:curves', network=model))" in msg
     lrn = r"localresponsenorm1 \(lrn\), maxpool1 \(maxpool\), mixed3a_3x3_bottleneck \(relu\) are on the path"
     with pytest.raises(EditError, match=lrn):
         model.apply_edit(scale_weights("conv2d2:lines", "mixed3a:early_curves", 0.5, network=V1))
@@ -378,7 +378,7 @@ def test_expanded_edit_through_nonlinearities_is_refused_naming_them(model):
         model.apply_edit(set_weights("mixed3a:81", "mixed3b:420", 0.0, network=V1))  # "set" is no edit of the conv
     with pytest.raises(EditError, match="unknown route 'exact'; use one of auto, linearized"):
         drop_negative("mixed3a:81", "mixed3b:379", route="exact", network=V1)
-    with pytest.raises(EditError, match=r"each_conv\('keep_only', 'mixed3a:early_curves', 'mixed3b:curves'\)"):
+    with pytest.raises(EditError, match=r"each_conv\('keep_only', 'mixed3a:early_curves', 'mixed3b:curves', network=model\)"):
         model.apply_edit(keep_only_inputs("mixed3a:early_curves", "mixed3b:curves", network=V1))  # the kept units, not the zeroed
     with pytest.raises(EditError, match="each_conv does op 'scale' on no convolution; use one of drop_negative, zero, keep_only"):
         each_conv("scale", "mixed3a:81", "mixed3b:379", network=V1)
@@ -420,7 +420,7 @@ def test_channelwise_path_edits_are_exact_real_parameter_edits(model):
     w0 = weights_between(model, src, dst)
     k0 = model.mixed3b_pool_reduce_pre_relu_conv.weight.detach().clone()
     snap = snapshot(model)
-    cases = [(scale_weights(src, dst, -0.5), lambda w: -0.5 * w), (drop_negative(src, dst), lambda w: w.clamp(min=0))]
+    cases = [(scale_weights(src, dst, -0.5, network=V1), lambda w: -0.5 * w), (drop_negative(src, dst, network=V1), lambda w: w.clamp(min=0))]
     for edit, formula in cases:
         assert [p.kind for p in edit.parts] == ["direct"]
         with edit.applied(model):

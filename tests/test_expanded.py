@@ -257,13 +257,15 @@ def test_bad_options():
 
 
 def test_user_family_accepted():
-    f = families.register_family("mixed3a", "Two Curves", [81, 104], aliases=["two_curves_test"])
-    try:
-        c = connection("mixed3a:two_curves_test", "mixed3b:curves", V1)
-        assert [u.id for u in c.src_units] == ["mixed3a:81", "mixed3a:104"]
-        assert connection(f, "mixed3b:379", V1).src_units == c.src_units
-    finally:
-        families.unregister_family("mixed3a:two_curves_test")
+    from circuits import InceptionV1
+
+    m = InceptionV1()
+    f = families.register_family(m, "mixed3a", "Two Curves", [81, 104], aliases=["two_curves_test"])
+    c = connection("mixed3a:two_curves_test", "mixed3b:curves", m)
+    assert [u.id for u in c.src_units] == ["mixed3a:81", "mixed3a:104"]
+    assert connection(f, "mixed3b:379", V1).src_units == c.src_units
+    with pytest.raises(KeyError, match="unknown family"):
+        connection("mixed3a:two_curves_test", "mixed3b:curves", InceptionV1())  # another model's
 
 
 def test_expanded_weights_predict_the_real_network_where_relus_are_active(random_model):

@@ -208,7 +208,7 @@ def test_ablation_changes_exactly_the_units(random_model, mode):
     b = next(c for c in range(0, 128) if live[c])
     kw = {"constant": {"value": 3.0}, "clamp": {"clamp": (None, 0.25)},
           "mean": {"means": {f"mixed3b:{a}": 0.5, f"mixed3b:{b}": 0.25}}}.get(mode, {})
-    with random_model.hooks(ablate([f"mixed3b:{a}", ("mixed3b", b)], mode, **kw)):
+    with random_model.hooks(ablate([f"mixed3b:{a}", ("mixed3b", b)], mode, **kw, model=random_model)):
         after = random_model.run_with_cache(x, ["mixed3b", "mixed3b_pre_relu"])
     diff = (after["mixed3b"] - before["mixed3b"]).abs().amax(dim=(0, 2, 3))
     assert set(torch.nonzero(diff).flatten().tolist()) == {a, b}
@@ -229,7 +229,7 @@ def test_ablation_with_spatial_mask_and_propagation(random_model):
     mask = torch.zeros(8, 8, dtype=torch.bool)
     mask[2:4, 5] = True
     before = random_model.run_with_cache(x, ["mixed3b", "mixed4a"])
-    with random_model.hooks(ablate("mixed3b:379", "constant", value=100.0, mask=mask)):
+    with random_model.hooks(ablate("mixed3b:379", "constant", value=100.0, mask=mask, model=random_model)):
         after = random_model.run_with_cache(x, ["mixed3b", "mixed4a"])
     changed = (after["mixed3b"] != before["mixed3b"])[0]
     assert torch.equal(changed[379], mask) and not changed[:379].any() and not changed[380:].any()
@@ -238,11 +238,11 @@ def test_ablation_with_spatial_mask_and_propagation(random_model):
 
 def test_ablation_bad_input():
     with pytest.raises(ValueError, match="zero, constant, mean, clamp"):
-        ablate("conv2d0:1", "shuffle")
+        ablate("conv2d0:1", "shuffle", model=V1)
     with pytest.raises(ValueError, match="value="):
-        ablate("conv2d0:1", "constant")
+        ablate("conv2d0:1", "constant", model=V1)
     with pytest.raises(ValueError, match="64 values"):
-        ablate("conv2d0:1", "mean", means=[0.0] * 3)
+        ablate("conv2d0:1", "mean", means=[0.0] * 3, model=V1)
 
 
 def test_input_checks_and_unit_range_warning(random_model):

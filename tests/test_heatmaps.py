@@ -49,7 +49,7 @@ def test_std_scaling_against_a_constructed_baseline(handbuilt):
     params = default_curve_params("mixed3b", V1)
     for i, unit in enumerate(UNITS):
         for r, c in enumerate(CURV):
-            x = curve(ORIENT, c, size=97, centre=unit, **params)
+            x = curve(ORIENT, c, size=97, centre=handbuilt.unit(unit), **params)
             raw = _pre_relu_at_centre(handbuilt, unit, x)
             want = (raw - b.mean[unit]) / b.std[unit]
             np.testing.assert_allclose(m.values[i, r], want, rtol=1e-4, atol=1e-4)

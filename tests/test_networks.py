@@ -107,3 +107,34 @@ def test_two_networks_with_the_same_layer_names_keep_their_units_apart():
     assert V1.node("conv2d0").channels == 64 and parse_unit("conv2d0:63", V1).channel == 63
     with pytest.raises(WrongNetworkError, match="a unit of tiny, not of InceptionV1"):
         parse_unit(u, V1)
+
+
+def test_a_command_resolves_its_units_once(monkeypatch, capsys):
+    """Units are resolved where they enter (the CLI) and carried as Units from there: counted by
+    wrapping `resolve_units` (top-level calls only, not its recursion over a list), one per
+    command for `circuits tune` with a family; a library call given resolved Units resolves
+    nothing. (Before: 4 per `circuits tune`, 13 per `circuits discover mixed3b`.)"""
+    import circuits.families as F
+    from circuits.cli import main
+    from circuits.tuning.measure import radial_tuning
+
+    hb = __import__("weights").model("handbuilt")
+    units = F.resolve_units(["mixed3b:379", "mixed3b:406"], hb)
+    real, depth, calls = F.resolve_units, [0], []
+
+    def counting(spec, network):
+        if depth[0] == 0:
+            calls.append(spec)
+        depth[0] += 1
+        try:
+            return real(spec, network)
+        finally:
+            depth[0] -= 1
+
+    monkeypatch.setattr(F, "resolve_units", counting)
+    assert main(["tune", "mixed3b:curves", "--angles", "8", "--curvatures", "0.5", "--no-progress"]) == 0
+    assert calls == [["mixed3b:curves"]]
+    calls.clear()
+    radial_tuning(hb, units, n_angles=8, curvatures=[0.5], progress=False)
+    assert calls == []
+    capsys.readouterr()

@@ -137,10 +137,10 @@ def test_channels_are_labelled_by_the_loaded_networks_families(hb, photo):
     from circuits.core.inputs import read_image
 
     bank = fam.family("mixed3a:hb_early_curve_bank", hb)
-    published = {fam.family_of(u).name for u in bank.units}
+    published = {fam.family_of(u).name for u in bank.units}  # a Unit knows its graph
     assert published - {"Curves"}, "the bank shares channel ids with other published families"
     assert all(fam.label_of(u, hb) is bank for u in bank.units)
-    assert fam.label_of(bank.units[0]).source == "early_vision"  # without a model: the published one
+    assert fam.label_of(bank.units[0], hb.graph).source == "early_vision"  # the graph: the published one
 
     a = attribute(hb, "mixed3b:379", read_image(photo))
     per = a.per_family(model=hb)

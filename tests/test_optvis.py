@@ -186,13 +186,15 @@ def test_family_objective_sums_its_units(acts):
         obj.family("mixed3b:curves", weights=w, model=V1)(acts),
         2 * acts["mixed3b"][:, 379].mean() - acts["mixed3b"][:, 406].mean(),
     )
-    assert obj.as_objective("mixed3b:curves").description.startswith("Family(mixed3b:curves")
-    assert obj.as_objective("mixed3b:379").description == "Channel(mixed3b:379)"
+    assert obj.as_objective("mixed3b:curves", V1).description.startswith("Family(mixed3b:curves")
+    assert obj.as_objective("mixed3b:379", V1).description == "Channel(mixed3b:379)"
+    with pytest.raises(TypeError, match="pass model="):
+        obj.channel("mixed3b", 379)  # no network: no lookup by layer name
 
 
 def test_objective_errors_are_clear():
     with pytest.raises(KeyError, match="did you mean mixed3b"):
-        obj.channel("mixd3b", 3)
+        obj.channel("mixd3b", 3, model=V1)
     with pytest.raises(IndexError, match="out of range for mixed3b"):
         obj.neuron("mixed3b", 480, model=V1)
     with pytest.raises(ValueError, match="256 values"):
@@ -299,7 +301,7 @@ def test_hooks_identical_after_render_exception_nan_and_interrupt(model):
             v = acts["mixed3a"][:, 81].mean()
             return v * float("nan") if len(calls) == 3 else v
 
-        nan_obj = obj.Objective(nan_at_3, ["mixed3a"], "NaNAt3")
+        nan_obj = obj.Objective(nan_at_3, ["mixed3a"], "NaNAt3", network=V1)
         with pytest.raises(NonFiniteObjectiveError, match="at step 3 of 5"):
             render(model, nan_obj, param.image(64), steps=5, redirected_relu=True, progress=False)
         assert hook_ids(model) == before
@@ -357,8 +359,8 @@ def test_visualization_of_a_handbuilt_curve_unit_is_a_superstimulus():
 def assert_superstimulus(m, unit_id: str, size: int = 96, steps: int = 64) -> None:
     from circuits.tuning import stimuli
 
-    unit = obj.parse_unit(unit_id)
-    o = obj.neuron(unit.layer, unit.channel)
+    unit = m.unit(unit_id)
+    o = obj.neuron(unit, unit.channel)
     cy, cx = graph.centre_position(unit.branch, size)
     orientations = torch.arange(0, 360, 10.0).repeat(4)
     curvatures = torch.tensor([0.1, 0.4, 0.7, 1.0]).repeat_interleave(36)

@@ -17,6 +17,8 @@ import torch
 
 from circuits.tuning import stimuli as S
 from circuits.core.inputs import MEAN
+from circuits.core.graph import INCEPTION_V1
+from circuits.core.units import parse_unit
 
 # Coverage of the foreground: 0 on the white background, 1 on a black stroke.
 def coverage(x: torch.Tensor) -> torch.Tensor:
@@ -128,7 +130,7 @@ def test_identities_between_kinds():
 def test_same_picture_at_any_image_size():
     # Geometry is fixed in pixels around `centre`: a small image is a crop of a large one.
     kw = dict(curvature=0.8, arc_length=45)
-    big = S.curve(77, size=224, centre="mixed3b:379", **kw)  # its RF centre at 224 px: (119, 119)
+    big = S.curve(77, size=224, centre=parse_unit("mixed3b:379", INCEPTION_V1), **kw)  # RF centre at 224 px: (119, 119)
     small = S.curve(77, size=97, centre=(48, 48), **kw)
     assert torch.equal(big, S.curve(77, size=224, centre=(119, 119), **kw))
     assert torch.equal(big[..., 71:168, 71:168], small)

@@ -115,7 +115,7 @@ def test_reference_absent_is_a_clear_error(tmp_path, monkeypatch):
 
 @pytest.mark.parametrize("layer", ["conv2d0", "conv2d2", "mixed3a", "mixed3b"])
 def test_smallest_input_holds_the_receptive_field(layer):
-    u = Unit(layer, 0)
+    u = Unit(layer, 0, V1)
     s = tuning.input_size_for(u)
     lo, hi, rf = tuning._rf_span(u, s)[0] + (graph.receptive_field(u.branch).size,)
     assert 0 <= lo and hi <= s - 1 and hi - lo + 1 == rf
@@ -165,9 +165,9 @@ def test_radial_tuning_is_relu_mean_over_curvature(random_model):
     rt = tuning.radial_tuning(random_model, units, n_angles=12, curvatures=curv, progress=False)
     assert rt.curves.shape == (2, 12) and rt.n_stimuli == 24
     # The same quantity from a pre-rendered tensor (the other input path), by hand.
-    size = tuning.input_size_for(units)
+    size = tuning.input_size_for(units, V1)
     centre = Unit("conv2d2", 10, V1).centre_in_input(size)
-    params = tuning.default_curve_params("conv2d2")
+    params = tuning.default_curve_params("conv2d2", V1)
     x = S.curve_sweep(rt.angles_deg, curv, **params).render(size=size, centre=centre)
     r = tuning.responses(random_model, units, x, pre_relu=True)
     manual = torch.relu(r).reshape(2, 12, 2).mean(0).T.double().numpy()
@@ -179,7 +179,7 @@ def test_radial_tuning_is_relu_mean_over_curvature(random_model):
 
 def test_model_hooks_stay_active_and_none_are_left(random_model):
     sweep = S.curve_sweep([0, 90], [0.5], arc_length=10)
-    with random_model.hooks(ablate("conv2d2_pre_relu:10")):
+    with random_model.hooks(ablate("conv2d2_pre_relu:10", model=random_model)):
         r = tuning.responses(random_model, ["conv2d2:10", "conv2d2:11"], sweep, pre_relu=True)
     assert torch.all(r[:, 0] == 0) and torch.any(r[:, 1] != 0)
     assert random_model.active_hooks == []

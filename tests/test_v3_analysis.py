@@ -187,9 +187,11 @@ def test_units_of_the_other_network_are_refused_naming_both(random_v3_model, ran
             weights_between(random_v3_model, src, dst)
     with pytest.raises(WrongNetworkError, match="InceptionV3.*InceptionV1"):
         weights_between(random_model, "mixed1:3", "mixed2:67")
-    # Mixed networks without a model.
-    with pytest.raises(WrongNetworkError, match="mix networks"):
+    # Units of two networks: the one named refuses the other's.
+    with pytest.raises(WrongNetworkError, match="mixed3a:81 is a unit of InceptionV1, not of InceptionV3"):
         connection(["mixed1:3", "mixed3a:81"], "mixed2:67", V3)
+    with pytest.raises(WrongNetworkError, match="mixed3a:81 is a unit of InceptionV1, not of InceptionV3"):
+        connection([random_v3_model.unit("mixed1:3"), random_model.unit("mixed3a:81")], "mixed2:67")
     # A name of no network stays an unknown-name error with close matches.
     with pytest.raises(KeyError, match="did you mean"):
         weights_between(random_v3_model, "mixed22:3", "mixed2:67")
@@ -212,7 +214,7 @@ def test_previous_layer_follows_the_v3_graph():
     assert previous_layer("activation_5:0", V3) == "activation_4"  # the stem's 1x1 after max_pooling2d_1
     assert previous_layer("activation_4:0", V3) == "activation_3"  # through max_pooling2d_1 (not a unit layer)
     assert previous_layer("activation_1:0", V3) == "input"
-    assert conv_of(units_in(INCEPTION_V3, "mixed2", [67])[0], V3).name == "conv2d_22"
+    assert conv_of(units_in(INCEPTION_V3, "mixed2", [67])[0]).name == "conv2d_22"
 
 
 @pytest.mark.parametrize("unit, source", [("mixed2:3", "mixed1"), ("mixed4:200", "activation_33"), ("mixed3:100", "mixed2")])
@@ -352,7 +354,7 @@ def test_ablation_of_a_v3_unit(random_v3_model):
     for c in (3, 250):
         assert torch.allclose(mean_run[0, c], means[c].expand_as(mean_run[0, c]))
     # Without a model, the ids name their network by their layer.
-    assert [h for h, _ in ablate("mixed2:67")] == ["activation_22"]
+    assert [h for h, _ in ablate("mixed2:67", model=V3)] == ["activation_22"]
     with pytest.raises(WrongNetworkError, match="InceptionV1.*InceptionV3"):
         ablate("mixed3b:379", model=m)
     with pytest.raises(ValueError, match="288 values"):

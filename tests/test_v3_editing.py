@@ -155,12 +155,14 @@ def test_edits_of_the_other_network_are_refused_naming_both(v3, random_model):
     with pytest.raises(EditError, match="units of InceptionV3, but the model is an InceptionV1"):
         random_model.apply_edit(zero_weights("mixed1:3", "mixed2:0", network=V3))
     assert _bitwise_same(random_model, v1) and not random_model.is_edited
-    with pytest.raises(EditError, match="mix networks.*InceptionV1.*InceptionV3"):
+    with pytest.raises(EditError, match="mixed2:0 is a unit of InceptionV3, not of InceptionV1"):
         zero_weights("mixed3a:81", "mixed2:0", network=V1)
+    with pytest.raises(EditError, match="mixed2:0 is a unit of InceptionV3, not of InceptionV1"):
+        zero_weights(random_model.unit("mixed3a:81"), v3.unit("mixed2:0"))
     with pytest.raises(EditError, match="no weights to edit.*mixed2:67"):
         zero_weights("mixed2:3", "mixed3:500", network=V3)  # mixed3:500 is max_pooling2d_3's
     with pytest.raises(EditError, match="bad source layer 'mixed3a' for units of InceptionV3"):
-        Reexpress("mixed3a", "mixed2:67", network=V1)
+        Reexpress("mixed3a", "mixed2:67", network=V3)
 
 
 def test_each_conv_on_a_v3_bottleneck_is_exact_and_undone(v3):
@@ -170,7 +172,7 @@ def test_each_conv_on_a_v3_bottleneck_is_exact_and_undone(v3):
     from circuits.editing import each_conv
 
     snap = _snapshot(v3)
-    edits = each_conv("drop_negative", ["mixed1:3", "mixed1:5"], "mixed2:67")
+    edits = each_conv("drop_negative", ["mixed1:3", "mixed1:5"], "mixed2:67", network=v3)
     assert [e.summary() for e in edits] == [
         "drop_negative [mixed1:3, mixed1:5] -> activation_21",
         "drop_negative activation_21 -> mixed2:67",
@@ -235,7 +237,7 @@ def test_reexpression_is_the_real_network_where_its_relus_are_identity(v3, src, 
     snap = _snapshot(m)
     with torch.no_grad():
         real = m.run(x, until=conv)
-    with Reexpress(src, dst).applied(m):
+    with Reexpress(src, dst, network=m).applied(m):
         assert m.edits == [f"reexpress {dst} from {src} (linearized model: expanded {src}->{conv})"]
         with torch.no_grad():
             re = m.run(x, until=conv)
@@ -324,7 +326,7 @@ def test_edit_log_replays_on_v3(v3, random_v3_model, random_model):
     copy_.undo_edit()
     copy_.undo_edit()
     _untouched(copy_, snap)
-    with pytest.raises(EditLogMismatch, match="units of InceptionV3, but the model is an InceptionV1"):
+    with pytest.raises(EditLogMismatch, match="is a unit of InceptionV3, not of InceptionV1"):
         replay(random_model, entries, tensors)
     assert not random_model.is_edited
 
@@ -358,8 +360,8 @@ def test_experiment_on_v3_family_objects(v3, monkeypatch):
     curve units on one fixed input, from the model's own forward pass) and undone after."""
     from circuits import families
 
-    fc = families.register_family("mixed2", "Test Curves V3", [67, 68], aliases=["test_curves_v3"])
-    fe = families.register_family("mixed1", "Test Early V3", [3, 5], aliases=["test_early_v3"])
+    fc = families.register_family(v3, "mixed2", "Test Curves V3", [67, 68], aliases=["test_curves_v3"])
+    fe = families.register_family(v3, "mixed1", "Test Early V3", [3, 5], aliases=["test_early_v3"])
     seen = []
 
     class _RT:
@@ -377,8 +379,8 @@ def test_experiment_on_v3_family_objects(v3, monkeypatch):
     try:
         exp = experiment.edit_experiment(v3, fc, fe, n_angles=2, progress=False)
     finally:
-        families.unregister_family("mixed2:test_curves_v3")
-        families.unregister_family("mixed1:test_early_v3")
+        families.unregister_family(v3, "mixed2:test_curves_v3")
+        families.unregister_family(v3, "mixed1:test_early_v3")
     _untouched(v3, snap)
     assert exp.route == "reexpress" and exp.units == ["mixed2:67", "mixed2:68"]
     assert exp.curve_family == "mixed2:test_curves_v3" and exp.early_family == "mixed1:test_early_v3"

@@ -201,7 +201,7 @@ class Attribution:
         """The attribution objective for abs(W ⊙ h_prev) at the source layer."""
         from circuits.optvis import objectives
 
-        return objectives.attribution(self.source, self.contributions.abs())
+        return objectives.attribution(self.source, self.contributions.abs(), model=self.unit.graph)
 
 
 def image_input(image, input_range: tuple[float, float] | None = None) -> torch.Tensor:

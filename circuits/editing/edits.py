@@ -368,14 +368,14 @@ def _refusal(edit: "WeightEdit", p: _Part, nonlin: list[str]) -> str:
     verb = "is" if len(nonlin) == 1 else "are"
     src, dst = _short(edit.shown_src), _short(edit.dst_spec)
     alt = [
-        f"on the linearized model: apply Reexpress({p.src_layer!r}, {dst!r}) first, or pass "
+        f"on the linearized model: apply Reexpress({p.src_layer!r}, {dst!r}, network=model) first, or pass "
         f"route='linearized' (which re-expresses those units from {p.src_layer}, then edits)"
     ]
     op = "keep_only" if edit.label == "keep_only" else edit.op
     if op in EACH_CONV_OPS and _conv_chain(p.src_layer, p.conv, p.network) is not None:
         alt.append(
             f"on the real network: the op on each convolution of the path, "
-            f"editing(model, *each_conv({op!r}, {src!r}, {dst!r}))"
+            f"editing(model, *each_conv({op!r}, {src!r}, {dst!r}, network=model))"
         )
     elif _channelwise_channel(p.conv, edit.src[p.src_cols[0]]) is not None:
         alt.append(f"on the real network: op 'scale' or 'zero' (which are edits of {p.conv} itself)")

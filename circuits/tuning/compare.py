@@ -137,10 +137,10 @@ def compare_tuning(
     table: dict[str, dict] = {}
     if reference.available():
         table = reference.tuning_table()
-        for u in ids:
-            c = reference.published_curve(u)
+        for u in us:
+            c = reference.published_curve(u)  # the Unit: its network says whether it has one
             if c is not None:
-                published[u] = c
+                published[u.id] = c
     tunings = {
         label: radial_tuning(m, us, n_angles=n_angles, curvatures=curvatures, progress=progress)
         for label, m in models.items()
