@@ -11,6 +11,10 @@ list).
 Measured on the hand-built network (tests do not time or count this; it is a measurement).
 Before the network was made explicit (main at d5ca006): tune 4 top-level resolve_units
 calls (35 with recursion), 1,844 parse_unit; discover 13 (6,253), 8,358 parse_unit.
+After: tune 1 (2), 1,814 parse_unit, of which 1,784 build InceptionV1's published families
+once per process (`published_families`); discover 0 (its units are the layer's channels,
+each parsed once: 480 of its 656 parse_unit calls). `units_of` (3 and 13 calls) only checks
+that resolved Units belong to the model.
 """
 
 from __future__ import annotations
