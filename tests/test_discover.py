@@ -104,7 +104,7 @@ def test_an_ablated_curve_unit_is_not_found():
 
     model = weights.model("handbuilt")
     chans = [379, 406, 385, 0, 100]
-    with model.hooks(ablate("mixed3b:379")):
+    with model.hooks(ablate("mixed3b:379", model=model)):
         d = D.discover(model, "mixed3b", channels=chans, register=False, progress=False)
     assert model.active_hooks == []  # the ablation ended with its block
     assert sorted(d.family) == ["mixed3b:385", "mixed3b:406"]

@@ -121,7 +121,7 @@ def plot_weights_between(model, src, dst, path: str | os.PathLike, **kwargs) -> 
     `plot_weights`.
     """
     wkw = {k: kwargs.pop(k) for k in ("lrn", "input", "method") if k in kwargs}
-    conn = connection(src, dst)
+    conn = connection(src, dst, model)
     w = weights_between(model, src, dst, **wkw)
     kind = "direct weights" if conn.direct else "expanded weights (" + ", ".join(conn.linearized) + " linearized)"
     kwargs.setdefault("title", f"{_name(src)} -> {_name(dst)}: {kind}")
