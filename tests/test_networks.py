@@ -49,8 +49,9 @@ def test_explicit_graph_is_checked():
         Unit("mixed3b", 379, None)
 
 
-def test_units_compare_by_name_and_channel():
+def test_units_compare_by_name_channel_and_network():
     assert parse_unit("mixed3b:379", V1) == Unit("mixed3b", 379, V1) == parse_unit("mixed3b:379", INCEPTION_V1)
+    assert Unit("mixed3b", 379, V1) != Unit("mixed3b", 379, V3)
 
 
 def test_model_unit_and_resolve_units_use_the_models_network():
@@ -102,6 +103,7 @@ def test_two_networks_with_the_same_layer_names_keep_their_units_apart():
     mine = trace(module, name="tiny", input_size=16)
     u = mine.unit("conv2d0:7")
     assert u.network is mine.graph and parse_unit("conv2d0:7", V1).network is V1
+    assert u != parse_unit("conv2d0:7", V1) and len({u, parse_unit("conv2d0:7", V1)}) == 2
     with pytest.raises(IndexError, match="0..7"):
         mine.unit("conv2d0:8")
     assert V1.node("conv2d0").channels == 64 and parse_unit("conv2d0:63", V1).channel == 63

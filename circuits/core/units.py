@@ -38,14 +38,22 @@ _UNIT_RE = re.compile(r"^\s*([A-Za-z0-9_][A-Za-z0-9_.]*)\s*:\s*(-?\d+)\s*$")
 class Unit:
     """One channel of one named tensor of one network.
 
-    `graph` is the network's declaration, always given. It is not part of equality or
-    ordering (units of one command share one graph; `parse_unit` refuses a unit of
-    another network where a network's units are needed).
+    `graph` is the network's declaration, always given, and part of equality: two
+    ResNets both have a ``layer2:5``, and they are different units. (Graphs compare by
+    identity; ordering sorts by layer name and channel, the graph breaking no tie.)
     """
 
     layer: str
     channel: int
     graph: graph.Graph = field(compare=False, repr=False)
+
+    def __eq__(self, other) -> bool:
+        if not isinstance(other, Unit):
+            return NotImplemented
+        return (self.layer, self.channel) == (other.layer, other.channel) and self.graph is other.graph
+
+    def __hash__(self) -> int:
+        return hash((self.layer, self.channel, id(self.graph)))
 
     def __post_init__(self) -> None:
         if not isinstance(self.graph, graph.Graph):

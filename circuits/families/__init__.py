@@ -352,7 +352,7 @@ def family(spec, network) -> Family:
     g.node(layer)  # unknown layer: raises with close matches
     key = snake(name)
     tables = _tables(network)
-    for t in reversed(tables):  # the model's own first: they may shadow nothing published, see _check
+    for t in reversed(tables):  # the model's own first (they cannot shadow a published alias: _check_aliases)
         hit = t.by_alias.get(layer, {}).get(key)
         if hit is not None:
             return hit
