@@ -8,7 +8,6 @@ import torch
 import weights
 from circuits.core.bounds import always_identity_relus, interval_bounds
 from circuits.editing import drop_negative
-from circuits.core.graph import INCEPTION_V1 as V1
 
 
 def test_bounds_contain_every_sampled_activation():

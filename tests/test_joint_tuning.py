@@ -224,3 +224,24 @@ def test_the_docs_python_block_runs(tmp_path, monkeypatch):
     assert a["fraction_opposite_sign"] < 0.4, a
     assert all(abs(v) <= 20 for v in a["self_peak_rotation_deg"].values())
     assert len(ns["record"]["joint"]["mixed3b:379"]["mixed3b:406"]) == 36
+
+
+def test_cli_writes_the_json_and_the_plot(tmp_path, capsys):
+    """`circuits joint-tuning` end to end on two photographs (the title of its figure names the
+    units as given): both outputs are written, and the JSON's curves are the library's."""
+    from matplotlib import image as mpimg
+    from skimage import data
+
+    from circuits.cli import main
+
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for name in ("camera", "coffee"):
+        mpimg.imsave(folder / f"{name}.png", getattr(data, name)()[:200, :200], cmap="gray")
+    out_json, out_png = tmp_path / "j.json", tmp_path / "j.png"
+    rc = main(["joint-tuning", "mixed3b:379,mixed3b:406", "--images", str(folder), "--top-k", "1", "--step", "90",
+               "--json", str(out_json), "--plot", str(out_png), "--quiet"])
+    assert rc == 0, capsys.readouterr().err
+    rec = json.loads(out_json.read_text())
+    assert out_png.stat().st_size > 0 and rec["weights"] == "handbuilt"
+    assert set(rec["units"]) == {"mixed3b:379", "mixed3b:406"}

@@ -22,7 +22,6 @@ import torch
 import weights
 from circuits import families as fam
 from circuits.core import graph
-from circuits.core.graph import INCEPTION_V1 as V1
 
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"

@@ -13,6 +13,7 @@ import math
 from circuits.cli.options import (
     add_weights,
     check_outputs,
+    family_ids,
     network_for,
     network_graph,
     positive_int,
@@ -70,7 +71,8 @@ def cmd_joint_tuning(args) -> int:
     check_outputs([("--json", args.json, (".json",)), ("--plot", args.plot, PLOT_SUFFIXES)])
     source_name = weights_name(args)
     net = network_for(source_name)
-    units = resolve(args.units, net)
+    specs = family_ids(args.units, net)  # a family file stands for its family id
+    units = resolve(specs, net)
     layers = sorted({u.layer for u in units})
     if len(layers) != 1:
         raise ValueError(f"the units must share one layer, got {', '.join(layers)}")
