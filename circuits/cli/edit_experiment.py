@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from circuits.cli.options import add_weights, family_ids, load_network
+from circuits.cli.options import add_weights, family_ids, load_network, network_for
 from circuits.cli.device import add_device
 from circuits.cli.paths import In, Out, declare_io
 from circuits.cli.tune import PLOT_SUFFIXES, _angles
@@ -62,10 +62,11 @@ def cmd_edit_experiment(args) -> int:
         raise ValueError(f"--n-angles must be at least 4 (a tuning curve needs 4 samples), got {args.n_angles}")
     source = args.weights if args.weights is not None else weights.DEFAULT
     early = args.early_curves or (HANDBUILT_EARLY_CURVES if source == "handbuilt" else TRAINED_EARLY_CURVES)
-    # A family file (from `circuits discover --json`) stands for its family.
-    model = load_network(source, args.device)
+    # A family file (from `circuits discover --json`) stands for its family, read before any weights.
+    net = network_for(source)
     curves, early_spec = (ids[0] if len(ids) == 1 else ids
-                          for ids in (family_ids(args.curves, model), family_ids(early, model)))
+                          for ids in (family_ids(args.curves, net), family_ids(early, net)))
+    model = load_network(net, args.device)
     exp = edit_experiment(model, curves, early_spec, route=args.route, n_angles=args.n_angles,
                           progress=not args.no_progress)
     print(f"edit experiment, {Path(str(source)).name} weights: {args.curves} from {early}, "
