@@ -23,7 +23,7 @@ from typing import Iterable, Sequence
 
 from circuits.core.graph import Graph
 from circuits.core.networks import network_of
-from circuits.core.units import Unit, WrongNetworkError, wrong_network
+from circuits.core.units import Unit, WrongNetworkError
 from circuits.families import Family, units_of
 
 __all__ = ["WrongNetworkError", "network_of", "resolve", "one_unit", "common_network", "units_in"]
@@ -38,15 +38,8 @@ def resolve(spec, network=None) -> list[Unit]:
     networks (`circuits.families.resolve_units`); a name no network has raises the
     usual unknown-name error.
     """
-    g = network_of(network)
-    units = list(spec.units) if isinstance(spec, Family) else units_of(spec, network)
-    if g is not None:
-        for u in units:
-            if u.network is not g:
-                raise wrong_network(u.id, u.network, g)
-        return units
-    common_network(units)
-    return units
+    # A Family is its units: `units_of` checks resolved Units against `network` (or the first's).
+    return units_of(list(spec.units) if isinstance(spec, Family) else spec, network)
 
 
 def common_network(units: Iterable[Unit], what: str = "units") -> Graph:
