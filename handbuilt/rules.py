@@ -22,6 +22,7 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Union
 
@@ -193,6 +194,11 @@ class Tolerance:
     towards a straight line. `lean_side` limits `curve_share` to one side of the path
     (-1 or +1; the other side is symmetric); 0 applies it to both.
 
+    `cliff` mixes in the article's cliff lines, which "tolerate error in that direction, but
+    definitely don't want it going the other way": the weight is (1 - cliff) times the
+    tolerance above plus `cliff` times a one-sided one (curve_share=1), as when a curve reads
+    a line family of which that fraction are cliff lines.
+
     Per unit (`for_unit`): `by_width` maps a unit's published width linearly onto its
     tolerance, ``((fwhm_lo, tol_lo), (fwhm_hi, tol_hi))``; `leans` gives the units whose
     tolerance is asymmetric, ``((channel, side, curve_share), ...)``.
@@ -206,6 +212,9 @@ class Tolerance:
     >>> one = Tolerance(tolerance=20.0, inhibition=0.5, flank=15.0, curve_share=1.0, lean_side=-1)
     >>> one(np.array([5.0, 5.0]), period=180, side=np.array([-1.0, 1.0])).round(2).tolist()  # 5 straighter on side -1
     [-0.38, 0.89]
+    >>> m = Tolerance(tolerance=20.0, inhibition=0.5, flank=15.0, cliff=0.5)
+    >>> m(np.array([5.0, -5.0]), period=180, side=np.array([1.0, 1.0])).round(2).tolist()  # tighter, straighter
+    [0.89, 0.25]
     >>> w = Tolerance(tolerance=0.0, flank=22.5, by_width=((30.0, 10.0), (70.0, 45.0)), inhibition=None)
     >>> u = w.for_unit(7, 50.0)
     >>> u.tolerance, round(u.inhibition, 3)
@@ -220,6 +229,7 @@ class Tolerance:
     lean_side: int = 0
     by_width: tuple[tuple[float, float], tuple[float, float]] | None = None
     leans: tuple[tuple[int, int, float], ...] = ()
+    cliff: float = 0.0
 
     def for_unit(self, channel: int, fwhm: float | None) -> "Tolerance":
         """The tolerance of one unit: its width mapped by `by_width`, its lean from `leans`."""
@@ -232,7 +242,7 @@ class Tolerance:
             if ch == channel:
                 share, side = sh, sd
         inh = tol / (2.0 * self.flank) if self.inhibition is None else self.inhibition
-        return Tolerance(tol, inh, self.flank, share, self.edge, side)
+        return Tolerance(tol, inh, self.flank, share, self.edge, side, cliff=self.cliff)
 
     @property
     def _inhibition(self) -> float:
@@ -243,11 +253,16 @@ class Tolerance:
     def _box(self, d: np.ndarray, lo: float, hi: float) -> np.ndarray:
         return _sigmoid((d + lo) / self.edge) * _sigmoid((hi - d) / self.edge)
 
-    def _one_side(self, d: np.ndarray, share: float) -> np.ndarray:
+    def _band(self, d: np.ndarray, share: float) -> np.ndarray:
         lo, hi = self.tolerance * (1.0 - share), self.tolerance * share
         exc = self._box(d, lo, hi)
         wide = self._box(d, lo + self.flank, hi + self.flank)
         return exc - self._inhibition * (wide - exc)
+
+    def _one_side(self, d: np.ndarray, share: float) -> np.ndarray:
+        if not self.cliff:
+            return self._band(d, share)
+        return (1.0 - self.cliff) * self._band(d, share) + self.cliff * self._band(d, 1.0)
 
     def __call__(self, delta: np.ndarray, period: float, side: np.ndarray | None = None) -> np.ndarray:
         d = (np.asarray(delta, dtype=np.float64) + period / 2) % period - period / 2
@@ -264,8 +279,7 @@ class Tolerance:
         >>> Tolerance(tolerance=20.0).stretched(1.5).tolerance
         30.0
         """
-        return Tolerance(self.tolerance * factor, self.inhibition, self.flank, self.curve_share, self.edge,
-                         self.lean_side, self.by_width, self.leans)
+        return dataclasses.replace(self, tolerance=self.tolerance * factor)
 
 
 @dataclass(frozen=True)

@@ -124,8 +124,8 @@ LINE_3A_SCALE = 100.0
 #   strong): "inhibited by ones in the opposing orientation", and "these negative weights are
 #   the reason curve neurons in 3b have no echoes": the opponent is the weakest, in quarter
 #   steps from 1 (the plain mirror), that keeps the echo of every curve within the project's
-#   echo target (0.05, issue 5) on the project's own arcs -- 2.25 (at 1 the echo reaches 0.19;
-#   tune_handbuilt.py --derive prints each step);
+#   echo target (0.05, issue 5) on the project's own arcs (180 orientations x 8 curvatures) --
+#   2.5 (at 1 the echo reaches 0.28; tune_handbuilt.py --derive prints each step);
 # - "this band of positive weights is surrounded by negative weights where the early curve and
 #   curve orientations differ": a surround over the tangent difference (surround_axis: it
 #   spares the early curves a straight line along the tangent excites), 45 deg wide (half of
@@ -134,13 +134,13 @@ LINE_3A_SCALE = 100.0
 #   nothing), at every stretch.
 # A unit published CURVE_REFERENCE_FWHM wide uses it as is; others are stretched to their
 # published width (Tuning.stretched: the band and the surround; the opponent follows the band).
-CURVE_OPPONENT = 2.25
+CURVE_OPPONENT = 2.5
 CURVE_TUNING = Tuning(width=15.0, opponent=CURVE_OPPONENT, surround=None, surround_width=45.0, surround_axis=True)
 # The width the template gives when no unit is stretched (every curve at factor 1, the line
 # tolerance at the middle of its range): the median FWHM of the curves' own radial tuning,
 # measured on the network (tune_handbuilt.py --derive), so that a unit stretched by
 # fwhm / CURVE_REFERENCE_FWHM is built towards its published width.
-CURVE_REFERENCE_FWHM = 39.7
+CURVE_REFERENCE_FWHM = 39.2
 # The 3a lines along the arc's tangent ("Curve Circuits": each 3b curve "is excited by edges
 # along its tangent line with a tolerance of between about 10 to 45 degrees"):
 # - the tolerance maps the published widths linearly onto the article's range: 10 deg on the
@@ -166,7 +166,7 @@ LINE_TOLERANCE = Tolerance(tolerance=27.5, inhibition=None, flank=22.5, curve_sh
 # the echo. EARLY_TO_CURVE_GAIN only sets the scale (no ratio, correlation or width depends on
 # it); LINE_TO_CURVE_GAIN is measured from it (tune_handbuilt.py --derive).
 EARLY_TO_CURVE_GAIN = 300.0
-LINE_TO_CURVE_GAIN = 585.0
+LINE_TO_CURVE_GAIN = 584.5
 CURVE_BIAS = 0.0  # no threshold: the negative weights do the selecting
 # A unit's tolerances scale together: a unit published f = fwhm / CURVE_REFERENCE_FWHM times as
 # broad tolerates f times the position error (spread) and tiles an arc f times as gentle (radius).
