@@ -450,3 +450,14 @@ def test_two_tile_rules_from_one_source_into_one_bank_are_an_error():
     twice = next(r for r in S.SPEC.rules if getattr(r, "src", None) == "curve_relay")
     msg = _error(dataclasses.replace(S.SPEC, rules=S.SPEC.rules + (twice,)))
     assert "Tile(curve_relay -> curves)" in msg and "already computed" in msg
+
+
+def test_a_line_tolerance_naming_a_unit_or_width_the_bank_lacks_is_an_error():
+    """A lean names a channel of the bank it builds, a side of the path (-1, 0, 1) and a share in 0..1;
+    a tolerance by width needs the bank's published widths. Each error names the rule and the value."""
+    msg = _error(_with_curve_rules(line_tuning={"leans": ((999, -1, 1.0),)}))
+    assert "Tile(line_relay_3b -> curves)" in msg and "(999, -1, 1.0)" in msg and "406" in msg
+    assert "side" in _error(_with_curve_rules(line_tuning={"leans": ((406, 2, 1.0),)}))
+    no_widths = _replace_bank(S.SPEC, "curves", fwhm=None)
+    msg = _error(no_widths)
+    assert "tolerance by width" in msg and "'curves'" in msg
