@@ -155,8 +155,9 @@ CURVE_REFERENCE_FWHM = 39.2
 #   if it is less than 10 it switches to being inhibited") and names the 3a family that does
 #   it, the cliff lines, which "tolerate error in that direction, but definitely don't want it
 #   going the other way", "useful for handling imperfections, like bumps". (Leaning only
-#   3b:406's left side, as the article shows it, left straight lines exciting the broad units
-#   more than their curves: see docs/handbuilt.md.)
+#   3b:406's left side, as the article shows it, left straight lines exciting some units up to
+#   1.5 times as much as their curves: see docs/handbuilt.md.)
+# (tolerance=27.5, the middle of the range, serves only a unit without a published width.)
 LINE_TOLERANCE = Tolerance(tolerance=27.5, inhibition=None, flank=22.5, curve_share=1.0,
                            by_width=((min(MIXED3B_FWHM.values()), 10.0), (max(MIXED3B_FWHM.values()), 45.0)))
 # "3b curves are built primarily from the line and early curve neuron families": the two
