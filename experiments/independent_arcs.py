@@ -92,60 +92,90 @@ def radial(model, units, n_angles: int, curvatures=CURVATURES, lengths=LENGTHS, 
     return angles, (total / (len(curvatures) * len(lengths))).T.double().numpy()
 
 
+def measure(model, n_angles: int, lengths=LENGTHS, curvatures=CURVATURES) -> dict[str, np.ndarray]:
+    """{condition: curves [U, A]} of the hand-built 3b curves on these arcs, unedited and under the
+    two "Curve Circuits" edits (`circuits.editing.experiment`'s conditions, direct route)."""
+    from circuits.editing.edits import editing
+    from circuits.editing.experiment import CONDITIONS, condition_edits
+
+    units, early = "mixed3b:curves", "mixed3b_5x5_bottleneck:hb_curve_relay"
+    results = {}
+    for cond in CONDITIONS:
+        with editing(model, *condition_edits(cond, units, early, "direct", model)):
+            results[cond] = radial(model, units, n_angles, curvatures, lengths)[1]
+    return results
+
+
+def summary(results: dict[str, np.ndarray], have_reference: bool) -> dict:
+    """Issue 22's bars from `measure`'s curves: correlation and angle error against the published
+    curves (when the reference data is present), echoes, and the two edits' peaks and echoes."""
+    from circuits.editing.experiment import CONDITIONS
+    from circuits.families import resolve_units
+    from circuits.tuning import reference
+    from circuits.tuning.metrics import compare_curves, curve_metrics
+
+    ids = [u.id for u in resolve_units("mixed3b:curves")]
+    un, early, pos = ([curve_metrics(c) for c in results[cond]] for cond in CONDITIONS)
+    out: dict = {"units": ids, "unedited": un, "early": early, "positive": pos}
+    if have_reference:
+        cmp = [compare_curves(c, reference.published_curve(u)) for c, u in zip(results["unedited"], ids)]
+        out["compare"] = cmp
+        corr = np.array([c["correlation"] for c in cmp])
+        out.update(corr_min=float(corr.min()), corr_median=float(np.median(corr)),
+                   angle_error_max=float(max(c["angle_error"] for c in cmp)))
+    else:
+        out.update(corr_min=float("nan"), corr_median=float("nan"), angle_error_max=float("nan"))
+    echo2 = np.array([p.echo for p in pos])
+
+    def ratio(a, b):  # a unit that never fires has no peak ratio
+        return a / b if b > 0 else float("nan")
+
+    out.update(echo_max=float(max(m.echo for m in un)),
+               early_peak_ratio_median=float(np.median([ratio(e.peak, m.peak) for e, m in zip(early, un)])),
+               early_echo_max=float(max(e.echo for e in early)),
+               positive_peak_ratio_max=float(max(ratio(p.peak, m.peak) for p, m in zip(pos, un))),
+               positive_echo_median=float(np.median(echo2)), positive_echo_std=float(echo2.std()),
+               positive_echo_min=float(echo2.min()), positive_echo_max=float(echo2.max()))
+    return out
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n-angles", type=int, default=72)
     args = ap.parse_args(argv)
+    if args.n_angles < 1:
+        ap.error(f"--n-angles must be a positive integer, got {args.n_angles}")
     torch.set_num_threads(2)
     import handbuilt
-    from circuits.editing.edits import editing
-    from circuits.editing.experiment import CONDITIONS, condition_edits
     from circuits.tuning import reference
-    from circuits.tuning.metrics import compare_curves, curve_metrics
 
     model = handbuilt.build()
-    units, early = "mixed3b:curves", "mixed3b_5x5_bottleneck:hb_curve_relay"
     print(f"independent arcs: {CANVAS} px canvas, width {WIDTH} px, lengths {LENGTHS}, curvatures {CURVATURES}, "
           f"{args.n_angles} orientations")
-    results = {}
-    for cond in CONDITIONS:
-        t0 = time.perf_counter()
-        with editing(model, *condition_edits(cond, units, early, "direct")):
-            angles, curves = radial(model, units, args.n_angles)
-        results[cond] = curves
-        print(f"  {cond}: {time.perf_counter() - t0:.1f} s")
-    from circuits.families import resolve_units
-
-    ids = [u.id for u in resolve_units(units)]
-    have_ref = reference.available()
-    # The README's table (markdown): unedited tuning against the published curve, and the two edits.
+    t0 = time.perf_counter()
+    s = summary(measure(model, args.n_angles), reference.available())
+    print(f"  measured in {time.perf_counter() - t0:.1f} s")
+    # The page's table (markdown): unedited tuning against the published curve, and the two edits.
     print("\n| unit | pref (published) | angle error | correlation | FWHM | echo | early curves only: peak / unedited, echo "
           "| positive only: peak / unedited, echo |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|")
-    corr, err = [], []
-    for i, u in enumerate(ids):
-        m = curve_metrics(results["unedited"][i])
-        e1, e2 = (curve_metrics(results[c][i]) for c in CONDITIONS[1:])
+    for i, u in enumerate(s["units"]):
+        m, e1, e2 = s["unedited"][i], s["early"][i], s["positive"][i]
         pub = e = cc = "-"
-        if have_ref:
-            p = reference.published_curve(u)
-            c = compare_curves(results["unedited"][i], p)
-            pub, e, cc = f"{curve_metrics(p).pref_deg:g}", f"{c['angle_error']:.1f}", f"{c['correlation']:.3f}"
-            corr.append(c["correlation"])
-            err.append(c["angle_error"])
+        if "compare" in s:
+            from circuits.tuning.metrics import curve_metrics
+
+            c = s["compare"][i]
+            pub = f"{curve_metrics(reference.published_curve(u)).pref_deg:g}"
+            e, cc = f"{c['angle_error']:.1f}", f"{c['correlation']:.3f}"
         print(f"| {u} | {m.pref_deg:g} ({pub}) | {e} | {cc} | {m.fwhm_deg:.1f} | {m.echo:.3f} | "
               f"{e1.peak / m.peak:.2f}, {e1.echo:.3f} | {e2.peak / m.peak:.2f}, {e2.echo:.3f} |")
-    if corr:
-        print(f"\ncorrelation: min {min(corr):.3f}, median {np.median(corr):.3f}; angle error max {max(err):.1f}")
-    un = [curve_metrics(c) for c in results["unedited"]]
-    early = [curve_metrics(c) for c in results[CONDITIONS[1]]]
-    pos = [curve_metrics(c) for c in results[CONDITIONS[2]]]
-    print(f"unedited: echo max {max(m.echo for m in un):.3f}")
-    print(f"early curves only: peak / unedited median {np.median([e.peak / m.peak for e, m in zip(early, un)]):.2f}, "
-          f"echo max {max(e.echo for e in early):.3f}")
-    echo2 = np.array([p.echo for p in pos])
-    print(f"positive early-curve weights only: peak / unedited max {max(p.peak / m.peak for p, m in zip(pos, un)):.2f}, "
-          f"echo median {np.median(echo2):.3f}, range {echo2.min():.3f}..{echo2.max():.3f}, standard deviation {echo2.std():.3f}")
+    print(f"\ncorrelation: min {s['corr_min']:.3f}, median {s['corr_median']:.3f}; angle error max {s['angle_error_max']:.1f}")
+    print(f"unedited: echo max {s['echo_max']:.3f}")
+    print(f"early curves only: peak / unedited median {s['early_peak_ratio_median']:.2f}, echo max {s['early_echo_max']:.3f}")
+    print(f"positive early-curve weights only: peak / unedited max {s['positive_peak_ratio_max']:.2f}, "
+          f"echo median {s['positive_echo_median']:.3f}, range {s['positive_echo_min']:.3f}..{s['positive_echo_max']:.3f}, "
+          f"standard deviation {s['positive_echo_std']:.3f}")
     return 0
 
 

@@ -164,6 +164,16 @@ def check_spec(spec: Spec) -> None:
             for d in r.dst:
                 if spec.bank(d).kind != "line":
                     raise SpecError(f"rule {_rule_name(r)}: a Segment path builds line units, but {d!r} holds curves")
+        if isinstance(r, Tile) and isinstance(r.tuning, Tolerance):
+            for d in r.dst:
+                db = spec.bank(d)
+                if r.tuning.by_width is not None and db.fwhm is None:
+                    raise SpecError(f"rule {_rule_name(r)}: a tolerance by width needs the published widths of {d!r}")
+                for ch, side, share in r.tuning.leans:
+                    if ch not in db.channels or side not in (-1, 0, 1) or not 0.0 <= share <= 1.0:
+                        raise SpecError(
+                            f"rule {_rule_name(r)}: lean ({ch}, {side}, {share}) needs a channel of {d!r} "
+                            f"({', '.join(map(str, db.channels))}), a side in -1, 0, 1 and a share in 0..1")
         oriented = (Tile, PoolPhases, Relay)
         if isinstance(r, oriented) and spec.bank(r.src).kind == "contrast":
             raise SpecError(f"rule {_rule_name(r)}: source bank {r.src!r} has no orientations to tile or relay")
@@ -283,7 +293,10 @@ def _tile_kernels(rule: Tile, src: Bank, dst: Bank, k: int, stride: int) -> np.n
         near = np.exp(-0.5 * ((gx[None] - px[:, None, None]) ** 2 + (gy[None] - py[:, None, None]) ** 2) / spread**2)
         # [src units, samples]: how well each source orientation fits the path there
         tuning = rule.tuning
-        if factor != 1.0:
+        if isinstance(tuning, Tolerance) and (tuning.by_width is not None or tuning.leans):
+            # per unit: its tolerance from its published width, its lean if it has one
+            tuning = tuning.for_unit(dst.channels[u], None if dst.fwhm is None else dst.fwhm[u])
+        elif factor != 1.0:
             tuning = tuning.stretched(factor, rule.balanced)
         delta = src_ori[:, None] - expected[None, :]
         if isinstance(tuning, Tolerance):  # signed by the side of the path: which way is a tighter curve

@@ -22,6 +22,7 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Union
 
@@ -95,6 +96,10 @@ class Tuning:
     negative ones; D = Delta, or with `surround_axis` the distance of Delta from the
     nearer of 0 and P/2), and `floor` inhibition from all.
 
+    `surround=None` sets its strength so that the band and the surround sum to zero over
+    the period (the negative weights around the band weigh as much as the band: early
+    curves of every orientation at once give nothing), at every stretch.
+
     `opponent` is the excitatory band itself turned by half a period and subtracted (it
     keeps the band's width when the band is stretched). At 1 it cancels any source
     pattern that is the same at Delta and Delta + P/2 -- what a straight line gives
@@ -110,7 +115,7 @@ class Tuning:
     opposite: float = 0.0
     opposite_width: float = 30.0
     floor: float = 0.0
-    surround: float = 0.0
+    surround: float | None = 0.0
     surround_width: float = 60.0
     opponent: float = 0.0
     surround_axis: bool = False
@@ -120,9 +125,24 @@ class Tuning:
         exc = np.exp(-0.5 * (d / self.width) ** 2)
         opp = self.opposite * np.exp(-0.5 * ((d - period / 2) / self.opposite_width) ** 2)
         opp = opp + self.opponent * np.exp(-0.5 * ((d - period / 2) / self.width) ** 2)
-        ds = np.minimum(d, period / 2 - d) if self.surround_axis else d
-        sur = self.surround * (1.0 - np.exp(-0.5 * (ds / self.surround_width) ** 2))
+        sur = self.surround_strength(period) * self._surround_shape(d, period)
         return exc - opp - sur - self.floor
+
+    def _surround_shape(self, d: np.ndarray, period: float) -> np.ndarray:
+        ds = np.minimum(d, period / 2 - d) if self.surround_axis else d
+        return 1.0 - np.exp(-0.5 * (ds / self.surround_width) ** 2)
+
+    def surround_strength(self, period: float) -> float:
+        """The surround's strength; for `surround=None` the one that makes band - surround sum to zero.
+
+        >>> round(Tuning(width=15.0, surround=None, surround_width=45.0, surround_axis=True).surround_strength(360), 3)
+        0.26
+        """
+        if self.surround is not None:
+            return self.surround
+        d = np.linspace(0.0, period / 2, 3601)
+        band = np.trapezoid(np.exp(-0.5 * (d / self.width) ** 2), d)
+        return float(band / np.trapezoid(self._surround_shape(d, period), d))
 
     def stretched(self, factor: float, balanced: bool = False) -> "Tuning":
         """The tuning of a unit `factor` times as broad as the template.
@@ -141,8 +161,9 @@ class Tuning:
         """
         mass = factor**2
         inh = mass if balanced else 1.0
+        surround = None if self.surround is None else self.surround * factor  # zero-sum stays zero-sum
         return Tuning(self.width * mass, self.opposite * inh, self.opposite_width, self.floor * inh,
-                      self.surround * factor, self.surround_width * factor, self.opponent, self.surround_axis)
+                      surround, self.surround_width * factor, self.opponent, self.surround_axis)
 
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:
@@ -158,6 +179,9 @@ class Tolerance:
     inhibit it". So: a band of excitation `tolerance` degrees wide (a soft box, edges
     `edge` degrees soft), and inhibition of strength `inhibition` for lines rotated up to
     `flank` degrees beyond it on either side; lines rotated further give nothing.
+    `inhibition=None` makes the weights sum to zero over orientation (the flanks weigh as
+    much as the band: inhibition = tolerance / (2 flank)), so that lines of every
+    orientation at once give nothing, as a Gabor without DC gives nothing on a blank.
 
     The difference Delta is signed by the side of the path the template point lies on
     (`side`: +1 past the middle, -1 before it, 0 at the middle, where both are averaged):
@@ -167,7 +191,17 @@ class Tolerance:
     ("on its left side it is most excited by lines about 10 degrees upwards. If the line is
     oriented above 10 it is still excited, but if it is less than 10 it switches to
     being inhibited"): tolerant of error towards a tighter curve, inhibited by any turn
-    towards a straight line.
+    towards a straight line. `lean_side` limits `curve_share` to one side of the path
+    (-1 or +1; the other side is symmetric); 0 applies it to both.
+
+    `cliff` mixes in the article's cliff lines, which "tolerate error in that direction, but
+    definitely don't want it going the other way": the weight is (1 - cliff) times the
+    tolerance above plus `cliff` times a one-sided one (curve_share=1), as when a curve reads
+    a line family of which that fraction are cliff lines.
+
+    Per unit (`for_unit`): `by_width` maps a unit's published width linearly onto its
+    tolerance, ``((fwhm_lo, tol_lo), (fwhm_hi, tol_hi))``; `leans` gives the units whose
+    tolerance is asymmetric, ``((channel, side, curve_share), ...)``.
 
     >>> t = Tolerance(tolerance=20.0, inhibition=0.5, flank=15.0)
     >>> t(np.array([0.0, 20.0, 60.0]), period=180).round(2).tolist()
@@ -175,30 +209,69 @@ class Tolerance:
     >>> c = Tolerance(tolerance=20.0, inhibition=0.5, flank=15.0, curve_share=1.0)
     >>> c(np.array([10.0, -10.0]), period=180, side=np.array([1.0, 1.0])).round(2).tolist()
     [0.98, -0.45]
+    >>> one = Tolerance(tolerance=20.0, inhibition=0.5, flank=15.0, curve_share=1.0, lean_side=-1)
+    >>> one(np.array([5.0, 5.0]), period=180, side=np.array([-1.0, 1.0])).round(2).tolist()  # 5 straighter on side -1
+    [-0.38, 0.89]
+    >>> m = Tolerance(tolerance=20.0, inhibition=0.5, flank=15.0, cliff=0.5)
+    >>> m(np.array([5.0, -5.0]), period=180, side=np.array([1.0, 1.0])).round(2).tolist()  # tighter, straighter
+    [0.89, 0.25]
+    >>> w = Tolerance(tolerance=0.0, flank=22.5, by_width=((30.0, 10.0), (70.0, 45.0)), inhibition=None)
+    >>> u = w.for_unit(7, 50.0)
+    >>> u.tolerance, round(u.inhibition, 3)
+    (27.5, 0.611)
     """
 
     tolerance: float
-    inhibition: float = 0.0
+    inhibition: float | None = 0.0
     flank: float = 15.0
     curve_share: float = 0.5
     edge: float = 2.0
+    lean_side: int = 0
+    by_width: tuple[tuple[float, float], tuple[float, float]] | None = None
+    leans: tuple[tuple[int, int, float], ...] = ()
+    cliff: float = 0.0
+
+    def for_unit(self, channel: int, fwhm: float | None) -> "Tolerance":
+        """The tolerance of one unit: its width mapped by `by_width`, its lean from `leans`."""
+        tol = self.tolerance
+        if self.by_width is not None and fwhm is not None:
+            (w0, t0), (w1, t1) = self.by_width
+            tol = t0 + (t1 - t0) * (fwhm - w0) / (w1 - w0)
+        share, side = self.curve_share, self.lean_side
+        for ch, sd, sh in self.leans:
+            if ch == channel:
+                share, side = sh, sd
+        inh = tol / (2.0 * self.flank) if self.inhibition is None else self.inhibition
+        return Tolerance(tol, inh, self.flank, share, self.edge, side, cliff=self.cliff)
+
+    @property
+    def _inhibition(self) -> float:
+        if self.inhibition is None:  # zero-sum: the two flanks weigh as much as the band
+            return self.tolerance / (2.0 * self.flank)
+        return self.inhibition
 
     def _box(self, d: np.ndarray, lo: float, hi: float) -> np.ndarray:
         return _sigmoid((d + lo) / self.edge) * _sigmoid((hi - d) / self.edge)
 
-    def _one_side(self, d: np.ndarray) -> np.ndarray:
-        lo, hi = self.tolerance * (1.0 - self.curve_share), self.tolerance * self.curve_share
+    def _band(self, d: np.ndarray, share: float) -> np.ndarray:
+        lo, hi = self.tolerance * (1.0 - share), self.tolerance * share
         exc = self._box(d, lo, hi)
         wide = self._box(d, lo + self.flank, hi + self.flank)
-        return exc - self.inhibition * (wide - exc)
+        return exc - self._inhibition * (wide - exc)
+
+    def _one_side(self, d: np.ndarray, share: float) -> np.ndarray:
+        if not self.cliff:
+            return self._band(d, share)
+        return (1.0 - self.cliff) * self._band(d, share) + self.cliff * self._band(d, 1.0)
 
     def __call__(self, delta: np.ndarray, period: float, side: np.ndarray | None = None) -> np.ndarray:
         d = (np.asarray(delta, dtype=np.float64) + period / 2) % period - period / 2
         if side is None:
             side = np.zeros(d.shape[-1:])
         side = np.broadcast_to(np.sign(side), d.shape)
-        both = 0.5 * (self._one_side(d) + self._one_side(-d))
-        return np.where(side == 0, both, self._one_side(d * np.where(side == 0, 1.0, side)))
+        share = {s: (self.curve_share if self.lean_side in (0, s) else 0.5) for s in (-1, 1)}
+        before, after = self._one_side(-d, share[-1]), self._one_side(d, share[1])
+        return np.where(side == 0, 0.5 * (before + after), np.where(side > 0, after, before))
 
     def stretched(self, factor: float, balanced: bool = False) -> "Tolerance":
         """A unit `factor` times as broad tolerates `factor` times the orientation error.
@@ -206,7 +279,7 @@ class Tolerance:
         >>> Tolerance(tolerance=20.0).stretched(1.5).tolerance
         30.0
         """
-        return Tolerance(self.tolerance * factor, self.inhibition, self.flank, self.curve_share, self.edge)
+        return dataclasses.replace(self, tolerance=self.tolerance * factor)
 
 
 @dataclass(frozen=True)
