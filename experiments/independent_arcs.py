@@ -80,7 +80,7 @@ def radial(model, units, n_angles: int, curvatures=CURVATURES, lengths=LENGTHS, 
     from circuits.families import resolve_units
     from circuits.tuning.measure import responses
 
-    us = resolve_units(units)
+    us = resolve_units(units, model)
     centre = us[0].centre_in_input(CANVAS)
     angles = np.arange(n_angles) * 360.0 / n_angles
     total = torch.zeros(n_angles, len(us))
@@ -114,7 +114,9 @@ def summary(results: dict[str, np.ndarray], have_reference: bool) -> dict:
     from circuits.tuning import reference
     from circuits.tuning.metrics import compare_curves, curve_metrics
 
-    ids = [u.id for u in resolve_units("mixed3b:curves")]
+    from circuits.core.graph import INCEPTION_V1
+
+    ids = [u.id for u in resolve_units("mixed3b:curves", INCEPTION_V1)]  # the published family's order
     un, early, pos = ([curve_metrics(c) for c in results[cond]] for cond in CONDITIONS)
     out: dict = {"units": ids, "unedited": un, "early": early, "positive": pos}
     if have_reference:
