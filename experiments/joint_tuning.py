@@ -37,7 +37,7 @@ def run(name: str, args) -> dict:
 
     source, family = NETWORKS[name]
     model = weights.model(source).eval()
-    units = family_ids(family)
+    units = family_ids(family, model)
     images = skimage_source(model.graph.default_input_size)
     t = time.perf_counter()
     jt = joint_tuning(model, units, images, top_k=args.top_k, step=args.step, progress=not args.quiet)
