@@ -1,9 +1,11 @@
 """Curve-family discovery (circuits.tuning.discover), family files and `circuits discover`.
 
 Known answers: the hand-built network has exactly 10 curve units in mixed3b, declared
-in handbuilt/spec.py (channels and orientations), and its early curves respond to
-straight lines at 0.66-0.72 of a curve (README), so they must be rejected by the
-line criterion; random networks (two seeds) must give no curve family.
+in handbuilt/spec.py (channels and orientations); since its v3 settings one of them, 342,
+answers a straight line 30 degrees off its chord at 0.60 of its curve peak (docs/families.md),
+so discover finds the other 9. Its early curves respond to straight lines at 0.66-0.72 of a
+curve (README), so they must be rejected by the line criterion; random networks (two seeds)
+must give no curve family.
 """
 
 from __future__ import annotations
@@ -42,11 +44,27 @@ def handbuilt_found(tmp_path_factory):
     yield out, json.loads(out.read_text())
 
 
-def test_handbuilt_mixed3b_finds_exactly_the_ten_built_curves(handbuilt_found):
+# The one built unit discover rejects on the v3 hand-built network, and why (measured, see docs/families.md).
+LINE_REJECTED = 342
+
+
+def test_handbuilt_mixed3b_finds_the_built_curves_but_342(handbuilt_found):
+    """Checked against the spec (handbuilt/spec.py): the family is the declared curve channels, each
+    at its declared orientation, less 342, rejected for lines alone; its gaps are where the
+    declared orientations of the accepted units are more than 60 degrees apart.
+
+    Since v3, 342 (the second-broadest unit) answers a straight line about 30 degrees off its chord
+    at 0.60 of its curve peak: the network's search held lines below 0.1 of a curve only at each
+    unit's own orientation, and discover takes the best line over every orientation.
+    """
     _, rec = handbuilt_found
-    assert sorted(rec["family"]) == sorted(f"mixed3b:{c}" for c in BUILT)
-    assert len(rec["units"]) == 480  # every channel scored
     from handbuilt.spec import MIXED3B_CURVES
+
+    assert sorted(rec["family"]) == sorted(f"mixed3b:{c}" for c in BUILT if c != LINE_REJECTED)
+    assert len(rec["units"]) == 480  # every channel scored
+    out = rec["units"][f"mixed3b:{LINE_REJECTED}"]
+    assert not out["accepted"] and out["reasons"] == [f"lines: line/curve {out['line_ratio']:.2f} > 0.5"]
+    assert _circ(out["pref_deg"], MIXED3B_CURVES[LINE_REJECTED]) <= 10.0  # still a curve unit, at its angle
 
     prefs = [rec["units"][u]["pref_deg"] for u in rec["family"]]
     assert prefs == sorted(prefs)  # the family is ordered by preferred orientation
@@ -55,14 +73,21 @@ def test_handbuilt_mixed3b_finds_exactly_the_ten_built_curves(handbuilt_found):
         # The spec declares each unit's orientation; the sweep samples every 10 degrees.
         assert _circ(s["pref_deg"], MIXED3B_CURVES[int(u.split(":")[1])]) <= 10.0, (u, s["pref_deg"])
         assert s["accepted"] and s["reason"].startswith("curve detector")
-        # The README's measured fall-off, at this sweep's coarser sampling.
-        assert s["line_ratio"] < s["sharp_angle_ratio"] < s["rounded_angle_ratio"] < 1.0
+        # The article's fall-off: curves > rounded angles > sharp angles.
+        assert s["sharp_angle_ratio"] < s["rounded_angle_ratio"] < 1.0
         assert s["echo"] < 0.05 and s["polarity"] > 0.9
+    # ... and > lines, on all but the broadest unit, 330 (line/curve 0.48, just under the limit).
+    ordered = [u for u in rec["family"] if rec["units"][u]["ordered"]]
+    assert sorted(ordered) == sorted(u for u in rec["family"] if u != "mixed3b:330")
     others = [s for u, s in rec["units"].items() if u not in rec["family"]]
     assert all(not s["accepted"] and s["reason"] for s in others)
-    # The built prefs leave two holes wider than the 50-degree FWHM would close: 181 -> 243 and 290 -> 358.
+    # The accepted units' declared orientations are 60+ degrees apart three times -- 358 -> 66.5
+    # (342 missing), 181 -> 243 and 290 -> 358 -- and at most 36 degrees apart elsewhere, which
+    # their 36-45 degree FWHM closes.
     gaps = rec["gaps_deg"]
-    assert len(gaps) == 2 and 180 < gaps[0][0] < gaps[0][1] < 240 and 290 < gaps[1][0] < gaps[1][1] < 360
+    assert len(gaps) == 3, gaps
+    assert 0 < gaps[0][0] < gaps[0][1] < 66.5 and 181 < gaps[1][0] < gaps[1][1] < 243
+    assert 290 < gaps[2][0] < gaps[2][1] < 358
     assert rec["coverage_deg"] == pytest.approx(360 - sum(b - a for a, b in gaps))
 
 

@@ -171,7 +171,7 @@ def test_a_visualization_that_does_not_fire_its_unit_is_said_so(site, model):
 def test_early_weights_excite_same_and_inhibit_opposite_orientation(site):
     """On the hand-built network the early curves excite the curves of the same orientation and inhibit
     the opposite one (built so; "Curve Circuits" measures the same on InceptionV1; the README's
-    three-way table in docs/families.md: +0.39 at 0 degrees, -1.00 at 180)."""
+    three-way table in docs/families.md: +0.30 at 0 degrees, -1.00 at 180)."""
     out, _ = site
     import json
 

@@ -334,7 +334,7 @@ def discover(
     >>> import weights
     >>> d = discover(weights.model("handbuilt"), "mixed3b", progress=False)   # doctest: +SKIP
     >>> d.family[:3]                                                          # doctest: +SKIP
-    ['mixed3b:343', 'mixed3b:342', 'mixed3b:388']
+    ['mixed3b:343', 'mixed3b:388', 'mixed3b:324']
     """
     network = model.graph
     angles, curv = _check_args(network, layer, n_orientations, curvatures)
