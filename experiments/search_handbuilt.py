@@ -136,6 +136,11 @@ def measures(p: dict, n_angles: int = 36) -> dict:
         # how far the built width is from it, as a log ratio (0.22 = 25%)
         width_log_err_max=float(max(abs(np.log(u.fwhm_deg / S.MIXED3B_FWHM[ch]))
                                     for u, ch in zip(un, S.MIXED3B_CURVES))),
+        # ... and their order (Spearman rank correlation of built and published widths)
+        width_rank=_rank_correlation([u.fwhm_deg for u in un], list(S.MIXED3B_FWHM.values())),
+        # `circuits discover`'s criteria (its controls at every orientation, not only the preferred one):
+        # how many built curves it would not find, and the strongest straight line relative to the curve
+        **_discovered(m),
         filled_min=float(np.min(sc.variants["filled"])),
         filled_max=float(np.max(sc.variants["filled"])),
         colour_dev=float(np.max(np.abs(sc.variants["colour pair"] - 1))),
@@ -143,7 +148,21 @@ def measures(p: dict, n_angles: int = 36) -> dict:
     )
 
 
-def score(q: dict, filled_weight: float = 5.0, spread_weight: float = 20.0, width_weight: float = 2.0) -> float:
+def _rank_correlation(a, b) -> float:
+    ra, rb = np.argsort(np.argsort(a)), np.argsort(np.argsort(b))
+    return float(np.corrcoef(ra, rb)[0, 1])
+
+
+def _discovered(m) -> dict:
+    from circuits.tuning.discover import discover
+
+    d = discover(m, "mixed3b", n_orientations=36, channels=list(S.MIXED3B_CURVES), register=False, progress=False)
+    return dict(not_discovered=float(sum(not s.accepted for s in d.scores)),
+                best_line_max=float(max(s.line_ratio for s in d.scores if s.peak > 0)))
+
+
+def score(q: dict, filled_weight: float = 5.0, spread_weight: float = 20.0, width_weight: float = 2.0,
+          discover_weight: float = 0.0) -> float:
     """0 when every criterion of the module docstring holds with its margin; else the weighted shortfall.
 
     >>> score(dict(echo_max=0, early_ratio_median=0.3, early_echo_max=0, pos_ratio_max=0.9, pos_echo_median=0.3,
@@ -157,7 +176,9 @@ def score(q: dict, filled_weight: float = 5.0, spread_weight: float = 20.0, widt
             + spread_weight * h(0.065 - q["pos_echo_std"]) + h(q["rounded_max"] - 0.85) + h(q["sharp_over_rounded_max"] - 0.85)
             + h(q["line_max"] - 0.1) + filled_weight * h(0.85 - q["filled_min"]) + h(q["filled_max"] - 1.15)
             + h(q["colour_dev"] - 0.15) + h(q["polarity_dev"] - 0.15)
-            + width_weight * (h(q.get("width_log_err_max", 0.0) - np.log(1.25)) + 5 * h(q.get("line_over_sharp_max", 0.0))))
+            + width_weight * (h(q.get("width_log_err_max", 0.0) - np.log(1.25)) + 5 * h(q.get("line_over_sharp_max", 0.0)))
+            + discover_weight * (0.5 * q.get("not_discovered", 0.0) + 2 * h(q.get("best_line_max", 0.0) - 0.3)
+                                 + 2 * h(0.8 - q.get("width_rank", 1.0))))
 
 
 def _evaluate(args):
@@ -174,7 +195,7 @@ def _clip(p: dict) -> dict:
     return {k: float(np.clip(v, *SPACE[k])) for k, v in p.items()}
 
 
-def search(samples: int, refine: int, seed: int, weights: tuple[float, float, float], out: str, resume: str | None = None,
+def search(samples: int, refine: int, seed: int, weights: tuple[float, ...], out: str, resume: str | None = None,
            processes: int = 2) -> dict:
     """Stage 1 (unless resuming) then stage 2; every evaluation appended to `out` as JSON lines."""
     rng = np.random.default_rng(seed)
@@ -217,6 +238,9 @@ def main(argv=None) -> int:
     ap.add_argument("--seed", type=int, default=11)
     ap.add_argument("--filled-weight", type=float, default=5.0, help="weight of the filled-curve criterion")
     ap.add_argument("--spread-weight", type=float, default=20.0, help="weight of the echo-spread criterion")
+    ap.add_argument("--discover-weight", type=float, default=0.0,
+                    help="weight of `circuits discover` finding every built curve (lines at every orientation "
+                         "<= 0.3 of the curve) and of the built widths' order")
     ap.add_argument("--width-weight", type=float, default=2.0,
                     help="weight of the width criterion (each unit built within 25%% of its published width) "
                          "and of sharp angles >= lines")
@@ -228,13 +252,14 @@ def main(argv=None) -> int:
         q = measures(current())
         for k, v in q.items():
             print(f"{k:24} {v:.3f}")
-        print(f"score {score(q, args.filled_weight, args.spread_weight, args.width_weight):.4f}")
+        print(f"score {score(q, args.filled_weight, args.spread_weight, args.width_weight, args.discover_weight):.4f}")
         return 0
     if not args.out:
         ap.error("--out is required for a search (the evaluations are appended there)")
     if args.samples < 1 or args.refine < 0:
         ap.error(f"--samples must be >= 1 and --refine >= 0, got {args.samples} and {args.refine}")
-    search(args.samples, args.refine, args.seed, (args.filled_weight, args.spread_weight, args.width_weight), args.out, args.resume)
+    search(args.samples, args.refine, args.seed, (args.filled_weight, args.spread_weight, args.width_weight, args.discover_weight),
+           args.out, args.resume)
     return 0
 
 
