@@ -37,8 +37,10 @@ echo spread (0.0647, margin 0.065; the bar is 0.05):
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import multiprocessing as mp
+import pathlib
 import sys
 
 import numpy as np
@@ -79,13 +81,13 @@ def spec_of(p: dict):
     rules = list(S.SPEC.rules)
     stretch = dict(radius_stretch=p["radius_stretch"], spread_stretch=p["spread_stretch"])
     e = rules[ie]
-    rules[ie] = _replace(e, tuning=_replace(e.tuning, opponent=p["opponent"], width=p["width"],
+    rules[ie] = dataclasses.replace(e, tuning=dataclasses.replace(e.tuning, opponent=p["opponent"], width=p["width"],
                                             surround_width=p["surround_width"]), **stretch)
     ln = rules[il]
-    rules[il] = _replace(ln, gain=p["line_gain"], tuning=_replace(
+    rules[il] = dataclasses.replace(ln, gain=p["line_gain"], tuning=dataclasses.replace(
         ln.tuning, by_width=((LO, p["tol_lo"]), (HI, p["tol_hi"])), flank=p["flank"], curve_share=p["curve_share"]),
         **stretch)
-    return _replace(S.SPEC, rules=tuple(rules))
+    return dataclasses.replace(S.SPEC, rules=tuple(rules))
 
 
 def current() -> dict:
@@ -96,12 +98,6 @@ def current() -> dict:
     return dict(opponent=e.tuning.opponent, width=e.tuning.width, surround_width=e.tuning.surround_width,
                 tol_lo=lo, tol_hi=hi, flank=ln.tuning.flank, curve_share=ln.tuning.curve_share,
                 line_gain=ln.gain, radius_stretch=e.radius_stretch, spread_stretch=e.spread_stretch)
-
-
-def _replace(obj, **changes):
-    import dataclasses
-
-    return dataclasses.replace(obj, **changes)
 
 
 def _curve_rules(spec):
@@ -256,6 +252,10 @@ def main(argv=None) -> int:
         return 0
     if not args.out:
         ap.error("--out is required for a search (the evaluations are appended there)")
+    if args.resume and not pathlib.Path(args.resume).is_file():
+        ap.error(f"--resume {args.resume!r} is not a file (give the JSON lines an earlier search wrote)")
+    if args.resume and pathlib.Path(args.resume).resolve() == pathlib.Path(args.out).resolve():
+        ap.error(f"--out {args.out!r} is the --resume input; write the new evaluations to another file")
     if args.samples < 1 or args.refine < 0:
         ap.error(f"--samples must be >= 1 and --refine >= 0, got {args.samples} and {args.refine}")
     search(args.samples, args.refine, args.seed, (args.filled_weight, args.spread_weight, args.width_weight, args.discover_weight),
