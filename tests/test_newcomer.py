@@ -360,8 +360,11 @@ def test_broken_pipe_is_quiet_and_files_are_still_written(tmp_path):
 def test_ctrl_c_prints_one_line_exits_130_and_leaves_no_file(tmp_path):
     js = tmp_path / "t.json"
     e = dict(os.environ, PYTHONPATH=str(ROOT))
+    # A suite started in the background by a non-interactive shell inherits SIGINT ignored, and Python
+    # keeps an ignored SIGINT ignored: give the command the default disposition a terminal gives it.
     p = subprocess.Popen([sys.executable, "-c", CLI, "tune", "mixed3b:curves", "--json", str(js)],
-                         cwd=ROOT, env=e, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                         cwd=ROOT, env=e, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     seen = b""
     deadline = time.time() + 120
     while b"stim" not in seen and time.time() < deadline:  # the sweep's progress bar has started
