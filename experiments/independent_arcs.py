@@ -109,12 +109,11 @@ def measure(model, n_angles: int, lengths=LENGTHS, curvatures=CURVATURES) -> dic
 def summary(results: dict[str, np.ndarray], have_reference: bool) -> dict:
     """Issue 22's bars from `measure`'s curves: correlation and angle error against the published
     curves (when the reference data is present), echoes, and the two edits' peaks and echoes."""
+    from circuits.core.graph import INCEPTION_V1
     from circuits.editing.experiment import CONDITIONS
     from circuits.families import resolve_units
     from circuits.tuning import reference
     from circuits.tuning.metrics import compare_curves, curve_metrics
-
-    from circuits.core.graph import INCEPTION_V1
 
     ids = [u.id for u in resolve_units("mixed3b:curves", INCEPTION_V1)]  # the published family's order
     un, early, pos = ([curve_metrics(c) for c in results[cond]] for cond in CONDITIONS)
@@ -150,6 +149,7 @@ def main(argv=None) -> int:
     torch.set_num_threads(2)
     import handbuilt
     from circuits.tuning import reference
+    from circuits.tuning.metrics import curve_metrics
 
     model = handbuilt.build()
     print(f"independent arcs: {CANVAS} px canvas, width {WIDTH} px, lengths {LENGTHS}, curvatures {CURVATURES}, "
@@ -165,8 +165,6 @@ def main(argv=None) -> int:
         m, e1, e2 = s["unedited"][i], s["early"][i], s["positive"][i]
         pub = e = cc = "-"
         if "compare" in s:
-            from circuits.tuning.metrics import curve_metrics
-
             c = s["compare"][i]
             pub = f"{curve_metrics(reference.published_curve(u)).pref_deg:g}"
             e, cc = f"{c['angle_error']:.1f}", f"{c['correlation']:.3f}"

@@ -101,13 +101,14 @@ def current() -> dict:
 
 
 def _curve_rules(spec):
-    idx = [i for i, r in enumerate(spec.rules) if getattr(r, "dst", None) == ("curves",)]
-    srcs = [spec.rules[i].src for i in idx]
-    return idx[srcs.index("curve_relay")], idx[srcs.index("line_relay_3b")]
+    return spec.rule_index("curve_relay", "curves"), spec.rule_index("line_relay_3b", "curves")
 
 
-def measures(p: dict, n_angles: int = 36) -> dict:
-    """The objective's quantities for settings `p`, on the project's stimuli (no published curve)."""
+def measures(p: dict, n_angles: int = 36, discovered: bool = True) -> dict:
+    """The objective's quantities for settings `p`, on the project's stimuli (no published curve).
+
+    discovered: also `circuits discover`'s terms (a further sweep; a search skips it when their
+    weight is 0, where `score` does not read them)."""
     m = handbuilt.build(spec_of(p))
     exp = edit_experiment(m, UNITS, RELAY, n_angles=n_angles, progress=False)
     un, early, pos = ([curve_metrics(c) for c in exp.curves[c]] for c in CONDITIONS)
@@ -136,7 +137,7 @@ def measures(p: dict, n_angles: int = 36) -> dict:
         width_rank=_rank_correlation([u.fwhm_deg for u in un], list(S.MIXED3B_FWHM.values())),
         # `circuits discover`'s criteria (its controls at every orientation, not only the preferred one):
         # how many built curves it would not find, and the strongest straight line relative to the curve
-        **_discovered(m),
+        **(_discovered(m) if discovered else {}),
         filled_min=float(np.min(sc.variants["filled"])),
         filled_max=float(np.max(sc.variants["filled"])),
         colour_dev=float(np.max(np.abs(sc.variants["colour pair"] - 1))),
@@ -181,7 +182,7 @@ def _evaluate(args):
     p, weights = args
     torch.set_num_threads(1)
     try:
-        q = measures(p)
+        q = measures(p, discovered=weights[3] > 0)
     except Exception as e:  # a candidate the compiler refuses (a dead unit): recorded, never chosen
         return p, {"error": repr(e)}, float("inf")
     return p, q, score(q, *weights)

@@ -40,9 +40,7 @@ UNITS, RELAY = "mixed3b:curves", "mixed3b_5x5_bottleneck:hb_curve_relay"
 
 def curve_rules(spec=S.SPEC):
     """Indices of the two Tile rules that compute the 3b curves: (from early curves, from 3a lines)."""
-    idx = [i for i, r in enumerate(spec.rules) if getattr(r, "dst", None) == ("curves",)]
-    srcs = [spec.rules[i].src for i in idx]
-    return idx[srcs.index("curve_relay")], idx[srcs.index("line_relay_3b")]
+    return spec.rule_index("curve_relay", "curves"), spec.rule_index("line_relay_3b", "curves")
 
 
 def variant(spec=S.SPEC, *, early_tuning: dict | None = None, line_tuning: dict | None = None,

@@ -443,3 +443,16 @@ class Spec:
         close = difflib.get_close_matches(name, [b.name for b in self.banks], n=3)
         hint = f"; did you mean {', '.join(close)}?" if close else ""
         raise KeyError(f"no bank named {name!r} in the spec (banks: {', '.join(b.name for b in self.banks)}){hint}")
+
+    def rule_index(self, src: str, dst: str) -> int:
+        """The index in `rules` of the `Tile` rule that tiles bank `src` into bank `dst`.
+
+        >>> from handbuilt.spec import SPEC
+        >>> type(SPEC.rules[SPEC.rule_index("line_relay_3b", "curves")]).__name__
+        'Tile'
+        """
+        for i, r in enumerate(self.rules):
+            if isinstance(r, Tile) and r.src == src and dst in r.dst:
+                return i
+        tiles = [f"{r.src} -> {'+'.join(r.dst)}" for r in self.rules if isinstance(r, Tile)]
+        raise KeyError(f"no Tile rule from {src!r} into {dst!r} in the spec (Tile rules: {', '.join(tiles)})")

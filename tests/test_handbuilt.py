@@ -301,19 +301,13 @@ def test_compare_targets_hold_against_the_published_curves(model, reference_dir)
 # --- the shared settings follow their stated principles (handbuilt/spec.py) -------------------------
 
 
-def _curve_rule_indices(spec):
-    idx = [i for i, r in enumerate(spec.rules) if getattr(r, "dst", None) == ("curves",)]
-    return {spec.rules[i].src: i for i in idx}
-
-
 def _with_curve_rules(spec=S.SPEC, *, early_tuning=None, line_tuning=None, both=None, early=None, line=None):
     rules = list(spec.rules)
-    idx = _curve_rule_indices(spec)
     for src, tun, fields in (("curve_relay", early_tuning, early), ("line_relay_3b", line_tuning, line)):
-        r = rules[idx[src]]
+        r = rules[spec.rule_index(src, "curves")]
         if tun:
             r = dataclasses.replace(r, tuning=dataclasses.replace(r.tuning, **tun))
-        rules[idx[src]] = dataclasses.replace(r, **{**(both or {}), **(fields or {})})
+        rules[spec.rule_index(src, "curves")] = dataclasses.replace(r, **{**(both or {}), **(fields or {})})
     return dataclasses.replace(spec, rules=tuple(rules))
 
 
@@ -323,7 +317,7 @@ def test_line_tolerance_follows_the_published_widths_inside_the_articles_10_to_4
     its published width (the narrowest unit, 324, lowest; the broadest, 330, highest), tilted towards a
     tighter curve (the cliff lines, 3b:406), with lines beyond it inhibiting as much, summed, as the band
     excites (the area under the weight over orientation, integrated numerically, is ~0)."""
-    rule = S.SPEC.rules[_curve_rule_indices(S.SPEC)["line_relay_3b"]]
+    rule = S.SPEC.rules[S.SPEC.rule_index("line_relay_3b", "curves")]
     bank = S.SPEC.bank("curves")
     tol = {c: rule.tuning.for_unit(c, w) for c, w in zip(bank.channels, bank.fwhm)}
     (w0, t0), (w1, t1) = rule.tuning.by_width
